@@ -1,0 +1,235 @@
+"""The ecosystem spec: which specialists, router, generalist and server settings ``cadre serve`` runs.
+
+An ``ecosystem.yaml`` is validated into :class:`EcosystemSpec` (unknown keys rejected, every error naming its key
+path, e.g. ``ecosystem.yaml: specialists.1.name: ...``). Loading a spec reads no model: ``cadre check`` uses it to
+validate a file in milliseconds.
+
+Relative file paths in the spec (adapters, the router folder) are relative to the spec file's folder;
+:func:`load_ecosystem` resolves them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from cadre.config.base import StrictModel, load_spec, parse_spec
+from cadre.errors import ConfigError
+from cadre.paths import safe_name
+
+__all__ = [
+    "AUTO_MODEL",
+    "DecodingDefaults",
+    "EcosystemSpec",
+    "GeneralistSpec",
+    "KnowledgeRef",
+    "RouterSpec",
+    "ServerSpec",
+    "SpecialistSpec",
+    "check_adapter_path",
+    "load_ecosystem",
+    "parse_ecosystem",
+]
+
+AUTO_MODEL = "auto"
+"""The model name that asks the router to choose."""
+
+_RESERVED = {AUTO_MODEL, "generalist"}
+
+
+class DecodingDefaults(StrictModel):
+    """Decoding settings used when a request does not give its own (OpenAI names and meanings)."""
+
+    max_tokens: int = Field(256, ge=1, description="completion tokens when the request sets none")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: list[str] = Field(default_factory=list, description="stop sequences added to every request")
+
+
+class KnowledgeRef(StrictModel):
+    """A knowledge corpus (built with ``cadre index add``) whose passages ground a specialist's answers."""
+
+    corpus: str = Field(description="corpus name under $CADRE_HOME (see `cadre index add`)")
+    top_k: int = Field(4, ge=1, le=32, description="passages injected into the prompt")
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus_name(cls, v: str) -> str:
+        return safe_name(v, kind="corpus")
+
+
+class SpecialistSpec(StrictModel):
+    """One specialist: a base model, optionally a LoRA adapter over it, and how it should behave."""
+
+    name: str = Field(description="the `model` name clients send; letters, digits, '.', '_', '-'")
+    base: str = Field(
+        "smollm2-135m",
+        description="any model the runtime resolves: bundled name, GGUF path, HF id, or openai:<model>@<url>",
+    )
+    adapter: str | None = Field(
+        None,
+        description=(
+            "LoRA adapter (PEFT folder or GGUF file) relative to this file; for an openai: base, the adapter "
+            "name the remote server knows (vLLM --lora-modules NAME=PATH). Absent: the bare base serves"
+        ),
+    )
+    description: str = ""
+    examples: list[str] = Field(default_factory=list, description="example requests the router learns from")
+    decoding: DecodingDefaults = Field(default_factory=DecodingDefaults)
+    knowledge: KnowledgeRef | None = None
+    system_prompt: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        safe_name(v, kind="specialist")
+        if v in _RESERVED:
+            raise ValueError(f"{v!r} is reserved (it names the router or the generalist); pick another name")
+        return v
+
+    @field_validator("examples")
+    @classmethod
+    def _examples(cls, v: list[str]) -> list[str]:
+        for i, text in enumerate(v):
+            if not text.strip():
+                raise ValueError(f"example {i} is empty")
+        return v
+
+
+class RouterSpec(StrictModel):
+    """How ``model="auto"`` picks a specialist: a router fitted with ``cadre route fit``, or one fitted from the
+    specialists' ``examples`` when the server starts."""
+
+    path: str | None = Field(None, description="folder written by `cadre route fit` (relative to this file)")
+    method: Literal["auto", "centroid", "knn", "linear"] = Field(
+        "auto", description="strategy when fitting from the specialists' examples"
+    )
+    threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="minimum route score to keep a specialist (below: the generalist); None: the router's own",
+    )
+    sticky: bool = Field(True, description="a conversation keeps its specialist unless the router is confident")
+
+
+class GeneralistSpec(StrictModel):
+    """The model that answers what no specialist should, and catches specialists' failures."""
+
+    model: str = Field(description="any model the runtime resolves; usually openai:<model>@<base_url>")
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the endpoint's API key (never the key itself)"
+    )
+    description: str = "the generalist"
+    system_prompt: str | None = None
+    decoding: DecodingDefaults = Field(default_factory=DecodingDefaults)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not v.replace("_", "a").isalnum():
+            raise ValueError(f"{v!r} is not an environment variable name (letters, digits, '_')")
+        return v
+
+    def api_key(self) -> str | None:
+        """The key read from ``api_key_env`` (None when unset or not configured)."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class ServerSpec(StrictModel):
+    """Limits and policies of the HTTP server."""
+
+    max_request_bytes: int = Field(1_000_000, ge=1024, description="larger bodies are refused (413)")
+    max_tokens_limit: int = Field(1024, ge=1, description="largest max_tokens a request may ask for (400 above)")
+    max_prompt_chars: int = Field(32_000, ge=16, description="longer prompts are refused (400)")
+    queue_size: int = Field(64, ge=1, description="requests admitted at once (running + waiting); beyond: 429")
+    max_batch_size: int = Field(8, ge=1, description="same-specialist requests decoded together")
+    batch_wait_ms: float = Field(5.0, ge=0.0, description="how long a batch waits for companions")
+    remote_concurrency: int = Field(16, ge=1, description="parallel requests to one HTTP endpoint")
+    specialist_timeout_s: float = Field(60.0, gt=0, description="a specialist slower than this falls back")
+    generalist_timeout_s: float = Field(120.0, gt=0)
+    fallback: Literal["generalist", "error"] = Field(
+        "generalist", description="what a failed or timed-out specialist does: ask the generalist, or answer 5xx"
+    )
+    adapter_root: str | None = Field(
+        None,
+        description="admin-added specialists may only use adapters under this folder (relative to this file); "
+        "unset: the spec's folder",
+    )
+    admin: bool = Field(True, description="enable POST /admin/specialists and /admin/reload (need the API key)")
+
+
+class EcosystemSpec(StrictModel):
+    """A whole ecosystem: specialists, the router over them, the generalist, and the server."""
+
+    specialists: list[SpecialistSpec] = Field(min_length=1)
+    router: RouterSpec = Field(default_factory=RouterSpec)
+    generalist: GeneralistSpec | None = None
+    server: ServerSpec = Field(default_factory=ServerSpec)
+    _base_dir: str | None = PrivateAttr(None)  # set by load_ecosystem: the spec's folder
+
+    @property
+    def base_dir(self) -> str | None:
+        return self._base_dir
+
+    @base_dir.setter
+    def base_dir(self, value: str | None) -> None:
+        self._base_dir = value
+
+    @model_validator(mode="after")
+    def _unique(self) -> EcosystemSpec:
+        seen: set[str] = set()
+        for spec in self.specialists:
+            if spec.name in seen:
+                raise ValueError(f"specialist name {spec.name!r} is used twice")
+            seen.add(spec.name)
+        if self.server.fallback == "generalist" and self.generalist is None:
+            raise ValueError("server.fallback is 'generalist' but no generalist is configured; add one or set 'error'")
+        return self
+
+    def specialist(self, name: str) -> SpecialistSpec | None:
+        return next((s for s in self.specialists if s.name == name), None)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the spec, made absolute against the spec's folder."""
+        p = Path(path).expanduser()
+        if not p.is_absolute() and self.base_dir:
+            p = Path(self.base_dir) / p
+        return p
+
+    def adapter_root(self) -> Path:
+        root = self.server.adapter_root
+        return (self.resolve(root) if root else Path(self.base_dir or ".")).resolve()
+
+
+def parse_ecosystem(data: object, *, source: str = "ecosystem", base_dir: str | Path | None = None) -> EcosystemSpec:
+    """Validate a mapping as an ecosystem; ``base_dir`` anchors relative paths."""
+    spec = parse_spec(EcosystemSpec, data, source=source)
+    if base_dir is not None:
+        spec.base_dir = str(Path(base_dir).resolve())
+    return spec
+
+
+def load_ecosystem(path: str | Path) -> EcosystemSpec:
+    """Read and validate ``ecosystem.yaml``; relative paths in it resolve against its folder.
+
+    Raises:
+        NotFoundError: the file does not exist.
+        ConfigError: the YAML is invalid (every problem listed, each with its key path).
+    """
+    p = Path(path)
+    spec = load_spec(EcosystemSpec, p)
+    spec.base_dir = str(p.resolve().parent)
+    return spec
+
+
+def check_adapter_path(spec: EcosystemSpec, adapter: str) -> Path:
+    """Resolve a local adapter path and refuse one outside the adapter root (used for admin-added specialists)."""
+    resolved = spec.resolve(adapter).resolve()
+    root = spec.adapter_root()
+    if not resolved.is_relative_to(root):
+        raise ConfigError(f"adapter {adapter!r} is outside {root}; put it under that folder (server.adapter_root)")
+    return resolved

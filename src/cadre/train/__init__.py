@@ -1,0 +1,1 @@
+"""cadre.train"""
