@@ -35,6 +35,11 @@ app = typer.Typer(
 
 
 
+@app.callback()
+def _root() -> None:
+    """Replace one generalist LLM with a cadre of small specialized models."""
+
+
 @app.command()
 def version() -> None:
     """Print cadre's version."""

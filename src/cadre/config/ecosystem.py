@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -43,9 +43,9 @@ _RESERVED = {AUTO_MODEL, "generalist"}
 class DecodingDefaults(StrictModel):
     """Decoding settings used when a request does not give its own (OpenAI names and meanings)."""
 
-    max_tokens: int = Field(256, ge=1, description="completion tokens when the request sets none")
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=256, ge=1, description="completion tokens when the request sets none")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     stop: list[str] = Field(default_factory=list, description="stop sequences added to every request")
 
 
@@ -53,7 +53,7 @@ class KnowledgeRef(StrictModel):
     """A knowledge corpus (built with ``cadre index add``) whose passages ground a specialist's answers."""
 
     corpus: str = Field(description="corpus name under $CADRE_HOME (see `cadre index add`)")
-    top_k: int = Field(4, ge=1, le=32, description="passages injected into the prompt")
+    top_k: int = Field(default=4, ge=1, le=32, description="passages injected into the prompt")
 
     @field_validator("corpus")
     @classmethod
@@ -66,11 +66,11 @@ class SpecialistSpec(StrictModel):
 
     name: str = Field(description="the `model` name clients send; letters, digits, '.', '_', '-'")
     base: str = Field(
-        "smollm2-135m",
+        default="smollm2-135m",
         description="any model the runtime resolves: bundled name, GGUF path, HF id, or openai:<model>@<url>",
     )
     adapter: str | None = Field(
-        None,
+        default=None,
         description=(
             "LoRA adapter (PEFT folder or GGUF file) relative to this file; for an openai: base, the adapter "
             "name the remote server knows (vLLM --lora-modules NAME=PATH). Absent: the bare base serves"
@@ -78,7 +78,7 @@ class SpecialistSpec(StrictModel):
     )
     description: str = ""
     examples: list[str] = Field(default_factory=list, description="example requests the router learns from")
-    decoding: DecodingDefaults = Field(default_factory=DecodingDefaults)
+    decoding: DecodingDefaults = Field(default_factory=lambda: DecodingDefaults())
     knowledge: KnowledgeRef | None = None
     system_prompt: str | None = None
 
@@ -100,20 +100,46 @@ class SpecialistSpec(StrictModel):
 
 
 class RouterSpec(StrictModel):
-    """How ``model="auto"`` picks a specialist: a router fitted with ``cadre route fit``, or one fitted from the
-    specialists' ``examples`` when the server starts."""
+    """How ``model="auto"`` picks a specialist: a router saved by ``cadre route fit`` (``path``), or one fitted
+    from the specialists' ``examples`` when the server starts (``build``: the settings of ``cadre route fit``)."""
 
-    path: str | None = Field(None, description="folder written by `cadre route fit` (relative to this file)")
-    method: Literal["auto", "centroid", "knn", "linear"] = Field(
-        "auto", description="strategy when fitting from the specialists' examples"
+    path: str | None = Field(
+        default=None, description="folder written by `cadre route fit` (relative to this file)"
+    )
+    build: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings for fitting from the examples (cadre.route.config.RouterSpec: strategy, "
+        "ood_alpha, min_confidence, ...)",
     )
     threshold: float | None = Field(
-        None,
+        default=None,
         ge=0.0,
         le=1.0,
-        description="minimum route score to keep a specialist (below: the generalist); None: the router's own",
+        description="also send to the generalist any route scored below this (on top of the router's own gate)",
     )
-    sticky: bool = Field(True, description="a conversation keeps its specialist unless the router is confident")
+    out_of_scope: list[str] = Field(
+        default_factory=list,
+        description="example requests no specialist should take (they calibrate the gate)",
+    )
+
+    @model_validator(mode="after")
+    def _build_settings(self) -> RouterSpec:
+        if self.build:
+            # Validated by the route layer's own spec; imported lazily so loading a spec stays light.
+            from pydantic import ValidationError
+
+            from cadre.route.config import RouterSpec as RouteBuildSpec
+
+            try:
+                RouteBuildSpec.model_validate(self.build)
+            except ValidationError as err:
+                problems = "; ".join(
+                    f"build.{'.'.join(str(p) for p in e['loc'])}: "
+                    + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
+                    for e in err.errors()
+                )
+                raise ValueError(problems) from None
+        return self
 
 
 class GeneralistSpec(StrictModel):
@@ -121,11 +147,11 @@ class GeneralistSpec(StrictModel):
 
     model: str = Field(description="any model the runtime resolves; usually openai:<model>@<base_url>")
     api_key_env: str | None = Field(
-        None, description="environment variable holding the endpoint's API key (never the key itself)"
+        default=None, description="environment variable holding the endpoint's API key (never the key itself)"
     )
     description: str = "the generalist"
     system_prompt: str | None = None
-    decoding: DecodingDefaults = Field(default_factory=DecodingDefaults)
+    decoding: DecodingDefaults = Field(default_factory=lambda: DecodingDefaults())
 
     @field_validator("api_key_env")
     @classmethod
@@ -142,33 +168,41 @@ class GeneralistSpec(StrictModel):
 class ServerSpec(StrictModel):
     """Limits and policies of the HTTP server."""
 
-    max_request_bytes: int = Field(1_000_000, ge=1024, description="larger bodies are refused (413)")
-    max_tokens_limit: int = Field(1024, ge=1, description="largest max_tokens a request may ask for (400 above)")
-    max_prompt_chars: int = Field(32_000, ge=16, description="longer prompts are refused (400)")
-    queue_size: int = Field(64, ge=1, description="requests admitted at once (running + waiting); beyond: 429")
-    max_batch_size: int = Field(8, ge=1, description="same-specialist requests decoded together")
-    batch_wait_ms: float = Field(5.0, ge=0.0, description="how long a batch waits for companions")
-    remote_concurrency: int = Field(16, ge=1, description="parallel requests to one HTTP endpoint")
-    specialist_timeout_s: float = Field(60.0, gt=0, description="a specialist slower than this falls back")
-    generalist_timeout_s: float = Field(120.0, gt=0)
+    max_request_bytes: int = Field(default=1_000_000, ge=1024, description="larger bodies are refused (413)")
+    max_tokens_limit: int = Field(
+        default=1024, ge=1, description="largest max_tokens a request may ask for (400 above)"
+    )
+    max_prompt_chars: int = Field(default=32_000, ge=16, description="longer prompts are refused (400)")
+    queue_size: int = Field(
+        default=64, ge=1, description="requests admitted at once (running + waiting); beyond: 429"
+    )
+    max_batch_size: int = Field(default=8, ge=1, description="concurrent generations per loaded local base (the runtime batches them)")
+    remote_concurrency: int = Field(default=16, ge=1, description="parallel requests to one HTTP endpoint")
+    specialist_timeout_s: float = Field(
+        default=60.0, gt=0, description="a specialist slower than this falls back"
+    )
+    generalist_timeout_s: float = Field(default=120.0, gt=0)
     fallback: Literal["generalist", "error"] = Field(
-        "generalist", description="what a failed or timed-out specialist does: ask the generalist, or answer 5xx"
+        default="generalist",
+        description="what a failed or timed-out specialist does: ask the generalist, or answer 5xx",
     )
     adapter_root: str | None = Field(
-        None,
+        default=None,
         description="admin-added specialists may only use adapters under this folder (relative to this file); "
         "unset: the spec's folder",
     )
-    admin: bool = Field(True, description="enable POST /admin/specialists and /admin/reload (need the API key)")
+    admin: bool = Field(
+        default=True, description="enable POST /admin/specialists and /admin/reload (need the API key)"
+    )
 
 
 class EcosystemSpec(StrictModel):
     """A whole ecosystem: specialists, the router over them, the generalist, and the server."""
 
     specialists: list[SpecialistSpec] = Field(min_length=1)
-    router: RouterSpec = Field(default_factory=RouterSpec)
+    router: RouterSpec = Field(default_factory=lambda: RouterSpec())
     generalist: GeneralistSpec | None = None
-    server: ServerSpec = Field(default_factory=ServerSpec)
+    server: ServerSpec = Field(default_factory=lambda: ServerSpec())
     _base_dir: str | None = PrivateAttr(None)  # set by load_ecosystem: the spec's folder
 
     @property
@@ -187,7 +221,9 @@ class EcosystemSpec(StrictModel):
                 raise ValueError(f"specialist name {spec.name!r} is used twice")
             seen.add(spec.name)
         if self.server.fallback == "generalist" and self.generalist is None:
-            raise ValueError("server.fallback is 'generalist' but no generalist is configured; add one or set 'error'")
+            raise ValueError(
+                "server.fallback is 'generalist' but no generalist is configured; add one or set 'error'"
+            )
         return self
 
     def specialist(self, name: str) -> SpecialistSpec | None:
@@ -205,7 +241,9 @@ class EcosystemSpec(StrictModel):
         return (self.resolve(root) if root else Path(self.base_dir or ".")).resolve()
 
 
-def parse_ecosystem(data: object, *, source: str = "ecosystem", base_dir: str | Path | None = None) -> EcosystemSpec:
+def parse_ecosystem(
+    data: object, *, source: str = "ecosystem", base_dir: str | Path | None = None
+) -> EcosystemSpec:
     """Validate a mapping as an ecosystem; ``base_dir`` anchors relative paths."""
     spec = parse_spec(EcosystemSpec, data, source=source)
     if base_dir is not None:
@@ -231,5 +269,7 @@ def check_adapter_path(spec: EcosystemSpec, adapter: str) -> Path:
     resolved = spec.resolve(adapter).resolve()
     root = spec.adapter_root()
     if not resolved.is_relative_to(root):
-        raise ConfigError(f"adapter {adapter!r} is outside {root}; put it under that folder (server.adapter_root)")
+        raise ConfigError(
+            f"adapter {adapter!r} is outside {root}; put it under that folder (server.adapter_root)"
+        )
     return resolved

@@ -35,7 +35,8 @@ __all__ = [
 # (the usual rule of thumb, e.g. Fagerland, Lydersen & Laake 2013, BMC Med Res Methodol 13:91).
 EXACT_BELOW = 25
 
-Statistic = Callable[[np.ndarray], float]
+Statistic = Callable[[np.ndarray], tuple[float, float]]
+"""A corpus-level metric of both systems on the items at the given indices: ``f(idx) -> (a_value, b_value)``."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ class Spread:
     high: float
 
 
-def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool], *, exact: bool | None = None) -> McNemarResult:
+def mcnemar(
+    a_correct: Sequence[bool], b_correct: Sequence[bool], *, exact: bool | None = None
+) -> McNemarResult:
     """McNemar's test of equal accuracy for two systems scored on the same items.
 
     Args:
@@ -123,19 +126,23 @@ def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool], *, exact: bool
 
         # Under H0 each discordant pair is A-better with probability 1/2 (McNemar 1947; exact form).
         p = float(binomtest(b, n_disc, 0.5, alternative="two-sided").pvalue)
-        return McNemarResult(b=b, c=c, n=len(a), statistic=float(min(b, c)), p_value=min(1.0, p), method="exact")
+        return McNemarResult(
+            b=b, c=c, n=len(a), statistic=float(min(b, c)), p_value=min(1.0, p), method="exact"
+        )
     from scipy.stats import chi2
 
     # Edwards' continuity correction: (|b - c| - 1)^2 / (b + c), chi-square with 1 degree of freedom.
     stat = (abs(b - c) - 1) ** 2 / n_disc
-    return McNemarResult(b=b, c=c, n=len(a), statistic=stat, p_value=float(chi2.sf(stat, df=1)), method="chi2")
+    return McNemarResult(
+        b=b, c=c, n=len(a), statistic=stat, p_value=float(chi2.sf(stat, df=1)), method="chi2"
+    )
 
 
 def paired_bootstrap(
     a_scores: Sequence[float],
     b_scores: Sequence[float],
     *,
-    statistic: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    statistic: Statistic | None = None,
     resamples: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -145,8 +152,8 @@ def paired_bootstrap(
     Args:
         a_scores: per-item scores of system A (e.g. 1/0 correctness).
         b_scores: the same items, system B.
-        statistic: ``f(indices, which)``-free form: a function of (a_sample, b_sample) returning the
-            difference; None uses the difference of means (fast, vectorised).
+        statistic: for corpus-level metrics (macro-F1), ``f(indices) -> (a_value, b_value)`` computed on the
+            resampled items; None uses the mean of the per-item scores (fast, vectorised).
         resamples: bootstrap replicates.
         confidence: two-sided coverage, e.g. 0.95.
         seed: random seed (results are reproducible).
@@ -175,11 +182,12 @@ def paired_bootstrap(
             idx = rng.integers(0, n, size=(m, n))
             reps[start : start + m] = d[idx].mean(axis=1)
     else:
-        full = float(statistic(a, b))
+        fa, fb = statistic(np.arange(n))
+        full = float(fa - fb)
         reps = np.empty(resamples)
         for i in range(resamples):
-            idx = rng.integers(0, n, size=n)
-            reps[i] = statistic(a[idx], b[idx])
+            ra, rb = statistic(rng.integers(0, n, size=n))
+            reps[i] = ra - rb
     low, high = np.quantile(reps, [alpha, 1 - alpha])
     return BootstrapResult(
         difference=full, low=float(low), high=float(high), confidence=confidence, n=n, resamples=resamples
@@ -210,7 +218,7 @@ def paired_comparison(
     a_name: str = "A",
     b_name: str = "B",
     metric: str = "accuracy",
-    statistic: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    statistic: Statistic | None = None,
     resamples: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -221,14 +229,16 @@ def paired_comparison(
     """
     a = np.asarray(a_scores, dtype=float)
     b = np.asarray(b_scores, dtype=float)
-    boot = paired_bootstrap(a, b, statistic=statistic, resamples=resamples, confidence=confidence, seed=seed)
+    boot = paired_bootstrap(
+        list(a), list(b), statistic=statistic, resamples=resamples, confidence=confidence, seed=seed
+    )
     binary = bool(np.all((a == 0) | (a == 1)) and np.all((b == 0) | (b == 1)))
     test = mcnemar(a == 1, b == 1) if binary else None
     if statistic is None:
         a_val, b_val = float(a.mean()), float(b.mean())
     else:
-        zeros = np.zeros_like(a)
-        a_val, b_val = float(statistic(a, zeros)), float(statistic(b, zeros))
+        fa, fb = statistic(np.arange(len(a)))
+        a_val, b_val = float(fa), float(fb)
     return Comparison(
         a=a_name,
         b=b_name,

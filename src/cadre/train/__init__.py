@@ -1,1 +1,38 @@
-"""cadre.train"""
+"""cadre.train: task data → LoRA fine-tuning (PEFT) → adapter + model card; export to GGUF (``cadre.train.export``).
+
+Public API::
+
+    from cadre.train import TrainConfig, train
+    result = train(TrainConfig(data="train.jsonl", out="runs/intent"))   # -> TrainResult(.adapter_dir, .metrics)
+
+    from cadre.train.export import export_adapter
+    export_adapter("runs/intent", "gguf-adapter")                         # -> Path of the .gguf
+
+Heavy libraries (torch, transformers, peft) are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cadre.train.config import LoraSettings, TrainConfig, parse_budget
+
+if TYPE_CHECKING:
+    from cadre.train.trainer import TrainResult
+
+__all__ = ["LoraSettings", "TrainConfig", "TrainResult", "parse_budget", "train"]
+
+
+def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -> TrainResult:
+    """Fine-tune a LoRA adapter; see :func:`cadre.train.trainer.train`."""
+    from cadre.train.trainer import train as _train
+
+    return _train(config, progress=progress, resume=resume)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TrainResult":
+        from cadre.train.trainer import TrainResult
+
+        return TrainResult
+    raise AttributeError(name)

@@ -20,7 +20,9 @@ __all__ = ["Budget", "LoraSettings", "TrainConfig", "parse_budget"]
 # All seven linear projections of a llama-style block (the notes measured r=16 on these: 3.5% trainable).
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-_TIME = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
+_TIME = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
+)
 _TOKENS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*(?:tok|tokens)\s*$")
 
 
@@ -71,7 +73,9 @@ class TrainConfig(StrictModel):
     """Everything ``cadre train`` needs. The YAML file and the flags set the same fields."""
 
     # --- what to train on
-    base: str = Field("smollm2-135m", description="bundled model name, a .gguf file, or a transformers model dir")
+    base: str = Field(
+        "smollm2-135m", description="bundled model name, a .gguf file, or a transformers model dir"
+    )
     data: Path = Field(..., description="training data: .jsonl, .csv, or a `datasets` directory")
     eval_data: Path | None = Field(None, description="held-out data (default: split off `eval_fraction`)")
     out: Path = Field(..., description="output directory (adapter, config, metrics, model card, checkpoints)")
@@ -82,7 +86,9 @@ class TrainConfig(StrictModel):
     template: str | None = Field(
         None, description="user-message template over row fields, e.g. 'Classify: {text}' (label/field data)"
     )
-    target: str | None = Field(None, description="the row field that is the assistant's answer (with template)")
+    target: str | None = Field(
+        None, description="the row field that is the assistant's answer (with template)"
+    )
     prompt_column: str = Field("prompt", description="CSV/dataset column holding the prompt")
     completion_column: str = Field("completion", description="CSV/dataset column holding the answer")
     max_length: int = Field(512, ge=16, description="tokens per example; longer ones are truncated (counted)")

@@ -1,0 +1,66 @@
+"""Typed settings of a router: which strategy, how it is calibrated, how conversations are handled."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from cadre.config.base import StrictModel
+
+__all__ = ["RouterSpec", "RuleSet", "RulesSpec"]
+
+
+class RouterSpec(StrictModel):
+    """How ``fit_router`` builds a router (also the ``router:`` block of an ecosystem file)."""
+
+    strategy: str = "auto"
+    """A registered router name (``centroid``, ``knn``, ``linear``, ``rules`` or a plug-in), or ``auto``:
+    try every name in ``candidates`` and keep the best by cross-validated accuracy."""
+    candidates: list[str] = Field(default_factory=lambda: ["centroid", "knn", "linear"])
+    """Embedding strategies ``auto`` chooses between."""
+    min_examples_per_route: int = Field(default=8, ge=2)
+    """Fewer labelled examples than this for any route is an error (the message says how many to add)."""
+    folds: int = Field(default=5, ge=2, le=20)
+    """Cross-fitting folds: out-of-fold scores pick the strategy and calibrate temperature and the OOD gate."""
+    k: int = Field(default=10, ge=1)
+    """Neighbours for the kNN strategy and for the nearest-neighbour out-of-domain score."""
+    C: float = Field(default=10.0, gt=0)
+    """Inverse L2 regularisation of the linear head (scikit-learn ``LogisticRegression``)."""
+    ood_alpha: float | None = Field(default=0.05, gt=0, lt=1)
+    """Share of in-domain requests the out-of-domain gate may send to the generalist (conformal guarantee:
+    at most this share in expectation, on exchangeable traffic). None disables the gate."""
+    min_confidence: float = Field(default=0.0, ge=0, lt=1)
+    """Below this calibrated route probability, the request goes to the generalist (0 = never)."""
+    context_turns: int = Field(default=2, ge=0)
+    """Multi-turn: how many earlier user turns are mixed into the last one."""
+    context_weight: float = Field(default=0.5, ge=0, le=1)
+    """Multi-turn: weight of the earlier turns' embedding against the last turn's."""
+    switch_confidence: float = Field(default=0.8, ge=0, le=1)
+    """Multi-turn: a conversation leaves its current specialist only when the new route's probability reaches
+    this (or the out-of-domain gate fires)."""
+    rules: RulesSpec | None = None
+    """Only for the ``rules`` strategy: keyword / regex rules per route."""
+    seed: int = 0
+
+    @field_validator("candidates")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("candidates must name at least one strategy, e.g. ['centroid', 'knn', 'linear']")
+        return v
+
+
+class RuleSet(StrictModel):
+    """Rules for one route: any keyword (whole word, case-insensitive) or regex match selects it."""
+
+    keywords: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+
+
+class RulesSpec(StrictModel):
+    """A rules router: the first route (in file order) whose rules match wins; no match -> ``default``."""
+
+    routes: dict[str, RuleSet]
+    default: str = "generalist"
+
+
+RouterSpec.model_rebuild()

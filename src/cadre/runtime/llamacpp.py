@@ -1,0 +1,677 @@
+"""llama.cpp backend: one loaded GGUF base, several LoRA adapters over it, chosen per request, batched.
+
+Built on llama-cpp-python's low-level ctypes API (not the high-level ``Llama`` class, which applies one
+adapter at load time and runs one sequence at a time):
+
+- the base model is loaded once (``llama_model_load_from_file``); each adapter is a
+  ``llama_adapter_lora_init`` handle on that model (a few MB each);
+- one context with a unified KV cache holds up to ``n_parallel`` sequences;
+- an engine thread runs continuous batching: every step decodes one token for every running sequence of one
+  adapter group in a single ``llama_decode`` (requests for the same specialist share the step), switching the
+  context's adapter set with ``llama_set_adapters_lora`` between groups (round robin, so no group starves);
+- callers (any thread) submit requests and read tokens from a queue, so streaming and concurrency come free.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cadre.errors import BackendError, ConfigError, ContextLengthError, ModelLoadError, NotFoundError
+from cadre.paths import safe_name
+from cadre.runtime.gguf_info import GGUFInfo, check_adapter_fits, read_gguf
+from cadre.runtime.protocol import (
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    FinishReason,
+    SamplingParams,
+    StreamChunk,
+    TokenLogprob,
+    Usage,
+    collect_stream,
+)
+from cadre.runtime.stops import StopMatcher
+from cadre.runtime.templates import ChatTemplate
+
+if TYPE_CHECKING:
+    from cadre.runtime.registry import ModelRef
+
+__all__ = ["LlamaCppBackend"]
+
+log = logging.getLogger(__name__)
+
+_BACKEND_LOCK = threading.Lock()
+_BACKEND_READY = False
+
+
+def _lib() -> Any:
+    """Import llama_cpp once, quiet its C logging (CADRE_DEBUG=1 keeps it) and initialise the backend."""
+    global _BACKEND_READY
+    import llama_cpp
+
+    with _BACKEND_LOCK:
+        if not _BACKEND_READY:
+            logging.getLogger("llama-cpp-python").setLevel(
+                logging.DEBUG if os.environ.get("CADRE_DEBUG") else logging.ERROR
+            )
+            llama_cpp.llama_backend_init()
+            _BACKEND_READY = True
+    return llama_cpp
+
+
+def default_threads() -> int:
+    """CPU threads for decoding: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(eq=False)
+class _Adapter:
+    name: str
+    path: Path
+    handle: Any
+    size_bytes: int
+    scale: float = 1.0
+    retired: bool = False
+    in_use: int = 0
+
+
+_DONE = object()
+
+
+@dataclass(eq=False)
+class _Seq:
+    """One request in flight (owned by the engine thread once admitted)."""
+
+    tokens: list[int]
+    params: SamplingParams
+    adapter: _Adapter | None
+    out: queue.Queue[Any] = field(default_factory=queue.Queue)
+    sampler: Any = None
+    slot: int = -1
+    n_prefilled: int = 0
+    n_past: int = 0
+    last: int = -1
+    generated: int = 0
+    reserve: int = 0
+    cancelled: bool = False
+    stop: StopMatcher | None = None
+    decoder: Any = None
+
+
+class LlamaCppBackend:
+    """A GGUF model in llama.cpp with named LoRA adapters; implements :class:`cadre.runtime.Backend`."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        name: str | None = None,
+        adapters: dict[str, str | Path] | None = None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        n_parallel: int = 8,
+        kv_size: int | None = None,
+        n_batch: int = 512,
+        chat_template: str | None = None,
+    ) -> None:
+        if n_ctx < 16:
+            raise ConfigError(f"n_ctx must be >= 16, got {n_ctx}")
+        if n_parallel < 1:
+            raise ConfigError(f"n_parallel must be >= 1, got {n_parallel}")
+        self.info: GGUFInfo = read_gguf(model_path, what="model")
+        if self.info.file_type == "adapter":
+            raise ModelLoadError(
+                f"{self.info.path} is a LoRA adapter, not a model; load the base model and pass the adapter "
+                "with --adapter / adapters={...}"
+            )
+        self.path = self.info.path
+        self.name = name or self.path.stem
+        self.n_ctx = n_ctx
+        self.n_parallel = n_parallel
+        self.n_threads = n_threads or default_threads()
+        self.kv_size = max(kv_size or n_ctx * min(n_parallel, 4), n_ctx)
+        self.n_batch = max(n_batch, 32)
+        lib = self._lib = _lib()
+
+        mparams = lib.llama_model_default_params()
+        model = lib.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not model:
+            raise ModelLoadError(
+                f"llama.cpp could not load {self.path} (unsupported architecture or damaged file); "
+                "check it with `cadre models` or re-export it (CADRE_DEBUG=1 shows llama.cpp's log)"
+            )
+        self._model = model
+        self._vocab = lib.llama_model_get_vocab(model)
+        self.n_vocab = lib.llama_vocab_n_tokens(self._vocab)
+        self.n_ctx_train = lib.llama_model_n_ctx_train(model)
+
+        cparams = lib.llama_context_default_params()
+        cparams.n_ctx = self.kv_size
+        cparams.n_batch = self.n_batch
+        cparams.n_ubatch = self.n_batch
+        cparams.n_seq_max = n_parallel
+        cparams.n_threads = self.n_threads
+        cparams.n_threads_batch = self.n_threads
+        cparams.kv_unified = True
+        cparams.no_perf = True
+        ctx = lib.llama_init_from_model(model, cparams)
+        if not ctx:
+            lib.llama_model_free(model)
+            raise ModelLoadError(f"llama.cpp could not create a context of {self.kv_size} tokens; lower n_ctx")
+        self._ctx = ctx
+        self._mem = lib.llama_get_memory(ctx)
+        self._batch = lib.llama_batch_init(self.n_batch, 0, 1)
+
+        template = chat_template or self.info.chat_template
+        self.template = ChatTemplate(
+            template,
+            bos_token=self._special_text(lib.llama_vocab_bos(self._vocab)),
+            eos_token=self._special_text(lib.llama_vocab_eos(self._vocab)),
+            model=self.name,
+        )
+        self._add_bos = bool(lib.llama_vocab_get_add_bos(self._vocab))
+
+        self._adapters: dict[str, _Adapter] = {}
+        self._retired: list[_Adapter] = []
+        self._active_set: tuple[int, ...] = ()
+        self._lock = threading.Lock()  # guards the context, adapters and model between engine and callers
+        self._inbox: queue.Queue[_Seq | None] = queue.Queue()
+        self._closed = False
+        self._engine_error: BaseException | None = None
+        for adapter_name, adapter_path in (adapters or {}).items():
+            self.load_adapter(adapter_name, adapter_path)
+        self._thread = threading.Thread(target=self._engine, name=f"cadre-llamacpp-{self.name}", daemon=True)
+        self._thread.start()
+
+    # -- construction ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_ref(
+        cls,
+        ref: ModelRef,
+        *,
+        adapters: dict[str, str | Path] | None = None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        **kw: Any,
+    ) -> LlamaCppBackend:
+        if ref.path is None:
+            raise ModelLoadError(f"model {ref.name!r} has no local GGUF file for llama.cpp")
+        return cls(ref.path, name=ref.name, adapters=adapters, n_ctx=n_ctx, n_threads=n_threads, **kw)
+
+    # -- adapters -------------------------------------------------------------------------------------------
+
+    def adapters(self) -> list[str]:
+        return sorted(self._adapters)
+
+    def adapter_bytes(self) -> dict[str, int]:
+        """Size of each loaded adapter's file (its tensors live in RAM once loaded)."""
+        return {name: a.size_bytes for name, a in self._adapters.items()}
+
+    def load_adapter(self, name: str, path: str | Path, *, scale: float = 1.0) -> None:
+        """Load (or replace) adapter ``name``; in-flight requests finish on the adapter they started with.
+
+        Raises:
+            ModelLoadError: the file is missing/corrupt or was made for another base (checked before loading).
+        """
+        safe_name(name, kind="adapter")
+        info = read_gguf(path, what="adapter")
+        check_adapter_fits(info, self.info)
+        handle = self._lib.llama_adapter_lora_init(self._model, str(info.path).encode())
+        if not handle:
+            raise ModelLoadError(
+                f"llama.cpp refused adapter {info.path} for base {self.path.name}; re-export it for this base"
+            )
+        adapter = _Adapter(name=name, path=info.path, handle=handle, size_bytes=info.file_size, scale=scale)
+        with self._lock:
+            old = self._adapters.get(name)
+            self._adapters[name] = adapter
+            if old is not None:
+                self._retire(old)
+
+    def remove_adapter(self, name: str) -> None:
+        with self._lock:
+            old = self._adapters.pop(name, None)
+            if old is None:
+                raise NotFoundError(f"adapter {name!r} is not loaded; loaded: {', '.join(self.adapters()) or 'none'}")
+            self._retire(old)
+
+    def _retire(self, adapter: _Adapter) -> None:
+        # Called with the lock held. A handle still used by running sequences is freed when they finish.
+        adapter.retired = True
+        if adapter.in_use == 0:
+            self._free_adapter(adapter)
+        else:
+            self._retired.append(adapter)
+
+    def _free_adapter(self, adapter: _Adapter) -> None:
+        if self._active_set and id(adapter) in self._active_set:
+            self._lib.llama_set_adapters_lora(self._ctx, None, 0, None)
+            self._active_set = ()
+        self._lib.llama_adapter_lora_free(adapter.handle)
+        adapter.handle = None
+
+    def _adapter(self, name: str | None) -> _Adapter | None:
+        if name is None:
+            return None
+        try:
+            return self._adapters[name]
+        except KeyError:
+            known = ", ".join(self.adapters()) or "none"
+            raise NotFoundError(f"adapter {name!r} is not loaded on {self.name}; loaded: {known}") from None
+
+    # -- tokens and text ------------------------------------------------------------------------------------
+
+    def _special_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._piece(token, special=True).decode("utf-8", errors="replace")
+
+    def _piece(self, token: int, *, special: bool = False) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = self._lib.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
+        return buf.raw[:n]
+
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = False) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        arr = (ctypes.c_int32 * cap)()
+        n = self._lib.llama_tokenize(self._vocab, data, len(data), arr, cap, add_special, parse_special)
+        if n < 0:
+            cap = -n
+            arr = (ctypes.c_int32 * cap)()
+            n = self._lib.llama_tokenize(self._vocab, data, len(data), arr, cap, add_special, parse_special)
+        return list(arr[:n])
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
+        """The prompt text the model sees for ``messages`` (the GGUF's chat template)."""
+        return self.template.render(messages)
+
+    def _prompt_tokens(self, text: str, *, templated: bool) -> list[int]:
+        # A rendered chat template already holds the special tokens (and BOS when the template writes it).
+        add_bos = self._add_bos and not (templated and self.template.bos_token and text.startswith(self.template.bos_token))
+        tokens = self.tokenize(text, add_special=add_bos, parse_special=templated)
+        if not tokens:
+            raise BackendError("the prompt is empty after tokenization; send some text")
+        return tokens
+
+    def _fit(self, tokens: list[int], params: SamplingParams) -> list[int]:
+        if len(tokens) < self.n_ctx:
+            return tokens
+        if not params.truncate:
+            raise ContextLengthError(
+                f"the prompt has {len(tokens)} tokens but the context holds {self.n_ctx}; shorten it, load the "
+                "model with a larger n_ctx, or pass truncate=True to drop the oldest tokens"
+            )
+        keep = self.n_ctx - min(params.max_tokens, self.n_ctx // 2)
+        return tokens[len(tokens) - keep :]
+
+    # -- public generation API ------------------------------------------------------------------------------
+
+    def stream_complete(
+        self, prompt: str, params: SamplingParams, *, adapter: str | None = None
+    ) -> Iterator[StreamChunk]:
+        return self._stream(self._prompt_tokens(prompt, templated=False), params, adapter)
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
+    ) -> Iterator[StreamChunk]:
+        text = self.template.render(messages)
+        stops = tuple(dict.fromkeys((*params.stop, *self.template.extra_stops)))
+        if stops != params.stop:
+            params = _replace_stop(params, stops)
+        return self._stream(self._prompt_tokens(text, templated=True), params, adapter)
+
+    def complete(self, prompt: str, params: SamplingParams, *, adapter: str | None = None) -> Completion:
+        return collect_stream(self.stream_complete(prompt, params, adapter=adapter), model=self.name, adapter=adapter)
+
+    def chat(
+        self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
+    ) -> Completion:
+        return collect_stream(self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter)
+
+    def batch_chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """Run ``requests`` concurrently; those naming the same adapter decode together in one batch."""
+        streams = [(r, self.stream_chat(r.messages, r.params, adapter=r.adapter)) for r in requests]
+        seqs = [self._submit(stream) for _, stream in streams]
+        return [
+            _collect(seq, model=self.name, adapter=req.adapter, t0=t0)
+            for (req, _), (seq, t0) in zip(streams, seqs, strict=True)
+        ]
+
+    def _submit(self, stream: Iterator[StreamChunk]) -> tuple[_Seq, float]:
+        # Our streams are _Stream objects: start them now so the engine sees every request at once.
+        assert isinstance(stream, _Stream)
+        t0 = time.perf_counter()
+        stream.start()
+        return stream.seq, t0
+
+    def _stream(self, tokens: list[int], params: SamplingParams, adapter_name: str | None) -> Iterator[StreamChunk]:
+        self._check_open()
+        tokens = self._fit(tokens, params)
+        seq = _Seq(tokens=tokens, params=params, adapter=self._adapter(adapter_name))
+        seq.reserve = min(len(tokens) + params.max_tokens, self.n_ctx)
+        seq.stop = StopMatcher(params.stop)
+        seq.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return _Stream(self, seq)
+
+    def _enqueue(self, seq: _Seq) -> None:
+        self._check_open()
+        if seq.adapter is not None:
+            with self._lock:
+                if seq.adapter.retired and seq.adapter.handle is None:
+                    raise BackendError(f"adapter {seq.adapter.name!r} was removed; retry the request")
+                seq.adapter.in_use += 1
+        self._inbox.put(seq)
+
+    def _check_open(self) -> None:
+        if self._engine_error is not None:
+            raise BackendError(f"the llama.cpp engine stopped: {self._engine_error}; reload the model")
+        if self._closed:
+            raise BackendError(f"backend {self.name!r} is closed; load it again")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._inbox.put(None)
+        self._thread.join(timeout=30)
+        lib = self._lib
+        with self._lock:
+            for adapter in [*self._adapters.values(), *self._retired]:
+                if adapter.handle is not None:
+                    lib.llama_adapter_lora_free(adapter.handle)
+                    adapter.handle = None
+            self._adapters.clear()
+            self._retired.clear()
+            lib.llama_batch_free(self._batch)
+            lib.llama_free(self._ctx)
+            lib.llama_model_free(self._model)
+
+    def __enter__(self) -> LlamaCppBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a forgotten backend must not keep its thread alive
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            self._inbox.put(None)
+
+    # -- the engine thread ----------------------------------------------------------------------------------
+
+    def _engine(self) -> None:
+        waiting: deque[_Seq] = deque()
+        running: list[_Seq] = []
+        free_slots = list(range(self.n_parallel - 1, -1, -1))
+        kv_used = 0
+        turn = 0
+        try:
+            while True:
+                # 1. collect new requests (block only when idle)
+                try:
+                    while True:
+                        item = self._inbox.get(block=not running and not waiting, timeout=None)
+                        if item is None:
+                            self._fail_all([*waiting, *running], BackendError("the backend was closed"))
+                            return
+                        waiting.append(item)
+                        if not self._inbox.qsize():
+                            break
+                except queue.Empty:
+                    pass
+                # 2. admit waiting requests while a slot and KV room are free (FIFO)
+                while waiting and free_slots and kv_used + waiting[0].reserve <= self.kv_size:
+                    seq = waiting.popleft()
+                    if seq.cancelled:
+                        self._finish(seq, "stop", None)
+                        continue
+                    seq.slot = free_slots.pop()
+                    seq.sampler = self._make_sampler(seq.params)
+                    kv_used += seq.reserve
+                    running.append(seq)
+                if not running:
+                    continue
+                # 3. one step for one adapter group (round robin over the groups present)
+                groups: dict[int, list[_Seq]] = {}
+                for seq in running:
+                    groups.setdefault(id(seq.adapter) if seq.adapter else 0, []).append(seq)
+                keys = sorted(groups)
+                key = keys[turn % len(keys)]
+                turn += 1
+                group = groups[key]
+                finished = self._step(group)
+                for seq, reason in finished:
+                    running.remove(seq)
+                    free_slots.append(seq.slot)
+                    kv_used -= seq.reserve
+                    self._lib.llama_memory_seq_rm(self._mem, seq.slot, -1, -1)
+                    self._finish(seq, reason, None)
+        except BaseException as err:  # noqa: BLE001 - report engine failures to every caller, never hang
+            self._engine_error = err
+            log.exception("llama.cpp engine failed")
+            self._fail_all([*waiting, *running], BackendError(f"llama.cpp engine failed: {err}"))
+
+    def _fail_all(self, seqs: Sequence[_Seq], err: BaseException) -> None:
+        for seq in seqs:
+            self._finish(seq, "error", err)
+
+    def _finish(self, seq: _Seq, reason: FinishReason, err: BaseException | None) -> None:
+        if seq.sampler is not None:
+            self._lib.llama_sampler_free(seq.sampler)
+            seq.sampler = None
+        if seq.adapter is not None:
+            with self._lock:
+                seq.adapter.in_use -= 1
+                if seq.adapter.retired and seq.adapter.in_use == 0 and seq.adapter in self._retired:
+                    self._retired.remove(seq.adapter)
+                    self._free_adapter(seq.adapter)
+        if err is not None:
+            seq.out.put(err)
+            return
+        tail = seq.stop.flush() if seq.stop else ""
+        tail += seq.decoder.decode(b"", final=True) if seq.decoder and reason != "stop" else ""
+        usage = Usage(prompt_tokens=len(seq.tokens), completion_tokens=seq.generated)
+        seq.out.put(StreamChunk(text=tail, finish_reason=reason, usage=usage))
+        seq.out.put(_DONE)
+
+    def _make_sampler(self, params: SamplingParams) -> Any:
+        lib = self._lib
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if params.temperature <= 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+            return chain
+        if params.top_p < 1.0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(params.top_p, 1))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(params.temperature))
+        seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little")
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        return chain
+
+    def _set_adapter(self, adapter: _Adapter | None) -> None:
+        wanted = (id(adapter),) if adapter is not None else ()
+        if wanted == self._active_set:
+            return
+        lib = self._lib
+        if adapter is None:
+            rc = lib.llama_set_adapters_lora(self._ctx, None, 0, None)
+        else:
+            handles = (lib.llama_adapter_lora_p_ctypes * 1)(adapter.handle)
+            scales = (ctypes.c_float * 1)(adapter.scale)
+            rc = lib.llama_set_adapters_lora(self._ctx, handles, 1, scales)
+        if rc != 0:
+            raise BackendError(f"llama.cpp could not apply adapter {adapter.name if adapter else None!r} (rc={rc})")
+        self._active_set = wanted
+
+    def _step(self, group: list[_Seq]) -> list[tuple[_Seq, FinishReason]]:
+        """Decode one token for every running sequence of ``group`` (prefilling prompts as room allows)."""
+        lib = self._lib
+        batch = self._batch
+        n = 0
+        sample_at: list[tuple[_Seq, int]] = []
+        for seq in group:
+            if seq.cancelled:
+                continue
+            if seq.n_prefilled < len(seq.tokens):
+                room = self.n_batch - n
+                if room <= 0:
+                    continue
+                chunk = seq.tokens[seq.n_prefilled : seq.n_prefilled + room]
+                for j, tok in enumerate(chunk):
+                    batch.token[n] = tok
+                    batch.pos[n] = seq.n_past + j
+                    batch.n_seq_id[n] = 1
+                    batch.seq_id[n][0] = seq.slot
+                    batch.logits[n] = 0
+                    n += 1
+                seq.n_prefilled += len(chunk)
+                seq.n_past += len(chunk)
+                if seq.n_prefilled == len(seq.tokens):
+                    batch.logits[n - 1] = 1
+                    sample_at.append((seq, n - 1))
+            elif n < self.n_batch:
+                batch.token[n] = seq.last
+                batch.pos[n] = seq.n_past
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = seq.slot
+                batch.logits[n] = 1
+                sample_at.append((seq, n))
+                seq.n_past += 1
+                n += 1
+        finished: list[tuple[_Seq, FinishReason]] = [(s, "stop") for s in group if s.cancelled]
+        if n == 0:
+            return finished
+        batch.n_tokens = n
+        with self._lock:
+            self._set_adapter(group[0].adapter)
+            rc = lib.llama_decode(self._ctx, batch)
+        if rc != 0:
+            raise BackendError(f"llama_decode failed (rc={rc}); the KV cache may be too small: raise kv_size")
+        for seq, idx in sample_at:
+            reason = self._sample(seq, idx)
+            if reason is not None:
+                finished.append((seq, reason))
+        return finished
+
+    def _sample(self, seq: _Seq, idx: int) -> FinishReason | None:
+        lib = self._lib
+        token = lib.llama_sampler_sample(seq.sampler, self._ctx, idx)
+        logprob: TokenLogprob | None = None
+        if lib.llama_vocab_is_eog(self._vocab, token):
+            return "stop"
+        seq.generated += 1
+        seq.last = token
+        raw = self._piece(token)
+        if seq.params.logprobs:
+            logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx, idx), shape=(self.n_vocab,))
+            peak = float(logits.max())
+            lse = peak + math.log(float(np.exp(logits - peak).sum()))
+            logprob = TokenLogprob(token=raw.decode("utf-8", errors="replace"), logprob=float(logits[token]) - lse)
+        text = seq.decoder.decode(raw)
+        assert seq.stop is not None
+        emit, stopped = seq.stop.feed(text)
+        seq.out.put(StreamChunk(text=emit, logprob=logprob))
+        if stopped:
+            return "stop"
+        if seq.generated >= seq.params.max_tokens:
+            return "length"
+        if seq.n_past >= self.n_ctx:
+            return "length"
+        return None
+
+
+class _Stream:
+    """The iterator a caller reads; the request is queued on first ``next()`` (or ``start()``)."""
+
+    def __init__(self, backend: LlamaCppBackend, seq: _Seq) -> None:
+        self.backend = backend
+        self.seq = seq
+        self.started = False
+        self.done = False
+
+    def start(self) -> None:
+        if not self.started:
+            self.started = True
+            self.backend._enqueue(self.seq)
+
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> StreamChunk:
+        if self.done:
+            raise StopIteration
+        self.start()
+        item = self.seq.out.get()
+        if item is _DONE:
+            self.done = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.done = True
+            raise item
+        chunk: StreamChunk = item
+        return chunk
+
+    def close(self) -> None:
+        """Stop generating (a client went away); the engine frees the slot at its next step."""
+        if not self.done:
+            self.seq.cancelled = True
+            self.done = True
+
+    def __del__(self) -> None:
+        if self.started and not self.done:
+            self.seq.cancelled = True
+
+
+def _collect(seq: _Seq, *, model: str, adapter: str | None, t0: float) -> Completion:
+    def chunks() -> Iterator[StreamChunk]:
+        while True:
+            item = seq.out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    completion = collect_stream(chunks(), model=model, adapter=adapter)
+    # collect_stream timed from its first pull; all requests were submitted at t0, so re-base on t0.
+    offset = (time.perf_counter() - t0) - completion.seconds_total
+    completion.seconds_total += offset
+    completion.seconds_to_first_token += offset
+    return completion
+
+
+def _replace_stop(params: SamplingParams, stops: tuple[str, ...]) -> SamplingParams:
+    from dataclasses import replace
+
+    return replace(params, stop=stops)
+
+
+warnings.filterwarnings("ignore", message="llama_set_adapter_lora is deprecated")

@@ -1,0 +1,57 @@
+"""Admin and operations: ``/health``, ``/metrics``, hot reload and adding/replacing/removing a specialist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import Response
+
+from cadre.serve.deps import authorized_gateway, gateway
+from cadre.serve.errors import APIError
+from cadre.serve.metrics import CONTENT_TYPE_LATEST
+from cadre.serve.serving import Gateway
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    snap = gw.snapshot
+    return {
+        "status": "draining" if gw.draining else "ok",
+        "models": sorted(snap.targets),
+        "router": snap.router is not None,
+        "in_flight": gw.admission.active,
+        "queue_size": gw.admission.limit,
+    }
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _admin(gw: Gateway) -> Gateway:
+    if not gw.spec.server.admin:
+        raise APIError(403, "the admin API is disabled (server.admin: false)", code="admin_disabled")
+    return gw
+
+
+@router.post("/admin/reload")
+async def reload(gw: Gateway = Depends(authorized_gateway)) -> dict[str, Any]:
+    return await _admin(gw).reload()
+
+
+@router.post("/admin/specialists")
+async def upsert_specialist(
+    specialist: dict[str, Any] = Body(...), gw: Gateway = Depends(authorized_gateway)
+) -> dict[str, Any]:
+    return await _admin(gw).upsert_specialist(specialist)
+
+
+@router.delete("/admin/specialists/{name}")
+async def remove_specialist(name: str, gw: Gateway = Depends(authorized_gateway)) -> dict[str, Any]:
+    return await _admin(gw).remove_specialist(name)

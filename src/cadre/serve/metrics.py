@@ -1,0 +1,78 @@
+"""Prometheus metrics of one server (own registry, so several apps can live in one process, e.g. in tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class Metrics:
+    """Requests, tokens, latency, routes, fallbacks and the queue of one server."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "cadre_requests", "HTTP API requests by endpoint and status", ["endpoint", "status"], registry=r
+        )
+        self.routed = Counter(
+            "cadre_routed_requests",
+            "requests answered, by route (who answered) and how it was chosen",
+            ["route", "how"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "cadre_tokens", "tokens by route and kind (prompt/completion)", ["route", "kind"], registry=r
+        )
+        self.latency = Histogram(
+            "cadre_request_seconds",
+            "end-to-end request latency",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "cadre_time_to_first_token_seconds",
+            "streaming time to first token",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.generation = Histogram(
+            "cadre_generation_seconds",
+            "time spent generating, by route",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.router_latency = Histogram(
+            "cadre_router_seconds",
+            "time spent choosing a route for model=auto",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "cadre_fallbacks",
+            "specialist requests answered by the generalist instead",
+            ["specialist", "cause"],
+            registry=r,
+        )
+        self.rejected = Counter("cadre_rejected", "requests refused because the queue was full", registry=r)
+        self.cancelled = Counter(
+            "cadre_cancelled", "generations stopped because the client went away", registry=r
+        )
+        self.queue_depth = Gauge("cadre_queue_depth", "requests admitted and not finished", registry=r)
+        self.batch_size = Histogram(
+            "cadre_batch_size",
+            "requests decoded together",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+            registry=r,
+        )
+        self.reloads = Counter("cadre_reloads", "ecosystem reloads by outcome", ["outcome"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

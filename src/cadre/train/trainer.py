@@ -1,0 +1,652 @@
+"""The LoRA fine-tuning loop: plain PyTorch over a PEFT model, no HF Trainer.
+
+Why a hand-written loop: the loss is computed on assistant tokens only, and the LM head (49,152 × 576 for
+SmolLM2, a large share of the compute) is applied only to those positions instead of to every token; the data
+order, the schedule and every piece of state are ours, so a checkpoint can be resumed exactly; and nothing
+is pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import resource
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cadre.errors import ConfigError, DataError
+from cadre.train import data as D
+from cadre.train.base import BaseInfo, BaseRef, describe_base, load_base_model, load_tokenizer, resolve_base
+from cadre.train.card import render_model_card
+from cadre.train.checkpoint import (
+    atomic_dir,
+    atomic_write_text,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from cadre.train.config import TrainConfig
+from cadre.train.metrics import score
+
+__all__ = ["TrainResult", "cpu_supports_bf16", "generate_answers", "train"]
+
+DEFAULT_EPOCHS = 3.0
+EVALS_PER_RUN = 8
+# Config fields that may change between a run and its --resume without changing the result.
+_RESUME_MAY_CHANGE = {"threads", "budget", "max_steps", "epochs"}
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns; ``adapter_dir`` holds the PEFT adapter (``adapter_model.safetensors``)."""
+
+    adapter_dir: Path
+    metrics: dict[str, Any]
+    steps: int
+    stopped: str  # "completed" | "early_stopping" | "budget"
+    resumed_from: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------- hardware
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (AVX512_BF16 or AMX), per /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def _pick_device(config: TrainConfig) -> str:
+    import torch
+
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+    if config.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return config.device
+
+
+def _pick_bf16(config: TrainConfig, device: str) -> bool:
+    import torch
+
+    if config.precision == "fp32":
+        return False
+    if config.precision == "bf16":
+        return True
+    if device == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return cpu_supports_bf16()
+
+
+# ------------------------------------------------------------------------------------------------ schedules
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, kind: str) -> float:
+    """Learning rate for optimizer step ``step`` (0-based): linear warmup, then cosine/linear decay or flat.
+
+    Cosine decay as in Loshchilov & Hutter 2017 (SGDR), without restarts, to zero at ``total``.
+    """
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    if kind == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if kind == "linear":
+        return base * (1.0 - progress)
+    return base
+
+
+# -------------------------------------------------------------------------------------------------- batches
+
+
+def _collate(examples: Sequence[D.TokenizedExample], pad_id: int, device: str) -> dict[str, Any]:
+    import torch
+
+    width = max(len(e) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), D.IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, ex in enumerate(examples):
+        n = len(ex)
+        ids[row, :n] = torch.tensor(ex.input_ids)
+        labels[row, :n] = torch.tensor(ex.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+
+
+class _LossFn:
+    """Summed token cross-entropy on the labelled positions only (the LM head runs on those rows alone)."""
+
+    def __init__(self, peft_model: Any, *, bf16: bool, device: str) -> None:
+        base = peft_model.get_base_model()
+        self.decoder = base.model if hasattr(base, "model") else base.get_decoder()
+        self.head = base.get_output_embeddings()
+        self.softcap = getattr(base.config, "final_logit_softcapping", None)
+        self.bf16 = bf16
+        self.device_type = "cuda" if device.startswith("cuda") else "cpu"
+
+    def autocast(self) -> Any:
+        import torch
+
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=torch.bfloat16)
+
+    def __call__(self, batch: dict[str, Any]) -> tuple[Any, int]:
+        import torch
+        import torch.nn.functional as F
+
+        targets = batch["labels"][:, 1:]
+        keep = targets != D.IGNORE_INDEX
+        with self.autocast():
+            hidden = self.decoder(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+            ).last_hidden_state
+            logits = self.head(hidden[:, :-1][keep])  # (n_labelled, vocab)
+        logits = logits.float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return F.cross_entropy(logits, targets[keep], reduction="sum"), int(keep.sum())
+
+
+# --------------------------------------------------------------------------------------------- generation
+
+
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[D.ChatExample],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 16,
+    bf16: bool = False,
+) -> list[str]:
+    """Greedy answers to each example's conversation up to its last assistant turn (batched, left padding)."""
+    import torch
+
+    prompts = []
+    for ex in examples:
+        msgs = ex.as_dicts()
+        last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+        prompts.append(tokenizer.apply_chat_template(msgs[:last], tokenize=False, add_generation_prompt=True))
+    device = next(model.parameters()).device
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    answers: list[str] = []
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    try:
+        for i in range(0, len(prompts), batch_size):
+            enc = tokenizer(
+                prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            enc = {k: v.to(device) for k, v in enc.items()}
+            with torch.no_grad(), ctx:
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+            new = out[:, enc["input_ids"].shape[1] :]
+            answers.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = side
+    return [a.strip() for a in answers]
+
+
+# ------------------------------------------------------------------------------------------------ reporting
+
+
+class _Reporter:
+    """Rich progress bar (loss, tokens/s, ETA) and one-line notes on stderr; silent when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+        if enabled:
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, highlight=False)
+
+    @contextlib.contextmanager
+    def bar(self, total: int, done: int) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[tps]} tok/s"),
+            TextColumn("eval {task.fields[eval]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        with self._progress:
+            self._task = self._progress.add_task(
+                "train", total=total, completed=done, loss="-", tps="-", eval="-"
+            )
+            yield
+        self._progress = None
+
+    def update(self, done: int, total: int, **fields: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total, **fields)
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class _Prepared:
+    ref: BaseRef
+    tokenizer: Any
+    train: list[D.TokenizedExample]
+    evals: list[D.TokenizedExample]
+    eval_chats: list[D.ChatExample]
+    summary: D.DataSummary
+    truncation: D.TruncationReport
+    eval_truncation: D.TruncationReport
+
+
+def _prepare(config: TrainConfig, reporter: _Reporter) -> _Prepared:
+    """Everything that can fail on bad input, done before the model is loaded."""
+    examples, extra_eval = D.load_examples(config.data, config)
+    summary = D.check_usable(examples, what=str(config.data))
+    if config.eval_data is not None:
+        eval_examples, _ = D.load_examples(config.eval_data, config)
+        train_examples = examples
+    elif extra_eval is not None:
+        train_examples, eval_examples = examples, extra_eval
+    else:
+        train_examples, eval_examples = D.split_examples(examples, config.eval_fraction, config.seed)
+    if not train_examples:
+        raise DataError(f"{config.data}: nothing left to train on after holding out the evaluation split")
+    ref = resolve_base(config.base)
+    tokenizer = load_tokenizer(ref)
+    train, report = D.tokenize_examples(
+        train_examples, tokenizer, max_length=config.max_length, too_long=config.too_long
+    )
+    evals, eval_report = D.tokenize_examples(
+        eval_examples, tokenizer, max_length=config.max_length, too_long=config.too_long
+    )
+    if not train:
+        raise DataError(
+            f"{config.data}: every example is longer than max_length={config.max_length} tokens "
+            f"(longest {report.longest}); raise --max-length"
+        )
+    if report.truncated or report.dropped:
+        reporter.note(
+            f"[yellow]note:[/] {report.truncated} training examples truncated and {report.dropped} dropped "
+            f"(longer than max_length={config.max_length}; first: {report.first_source})"
+        )
+    kept = {e.source for e in evals}
+    eval_chats = [c for c in eval_examples if c.source in kept]
+    return _Prepared(ref, tokenizer, train, evals, eval_chats, summary, report, eval_report)
+
+
+def _plan_steps(
+    config: TrainConfig, train: Sequence[D.TokenizedExample], seconds_per_token: float | None
+) -> int:
+    """Optimizer steps for the run: the smallest of the epoch, token, time and step limits given."""
+    per_epoch = D.steps_per_epoch(len(train), config.micro_batch, config.accumulation)
+    tokens_per_step = sum(len(e) for e in train) / per_epoch
+    budget = config.parsed_budget
+    limits = []
+    if config.epochs is not None or (budget is None and config.max_steps is None):
+        limits.append(math.ceil((config.epochs or DEFAULT_EPOCHS) * per_epoch))
+    if budget is not None and budget.tokens is not None:
+        limits.append(math.ceil(budget.tokens / tokens_per_step))
+    if budget is not None and budget.seconds is not None and seconds_per_token:
+        limits.append(int(budget.seconds / (seconds_per_token * tokens_per_step)))
+    if config.max_steps is not None:
+        limits.append(config.max_steps)
+    return max(1, min(limits))
+
+
+def _check_resume_config(out: Path, config: TrainConfig) -> None:
+    saved_path = out / "train_config.json"
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    now = json.loads(config.model_dump_json())
+    diffs = sorted(
+        k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
+    )
+    if diffs:
+        raise ConfigError(
+            f"--resume: the config differs from the interrupted run in {', '.join(diffs)}; "
+            "resume with the same settings or train into a new --out"
+        )
+
+
+def _save_adapter(model: Any, target: Path) -> None:
+    """The PEFT adapter (safetensors only) into ``target``, atomically."""
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        (tmp / "README.md").unlink(missing_ok=True)  # PEFT's generic card; ours is written at the end
+
+
+def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -> TrainResult:
+    """Fine-tune a LoRA adapter on ``config.data``; write adapter, config, metrics and model card to ``config.out``.
+
+    Args:
+        config: the training spec.
+        progress: show a progress bar and notes on stderr.
+        resume: continue from the newest checkpoint in ``config.out`` (same data order, optimizer and RNG).
+
+    Raises:
+        NotFoundError: the data file or the base model does not exist.
+        DataError: the data is malformed (file:line), empty, one-class, or too long for ``max_length``.
+        ConfigError: ``config.out`` holds another run (without ``resume``) or a different config (with it).
+        ModelLoadError: the base cannot be loaded.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    reporter = _Reporter(progress)
+    out = Path(config.out)
+    ckpt = latest_checkpoint(out) if resume else None
+    if not resume and (latest_checkpoint(out) is not None or (out / "adapter_model.safetensors").exists()):
+        raise ConfigError(
+            f"{out} already holds a training run; pass --resume to continue it or choose another --out"
+        )
+    if ckpt is not None:
+        _check_resume_config(out, config)
+    elif resume:
+        reporter.note(f"[yellow]note:[/] no checkpoint in {out}/checkpoints; starting from the beginning")
+
+    prep = _prepare(config, reporter)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = _pick_device(config)
+    bf16 = _pick_bf16(config, device)
+
+    torch.manual_seed(config.seed)
+    base_model = load_base_model(prep.ref, device=device, qlora=config.qlora)
+    info = describe_base(prep.ref, base_model.config)
+    if info.context_length and config.max_length > info.context_length:
+        raise ConfigError(
+            f"max_length={config.max_length} is longer than the base's context ({info.context_length}); lower it"
+        )
+    if config.qlora:
+        from peft import prepare_model_for_kbit_training
+
+        base_model = prepare_model_for_kbit_training(base_model, use_gradient_checkpointing=False)
+    lora = LoraConfig(
+        r=config.lora.rank,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=list(config.lora.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        model = get_peft_model(base_model, lora)
+    except ValueError as err:
+        raise ConfigError(f"lora.target_modules: {err}") from None
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    loss_fn = _LossFn(model, bf16=bf16, device=device)
+    pad_id = int(prep.tokenizer.pad_token_id)
+    lengths = [len(e) for e in prep.train]
+
+    out.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any]
+    resumed_from = None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model=model, optimizer=optimizer)
+        resumed_from = int(state["step"])
+        reporter.note(f"resuming from {ckpt.name} (step {resumed_from} of {state['total_steps']})")
+    else:
+        seconds_per_token = None
+        budget = config.parsed_budget
+        if budget is not None and budget.seconds is not None:
+            seconds_per_token = _calibrate(model, loss_fn, prep.train, lengths, config, pad_id, device)
+        state = {
+            "step": 0,
+            "epoch": 0,
+            "micro": 0,
+            "total_steps": _plan_steps(config, prep.train, seconds_per_token),
+            "tokens_seen": 0,
+            "train_seconds": 0.0,
+            "best_score": None,
+            "best_step": None,
+            "bad_evals": 0,
+            "history": [],
+            "stopped": None,
+        }
+        atomic_write_text(out / "train_config.json", config.model_dump_json(indent=2))
+        atomic_write_text(
+            out / "train_config.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
+        )
+        atomic_write_text(out / "cadre.json", json.dumps({"base": info.to_json()}, indent=2))
+
+    total = int(state["total_steps"])
+    warmup = int(total * config.warmup_fraction)
+    eval_every = config.eval_every or max(1, total // EVALS_PER_RUN)
+    have_eval = bool(prep.evals)
+    max_new = (
+        max(
+            (len(prep.tokenizer(c.answer, add_special_tokens=False)["input_ids"]) for c in prep.eval_chats),
+            default=16,
+        )
+        + 8
+    )
+    budget = config.parsed_budget
+    hard_stop = 1.25 * budget.seconds if budget is not None and budget.seconds is not None else None
+    recent: deque[float] = deque(maxlen=20)
+    started = time.perf_counter()
+
+    def evaluate() -> dict[str, Any]:
+        model.eval()
+        total_loss, n_tok = 0.0, 0
+        with torch.no_grad():
+            for b in range(0, len(prep.evals), config.micro_batch):
+                batch = _collate(prep.evals[b : b + config.micro_batch], pad_id, device)
+                loss, n = loss_fn(batch)
+                total_loss += float(loss)
+                n_tok += n
+        record: dict[str, Any] = {"step": state["step"], "eval_loss": total_loss / max(1, n_tok)}
+        if config.metric:
+            chats = prep.eval_chats[: config.metric_examples]
+            preds = generate_answers(
+                model, prep.tokenizer, chats, max_new_tokens=min(max_new, 256), bf16=bf16
+            )
+            record[config.metric] = score(config.metric, preds, [c.answer for c in chats])
+        model.train()
+        return record
+
+    def checkpoint() -> None:
+        save_checkpoint(out, model=model, optimizer=optimizer, state=state, keep=config.keep_checkpoints)
+
+    model.train()
+    try:
+        with reporter.bar(total, int(state["step"])):
+            while state["step"] < total and state["stopped"] is None:
+                batches = D.epoch_batches(lengths, config.micro_batch, config.seed, int(state["epoch"]))
+                group = batches[state["micro"] : state["micro"] + config.accumulation]
+                t0 = time.perf_counter()
+                lr = lr_at(int(state["step"]), total, warmup, config.learning_rate, config.schedule)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                examples = [[prep.train[i] for i in mb] for mb in group]
+                n_label = sum(sum(x != D.IGNORE_INDEX for x in e.labels[1:]) for mb in examples for e in mb)
+                step_loss, step_tokens = 0.0, 0
+                for mb in examples:
+                    batch = _collate(mb, pad_id, device)
+                    loss, _ = loss_fn(batch)
+                    (loss / max(1, n_label)).backward()
+                    step_loss += float(loss.detach())
+                    step_tokens += int(batch["attention_mask"].sum())
+                if config.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                dt = time.perf_counter() - t0
+                state["step"] += 1
+                state["micro"] += len(group)
+                if state["micro"] >= len(batches):
+                    state["epoch"] += 1
+                    state["micro"] = 0
+                state["tokens_seen"] += step_tokens
+                state["train_seconds"] += dt
+                train_loss = step_loss / max(1, n_label)
+                recent.append(train_loss)
+                state["recent_train_loss"] = sum(recent) / len(recent)
+                tps = state["tokens_seen"] / max(1e-9, state["train_seconds"])
+                reporter.update(
+                    int(state["step"]), total, loss=f"{sum(recent) / len(recent):.3f}", tps=f"{tps:.0f}"
+                )
+
+                if have_eval and (state["step"] % eval_every == 0 or state["step"] == total):
+                    record = evaluate()
+                    record["train_loss"] = sum(recent) / len(recent)
+                    state["history"].append(record)
+                    value = record[config.metric] if config.metric else -record["eval_loss"]
+                    if state["best_score"] is None or value > state["best_score"] + 1e-6:
+                        state["best_score"], state["best_step"], state["bad_evals"] = value, state["step"], 0
+                        _save_adapter(model, out / "checkpoints" / "best")
+                    else:
+                        state["bad_evals"] += 1
+                        if (
+                            config.early_stopping_patience
+                            and state["bad_evals"] >= config.early_stopping_patience
+                        ):
+                            state["stopped"] = "early_stopping"
+                    shown = f"{record['eval_loss']:.3f}" + (
+                        f" {config.metric} {record[config.metric]:.2f}" if config.metric else ""
+                    )
+                    reporter.update(int(state["step"]), total, eval=shown)
+                if (
+                    hard_stop is not None
+                    and time.perf_counter() - started > hard_stop
+                    and state["step"] < total
+                ):
+                    state["stopped"] = "budget"
+                if state["step"] % config.save_every == 0 or state["step"] >= total or state["stopped"]:
+                    checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        reporter.note(f"interrupted at step {state['step']}; continue with --resume")
+        raise
+
+    return _finish(config, out, model, prep, info, state, resumed_from, bf16, device)
+
+
+def _calibrate(
+    model: Any,
+    loss_fn: _LossFn,
+    train: Sequence[D.TokenizedExample],
+    lengths: list[int],
+    config: TrainConfig,
+    pad_id: int,
+    device: str,
+) -> float:
+    """Seconds per training token, timed on two forward+backward passes that leave no trace.
+
+    The gradients are discarded and the RNG state restored, so the run is the same as without calibration.
+    """
+    import torch
+
+    rng = torch.get_rng_state()
+    batches = D.epoch_batches(lengths, config.micro_batch, config.seed, 0)[:2]
+    timing = []
+    model.train()
+    for mb in batches:
+        batch = _collate([train[i] for i in mb], pad_id, device)
+        t0 = time.perf_counter()
+        loss, n = loss_fn(batch)
+        (loss / max(1, n)).backward()
+        timing.append((time.perf_counter() - t0) / max(1, int(batch["attention_mask"].sum())))
+    model.zero_grad(set_to_none=True)
+    torch.set_rng_state(rng)
+    return timing[-1]
+
+
+def _finish(
+    config: TrainConfig,
+    out: Path,
+    model: Any,
+    prep: _Prepared,
+    info: BaseInfo,
+    state: dict[str, Any],
+    resumed_from: int | None,
+    bf16: bool,
+    device: str,
+) -> TrainResult:
+    """Write the chosen adapter (best evaluated, else last), metrics.json and README.md into ``out``."""
+    best_dir = out / "checkpoints" / "best"
+    if state["best_step"] is not None and best_dir.is_dir():
+        chosen, source = best_dir, f"best evaluation (step {state['best_step']})"
+    else:
+        _save_adapter(model, out / "checkpoints" / "last")
+        chosen, source = out / "checkpoints" / "last", f"last step ({state['step']})"
+    for f in chosen.iterdir():
+        if f.is_file():
+            tmp = out / f".tmp-{f.name}"
+            shutil.copyfile(f, tmp)
+            tmp.replace(out / f.name)
+    history = state["history"]
+    best = next((h for h in history if h["step"] == state["best_step"]), None)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    metrics: dict[str, Any] = {
+        "steps": state["step"],
+        "total_steps": state["total_steps"],
+        "epochs": state["epoch"] + state["micro"] / max(1, math.ceil(len(prep.train) / config.micro_batch)),
+        "stopped": state["stopped"] or "completed",
+        "adapter_from": source,
+        "train_examples": len(prep.train),
+        "eval_examples": len(prep.evals),
+        "distinct_answers": prep.summary.distinct_answers,
+        "truncated": prep.truncation.truncated,
+        "dropped": prep.truncation.dropped,
+        "tokens_seen": state["tokens_seen"],
+        "train_seconds": round(state["train_seconds"], 2),
+        "tokens_per_second": state["tokens_seen"] / max(1e-9, state["train_seconds"]),
+        "final_train_loss": state.get("recent_train_loss"),
+        "best": best,
+        "history": history,
+        "device": device,
+        "precision": "bf16-autocast" if bf16 else "fp32",
+        "peak_rss_mb": round(rss_mb, 1),
+        "resumed_from_step": resumed_from,
+    }
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(out / "README.md", render_model_card(config, info, prep.summary, metrics))
+    return TrainResult(
+        adapter_dir=out,
+        metrics=metrics,
+        steps=int(state["step"]),
+        stopped=metrics["stopped"],
+        resumed_from=resumed_from,
+        history=history,
+    )

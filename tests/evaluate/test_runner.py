@@ -1,0 +1,193 @@
+"""The runner's records, failures, resume and summaries (rule-based backend; the real model is in test_e2e)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from eval_helpers import KeywordBackend
+
+from cadre.errors import ConfigError
+from cadre.evaluate import BackendSystem, RoutedSystem, SystemSpec, load_task, parse_system, run_eval, summarize
+from cadre.evaluate.runner import compare_run, read_records
+from cadre.route.protocol import RouteDecision
+from cadre.runtime.protocol import ChatMessage
+
+
+def _system(name: str, backend: KeywordBackend, **spec: object) -> BackendSystem:
+    return BackendSystem(SystemSpec(name=name, model="keywords", **spec), backend)  # type: ignore[arg-type]
+
+
+def test_records_and_summary(intents_task: Path, tmp_path: Path) -> None:
+    task = load_task(intents_task)
+    good, flaky = KeywordBackend(), KeywordBackend(fail_on=["refund", "money back"])
+    out = tmp_path / "run"
+    summary = run_eval(task, [_system("good", good), _system("flaky", flaky)], out, progress=False)
+    recs = read_records(out)
+    assert len(recs) == 20 and good.calls == 10 and flaky.calls == 10
+    first = next(r for r in recs if r["system"] == "good" and r["item_id"] == "a1")
+    assert first["prediction"] == "order_status" and first["correct"] is True and first["raw"] == "Intent: order_status"
+    assert first["prompt_tokens"] > 0 and first["completion_tokens"] == 2 and first["latency_s"] >= 0
+    assert first["ttft_s"] is not None and first["error"] is None
+    g, f = summary.systems["good"], summary.systems["flaky"]
+    assert g.metric == pytest.approx(0.9) and g.failures == 0 and g.n == 10  # a9 has no keyword
+    # the flaky system failed on the two refund items; the run went on and counts them as wrong
+    assert f.failures == 2 and f.failure_rate == pytest.approx(0.2) and f.metric == pytest.approx(0.7)
+    assert "upstream error 503" in f.errors[0]
+    failed = [r for r in recs if r["system"] == "flaky" and r["error"]]
+    assert {r["item_id"] for r in failed} == {"a3", "a7"} and all(r["correct"] is False for r in failed)
+    (comp,) = summary.comparisons
+    assert (comp.a, comp.b, comp.mcnemar.b, comp.mcnemar.c) == ("flaky", "good", 0, 2)  # type: ignore[union-attr]
+    assert comp.difference == pytest.approx(-0.2)
+    assert summary.complete and summary.baseline == "good"
+    assert json.loads((out / "summary.json").read_text())["systems"]["flaky"]["failures"] == 2
+    assert summarize(out).systems["good"].metric == g.metric  # re-summarising needs no generation
+
+
+def test_a_system_that_cannot_load_is_recorded_and_others_run(intents_task: Path, tmp_path: Path) -> None:
+    task = load_task(intents_task)
+    broken = parse_system("broken=/nonexistent/model.gguf")
+    summary = run_eval(task, [_system("good", KeywordBackend()), broken], tmp_path / "run", progress=False)
+    b = summary.systems["broken"]
+    assert b.failures == 10 and b.failure_rate == 1.0 and "did not load" in b.errors[0]
+    assert "does not exist" in b.errors[0]
+    assert summary.systems["good"].metric == pytest.approx(0.9)
+
+
+def test_interrupted_run_resumes_where_it_stopped(intents_task: Path, tmp_path: Path) -> None:
+    task = load_task(intents_task)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(task, [_system("good", KeywordBackend(interrupt_after=4))], out, progress=False)
+    assert len(read_records(out)) == 4
+    partial = json.loads((out / "summary.json").read_text())
+    assert partial["complete"] is False and partial["systems"]["good"]["n"] == 4
+    with (out / "items.jsonl").open("a") as fh:  # a write cut off mid-line by the interruption
+        fh.write('{"system": "good", "item_id": "a5", "perturb')
+    assert len(read_records(out)) == 4
+    fresh = KeywordBackend()
+    summary = run_eval(task, [_system("good", fresh)], out, progress=False)
+    assert fresh.calls == 6  # only the items not yet answered
+    recs = read_records(out)
+    assert len(recs) == 10 and len({r["item_id"] for r in recs}) == 10
+    assert summary.complete and summary.systems["good"].metric == pytest.approx(0.9)
+    again = KeywordBackend()
+    run_eval(task, [_system("good", again)], out, progress=False)
+    assert again.calls == 0
+
+
+def test_failed_items_are_retried_on_resume(intents_task: Path, tmp_path: Path) -> None:
+    task = load_task(intents_task)
+    out = tmp_path / "run"
+    run_eval(task, [_system("s", KeywordBackend(fail_on=["refund"]))], out, progress=False)
+    healthy = KeywordBackend()
+    summary = run_eval(task, [_system("s", healthy)], out, progress=False)
+    assert healthy.calls == 1 and summary.systems["s"].failures == 0  # "a3" only ("a7" said "money back")
+    assert len(read_records(out)) == 11  # the failure stays in the log; the latest record counts
+
+
+def test_resume_refuses_a_different_task_or_system(intents_task: Path, tmp_path: Path) -> None:
+    task = load_task(intents_task)
+    out = tmp_path / "run"
+    run_eval(task, [_system("s", KeywordBackend())], out, progress=False, limit=3)
+    with pytest.raises(ConfigError, match="different task or settings"):
+        run_eval(task, [_system("s", KeywordBackend())], out, progress=False, limit=4)
+    with pytest.raises(ConfigError, match="defined differently"):
+        run_eval(task, [_system("s", KeywordBackend(), shots=0)], out, progress=False, limit=3)
+    # adding a system to an existing run is fine: only the new one runs
+    extra = KeywordBackend()
+    summary = run_eval(task, [_system("t", extra)], out, progress=False, limit=3)
+    assert extra.calls == 3 and set(summary.systems) == {"s", "t"}
+
+
+def test_bad_arguments(intents_task: Path, tmp_path: Path) -> None:
+    task = load_task(intents_task)
+    s = _system("s", KeywordBackend())
+    with pytest.raises(ConfigError, match="temperature 0 gives identical runs"):
+        run_eval(task, [s], tmp_path / "r", repeats=3, progress=False)
+    with pytest.raises(ConfigError, match="no systems"):
+        run_eval(task, [], tmp_path / "r", progress=False)
+    with pytest.raises(ConfigError, match="baseline 'x'"):
+        run_eval(task, [s], tmp_path / "r", baseline="x", progress=False)
+
+
+def test_perturbations_robustness_and_compare(intents_task: Path, tmp_path: Path) -> None:
+    task = load_task(intents_task)
+    out = tmp_path / "run"
+    summary = run_eval(
+        task,
+        [_system("a", KeywordBackend()), _system("b", KeywordBackend(fail_on=["cancel"]))],
+        out,
+        perturbations=["casing", "noop", "typos"],
+        progress=False,
+    )
+    rob = {(r.system, r.perturbation): r for r in summary.robustness}
+    casing = rob[("a", "casing")]
+    # keyword lookup is case-insensitive: the same answers, the same accuracy
+    assert casing.n == 10 and casing.consistency == 1.0 and casing.delta == 0.0 and casing.flipped_to_wrong == 0
+    typos = rob[("a", "typos")]
+    assert typos.n == 10 and 0 <= typos.consistency <= 1
+    assert typos.flipped_to_wrong == round((typos.original - typos.perturbed) * 10) + typos.flipped_to_right
+    recs = read_records(out)
+    assert len(recs) == 2 * 10 * 4
+    comp = compare_run(out, "b", "a", resamples=2000)
+    assert comp.a_value == pytest.approx(0.7) and comp.difference == pytest.approx(-0.2)
+
+
+def test_repeats_report_spread(intents_task: Path, tmp_path: Path) -> None:
+    task = load_task(intents_task)
+    summary = run_eval(
+        task, [_system("s", KeywordBackend())], tmp_path / "r", repeats=3, temperature=0.8, progress=False
+    )
+    s = summary.systems["s"]
+    assert s.repeats is not None and s.repeats.values == (0.9, 0.9, 0.9) and s.repeats.std == 0.0
+    assert len(read_records(tmp_path / "r")) == 30 and summary.temperature == 0.8
+
+
+class KeywordRouter:
+    """A Router over two routes: cancellations to one specialist, everything else to the generalist."""
+
+    routes = ["cancel"]
+
+    def route(self, text: str) -> RouteDecision:
+        if "cancel" in text.lower():
+            return RouteDecision(route="cancel", score=0.9, reason="keyword", seconds=0.001)
+        return RouteDecision(route="generalist", score=0.1, reason="no keyword", seconds=0.001)
+
+    def route_batch(self, texts: Sequence[str]) -> list[RouteDecision]:
+        return [self.route(t) for t in texts]
+
+    def route_chat(self, messages: Sequence[ChatMessage], *, current: str | None = None) -> RouteDecision:
+        return self.route(messages[-1]["content"])
+
+
+def test_routed_ecosystem_records_routes(intents_task: Path, tmp_path: Path) -> None:
+    task = load_task(intents_task)
+    spec_sys, gen_sys = _system("spec", KeywordBackend()), _system("gen", KeywordBackend(fail_on=["cancel"]))
+    eco_spec = SystemSpec(name="eco", kind="routed", router="(in memory)", routes={"cancel": "spec"}, generalist="gen")
+    eco = RoutedSystem(eco_spec, KeywordRouter(), {"cancel": spec_sys}, gen_sys)
+    summary = run_eval(task, [gen_sys, spec_sys, eco], tmp_path / "r", progress=False)
+    e = summary.systems["eco"]
+    assert e.routes == {"cancel": 2, "generalist": 8}
+    assert e.metric == pytest.approx(0.9) and summary.systems["gen"].metric == pytest.approx(0.7)
+    eco_recs = [r for r in read_records(tmp_path / "r") if r["system"] == "eco"]
+    assert all(r["latency_s"] >= 0.001 for r in eco_recs)
+    assert e.cost.method == "mixed"  # each request costed by the system it went to
+
+
+def test_parse_system_strings() -> None:
+    s = parse_system("spec=smollm2-135m,adapter=out/a.gguf,shots=0,mode=complete")
+    assert (s.name, s.kind, s.model, s.adapter, s.shots, s.mode) == ("spec", "model", "smollm2-135m", "out/a.gguf", 0, "complete")
+    o = parse_system("openai:gpt-4o-mini@https://api.openai.com/v1")
+    assert (o.name, o.kind, o.model) == ("gpt-4o-mini", "openai", "openai:gpt-4o-mini@https://api.openai.com/v1")
+    r = parse_system("eco=routed:runs/router,routes=intents:spec;invoices:inv,generalist=gpt")
+    assert r.routes == {"intents": "spec", "invoices": "inv"} and r.generalist == "gpt" and r.router == "runs/router"
+    assert parse_system("/models/my-model.Q4.gguf").name == "my-model.Q4"
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_system("x=smollm2-135m,shotz=3")
+    with pytest.raises(ConfigError, match="routes=ROUTE:SYSTEM"):
+        parse_system("e=routed:r,routes=oops")
+    with pytest.raises(ConfigError, match="needs routes"):
+        parse_system("e=routed:r")
