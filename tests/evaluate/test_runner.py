@@ -165,7 +165,8 @@ class KeywordRouter:
 
 def test_routed_ecosystem_records_routes(intents_task: Path, tmp_path: Path) -> None:
     task = load_task(intents_task)
-    spec_sys, gen_sys = _system("spec", KeywordBackend()), _system("gen", KeywordBackend(fail_on=["cancel"]))
+    spec_sys = _system("spec", KeywordBackend(), price_per_hour=0.05)
+    gen_sys = _system("gen", KeywordBackend(fail_on=["cancel"]), price_per_hour=0.5)
     eco_spec = SystemSpec(name="eco", kind="routed", router="(in memory)", routes={"cancel": "spec"}, generalist="gen")
     eco = RoutedSystem(eco_spec, KeywordRouter(), {"cancel": spec_sys}, gen_sys)
     summary = run_eval(task, [gen_sys, spec_sys, eco], tmp_path / "r", progress=False)
@@ -174,7 +175,10 @@ def test_routed_ecosystem_records_routes(intents_task: Path, tmp_path: Path) -> 
     assert e.metric == pytest.approx(0.9) and summary.systems["gen"].metric == pytest.approx(0.7)
     eco_recs = [r for r in read_records(tmp_path / "r") if r["system"] == "eco"]
     assert all(r["latency_s"] >= 0.001 for r in eco_recs)
-    assert e.cost.method == "mixed"  # each request costed by the system it went to
+    # each request is costed by the system it went to (its hardware's price per hour x its latency)
+    assert e.cost.method == "mixed" and e.cost.per_request is not None
+    costs = [(0.05 if r["route"] == "cancel" else 0.5) * r["latency_s"] / 3600 for r in eco_recs]
+    assert e.cost.per_request == pytest.approx(sum(costs) / len(costs))
 
 
 def test_parse_system_strings() -> None:

@@ -97,7 +97,8 @@ def test_paired_comparison_verdicts() -> None:
     assert comp.a_value == pytest.approx(0.9) and comp.b_value == pytest.approx(0.55)
 
     worse = paired_comparison(b, a, a_name="specialist", b_name="generalist", resamples=5000)
-    assert worse.verdict.startswith("generalist better than specialist by +35.0 points")
+    assert worse.verdict.startswith("generalist better than specialist by +35.0 points, 95% CI +")
+    assert worse.bootstrap.high < 0  # the interval of specialist - generalist, shown flipped in the verdict
 
     tie = paired_comparison(*_pairs(3, 3, both=10, neither=4), a_name="x", b_name="y", resamples=2000)
     assert not tie.significant and tie.verdict.startswith("no clear difference between x and y")

@@ -53,10 +53,21 @@ def router_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def train_examples(router_files: dict[str, Path]) -> list[Example]:
-    return load_examples(router_files["train"])
+def train_examples(router_files: dict[str, Path], embedder: MemoEmbedder) -> list[Example]:
+    exs = load_examples(router_files["train"])
+    embedder.encode([ex.text for ex in exs])  # one batched pass fills the cache
+    return exs
 
 
 @pytest.fixture(scope="session")
-def test_examples(router_files: dict[str, Path]) -> list[Example]:
-    return load_examples(router_files["test"])
+def test_examples(router_files: dict[str, Path], embedder: MemoEmbedder) -> list[Example]:
+    exs = load_examples(router_files["test"])
+    embedder.encode([ex.text for ex in exs])
+    return exs
+
+
+@pytest.fixture
+def memo_default_embedder(embedder: MemoEmbedder, monkeypatch: pytest.MonkeyPatch) -> MemoEmbedder:
+    """Make the CLI (which loads the default embedder itself) use the cached real embedder."""
+    monkeypatch.setattr("cadre.route.embedding.default_embedder", lambda: embedder)
+    return embedder

@@ -20,7 +20,15 @@ from cadre.route.cascade import (
     calibrate_joint_risk,
     selective_risk,
 )
-from cadre.runtime.protocol import ChatMessage, ChatRequest, Completion, SamplingParams, StreamChunk, TokenLogprob, Usage
+from cadre.runtime.protocol import (
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    SamplingParams,
+    StreamChunk,
+    TokenLogprob,
+    Usage,
+)
 
 K_SPLITS = 200
 
@@ -109,7 +117,9 @@ class ScriptedBackend:
         self.answers = answers
         self.calls: list[tuple[str, SamplingParams, str | None]] = []
 
-    def chat(self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None) -> Completion:
+    def chat(
+        self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
+    ) -> Completion:
         q = messages[-1]["content"]
         self.calls.append((q, params, adapter))
         text, lp = self.answers[q]
@@ -143,10 +153,14 @@ def test_cascade_keeps_confident_answers_and_escalates_the_rest(tmp_path: Path) 
     gen = ScriptedBackend({"unsure": ("8", -0.1)})
     cascade = Cascade(signal=MeanLogprob(), threshold=-1.0)
     params = SamplingParams(max_tokens=8)
-    kept = cascade.answer([{"role": "user", "content": "sure"}], specialist=spec, generalist=gen, params=params, adapter="math")
+    kept = cascade.answer(
+        [{"role": "user", "content": "sure"}], specialist=spec, generalist=gen, params=params, adapter="math"
+    )
     assert (kept.escalated, kept.completion.text, kept.confidence) == (False, "42", -0.05)
     assert spec.calls[0][1].logprobs and spec.calls[0][2] == "math"
-    esc = cascade.answer([{"role": "user", "content": "unsure"}], specialist=spec, generalist=gen, params=params)
+    esc = cascade.answer(
+        [{"role": "user", "content": "unsure"}], specialist=spec, generalist=gen, params=params
+    )
     assert esc.escalated and esc.completion.text == "8" and esc.specialist.text == "7"
     cal = calibrate_generalist_share(np.linspace(-3, 0, 50), max_share=0.2)
     Cascade(signal=MeanLogprob(), threshold=cal.threshold, calibration=cal).save(tmp_path / "c.json")

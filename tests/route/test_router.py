@@ -41,20 +41,31 @@ def test_held_out_accuracy_and_ood(auto_router, test_examples: list[Example]) ->
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_fits_saves_and_reloads_identically(
-    strategy: str, train_examples: list[Example], test_examples: list[Example], embedder: object, tmp_path: Path
+    strategy: str,
+    train_examples: list[Example],
+    test_examples: list[Example],
+    embedder: object,
+    tmp_path: Path,
 ) -> None:
     router = fit_router(train_examples, strategy=strategy, embedder=embedder)  # type: ignore[arg-type]
     assert router.kind == strategy
     texts = [ex.text for ex in test_examples[::4]]
     before = router.route_batch(texts)
     save_router(router, tmp_path / "r")
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["arrays.safetensors", "examples.jsonl", "router.json"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "arrays.safetensors",
+        "examples.jsonl",
+        "router.json",
+    ]
     again = load_router(tmp_path / "r", embedder=embedder)  # type: ignore[arg-type]
     after = again.route_batch(texts)
     assert [d.route for d in before] == [d.route for d in after]
     np.testing.assert_allclose([d.score for d in before], [d.score for d in after], rtol=1e-5)
     in_scope = [ex for ex in test_examples if ex.route is not None]
-    hits = [d.scores and max(d.scores, key=d.scores.get) == ex.route for d, ex in zip(router.route_batch([e.text for e in in_scope]), in_scope)]  # type: ignore[arg-type]
+    hits = [
+        d.scores and max(d.scores, key=d.scores.get) == ex.route
+        for d, ex in zip(router.route_batch([e.text for e in in_scope]), in_scope)
+    ]  # type: ignore[arg-type]
     assert np.mean(hits) >= 0.9
 
 
@@ -74,7 +85,9 @@ def test_loading_with_another_embedding_model_is_an_error(auto_router, tmp_path:
         def encode(self, texts, *, batch_size=64):  # type: ignore[no-untyped-def]
             raise AssertionError("must not be called")
 
-    with pytest.raises(ModelLoadError, match="built with embedding model 'sentence-transformers/all-MiniLM-L6-v2'"):
+    with pytest.raises(
+        ModelLoadError, match="built with embedding model 'sentence-transformers/all-MiniLM-L6-v2'"
+    ):
         load_router(tmp_path / "r", embedder=Other())  # type: ignore[arg-type]
     with pytest.raises(NotFoundError, match="not a router directory"):
         load_router(tmp_path)
@@ -96,7 +109,13 @@ def test_route_chat_uses_context_and_sticks(auto_router) -> None:  # type: ignor
     d = auto_router.route_chat(conv, current="normalize")
     assert d.route == "normalize"
     switched = auto_router.route_chat(
-        [*conv, {"role": "user", "content": "Hi, I want a refund for order 123-4567890, the item arrived broken."}],
+        [
+            *conv,
+            {
+                "role": "user",
+                "content": "Hi, I want a refund for order 123-4567890, the item arrived broken.",
+            },
+        ],
         current="normalize",
     )
     assert switched.route == "intents", switched.reason

@@ -63,7 +63,9 @@ def test_cross_field_rules() -> None:
     with pytest.raises(ConfigError, match=r"build\.nope: unknown key"):
         parse_ecosystem({**MIN, "router": {"build": {"nope": 1}}})
     with pytest.raises(ConfigError, match=r"knowledge\.corpus"):
-        parse_ecosystem({"specialists": [{"name": "a", "knowledge": {"corpus": "../x"}}], "server": {"fallback": "error"}})
+        parse_ecosystem(
+            {"specialists": [{"name": "a", "knowledge": {"corpus": "../x"}}], "server": {"fallback": "error"}}
+        )
 
 
 def test_relative_paths_resolve_against_the_file_and_adapters_stay_under_the_root(tmp_path: Path) -> None:
@@ -106,7 +108,10 @@ def test_check_reports_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("CADRE_TEST_MISSING_KEY", raising=False)
     data = {
         "specialists": [{"name": "a", "examples": ["x"] * 8}, {"name": "b"}],
-        "generalist": {"model": "openai:gpt@https://api.example.com/v1", "api_key_env": "CADRE_TEST_MISSING_KEY"},
+        "generalist": {
+            "model": "openai:gpt@https://api.example.com/v1",
+            "api_key_env": "CADRE_TEST_MISSING_KEY",
+        },
     }
     (tmp_path / "e.yaml").write_text(yaml.safe_dump(data))
     report = check_ecosystem(tmp_path / "e.yaml")
@@ -125,6 +130,8 @@ def test_check_loads_nothing_heavy(tmp_path: Path) -> None:
         "heavy = [m for m in ('torch', 'llama_cpp', 'sentence_transformers', 'transformers') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "e.yaml")], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "e.yaml")], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""

@@ -80,7 +80,9 @@ def test_streaming_matches_non_streaming_text_and_usage(live: LiveServer) -> Non
     finishes = [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason]
     assert finishes == ["length"]
     assert chunks[-1].usage is not None
-    assert chunks[-1].usage.model_dump(include={"prompt_tokens", "completion_tokens"}) == plain.usage.model_dump(  # type: ignore[union-attr]
+    assert chunks[-1].usage.model_dump(
+        include={"prompt_tokens", "completion_tokens"}
+    ) == plain.usage.model_dump(  # type: ignore[union-attr]
         include={"prompt_tokens", "completion_tokens"}
     )
 
@@ -123,7 +125,9 @@ def test_400s_bad_requests_in_openai_shape(live: LiveServer) -> None:
     with pytest.raises(openai.BadRequestError):
         c.chat.completions.create(model="support", messages=hi(), n=2)
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-    bad = httpx.post(f"{live.url}/v1/chat/completions", content=b'{"model": "support", "messages": [', headers=headers)
+    bad = httpx.post(
+        f"{live.url}/v1/chat/completions", content=b'{"model": "support", "messages": [', headers=headers
+    )
     assert bad.status_code == 400
     assert bad.json()["error"]["message"] == "the request body is not valid JSON"
     assert "Traceback" not in bad.text
@@ -135,7 +139,9 @@ def test_400s_bad_requests_in_openai_shape(live: LiveServer) -> None:
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
 
 
-def test_unknown_fields_are_logged_not_dropped_silently(live: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_fields_are_logged_not_dropped_silently(
+    live: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level("WARNING", logger="cadre.serve"):
         client(live).chat.completions.create(
             model="support", messages=hi(), max_tokens=2, extra_body={"frobnicate": 1}, presence_penalty=0.5

@@ -58,6 +58,89 @@ def data_generate(
     console.print(table)
 
 
+def demo(
+    fast: bool = typer.Option(
+        False, "--fast", help="The ~3-minute version: tiny splits, seconds of training."
+    ),
+    out: Path = typer.Option(
+        Path("demo-out"), "--out", "-o", help="Output folder; a re-run reuses finished steps."
+    ),
+    generalist: list[str] = typer.Option(
+        [],
+        "--generalist",
+        help="Also compare an OpenAI-compatible generalist: openai:MODEL@URL (repeatable).",
+    ),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="Environment variable holding the --generalist endpoint's API key."
+    ),
+    budget: float | None = typer.Option(None, "--budget", help="Training seconds per specialist."),
+    seed: int = typer.Option(0, "--seed", help="Seed for data, training and perturbations."),
+    price_per_hour: float | None = typer.Option(
+        None, "--price-per-hour", help="USD/hour of this machine for the cost columns (default: cost model)."
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for training and inference."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Generate data, train a specialist per task, fit the router, evaluate against a generalist, report."""
+    from cadre.demo import DemoConfig, run_demo
+
+    overrides: dict[str, object] = {
+        "out": out,
+        "seed": seed,
+        "remote_generalists": generalist,
+        "remote_api_key_env": api_key_env,
+        "price_per_hour": price_per_hour,
+        "threads": threads,
+    }
+    if budget is not None:
+        overrides["train_budget_s"] = budget
+    cfg = DemoConfig.preset(fast=fast, **overrides)
+    result = run_demo(cfg)
+    if as_json:
+        print_json(
+            {
+                "out": result.out,
+                "report_html": result.report_html,
+                "report_md": result.report_md,
+                "ecosystem": result.ecosystem,
+                "serve_command": result.serve_command,
+                "table": result.table,
+                "steps": {k: vars(v) for k, v in result.steps.items()},
+                "seconds": result.seconds,
+            }
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title="Table 1 on this machine (specialist vs generalist, same test items)")
+    for col in ("task", "generalist", "specialist", "advantage (95% CI)", "cost ratio"):
+        table.add_column(col)
+    for row in result.table:
+        diff, lo, hi = row.get("difference"), row.get("low"), row.get("high")
+        adv = (
+            "n/a"
+            if diff is None
+            else f"{100 * diff:+.1f} pp [{100 * (lo or 0):+.1f}, {100 * (hi or 0):+.1f}]"
+        )
+        ratio = row.get("cost_ratio")
+        table.add_row(
+            row["task"],
+            "n/a" if row.get("generalist") is None else f"{100 * row['generalist']:.1f}%",
+            "n/a" if row.get("specialist") is None else f"{100 * row['specialist']:.1f}%",
+            adv,
+            "n/a" if ratio is None else f"{ratio:.1f}x",
+        )
+    console.print(table)
+    console.print(f"report: {result.report_html}  (and {result.report_md})")
+    if result.ecosystem is not None:
+        console.print("\nServe the ecosystem:\n")
+        console.print(f"  {result.serve_command}", highlight=False)
+        console.print("\nand call it:\n")
+        console.print(result.client_snippet, highlight=False, markup=False)
+    console.print(f"\n[dim]finished in {result.seconds:.0f} s[/]")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``cadre data`` and ``cadre demo`` to the cadre app."""
     app.add_typer(data_app, name="data")
+    app.command("demo")(demo)

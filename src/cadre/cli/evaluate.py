@@ -32,7 +32,8 @@ def _print_summary(summary: RunSummary) -> None:
 
     rows = table1_rows(summary)
     table = Table(title=f"{summary.task}: {summary.n_items} items, baseline {summary.baseline}")
-    cols = [c for c in rows[0] if c not in ("Model", "Cost / 1k req")] if rows else []
+    hidden = ("Model", "Cost / 1k req", "Latency p95", "McNemar p")  # all in report.md / --json
+    cols = [c for c in rows[0] if c not in hidden] if rows else []
     for c in cols:
         table.add_column(c, justify="left" if c == "System" else "right")
     for r in rows:

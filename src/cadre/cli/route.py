@@ -58,8 +58,17 @@ def fit_cmd(
     if json_out:
         print_json(report)
         return
-    console.print(f"[bold green]router saved[/] to {out}: strategy [bold]{report.get('strategy', router.kind)}[/]")
-    for key in ("routes", "cv_accuracy", "cv_ood_auroc", "examples", "out_of_scope_examples", "duplicates_dropped"):
+    console.print(
+        f"[bold green]router saved[/] to {out}: strategy [bold]{report.get('strategy', router.kind)}[/]"
+    )
+    for key in (
+        "routes",
+        "cv_accuracy",
+        "cv_ood_auroc",
+        "examples",
+        "out_of_scope_examples",
+        "duplicates_dropped",
+    ):
         if key in report:
             console.print(f"  {key}: {report[key]}")
 
@@ -95,7 +104,10 @@ def eval_cmd(
     summary.add_row("domain accuracy (in scope)", fmt(report.domain_accuracy, True))
     summary.add_row("out-of-domain AUROC", fmt(report.ood_auroc))
     summary.add_row("sent to generalist", fmt(report.generalist_share, True))
-    summary.add_row("abstention precision / recall", f"{fmt(report.abstention_precision)} / {fmt(report.abstention_recall)}")
+    summary.add_row(
+        "abstention precision / recall",
+        f"{fmt(report.abstention_precision)} / {fmt(report.abstention_recall)}",
+    )
     summary.add_row("latency p50 / p99 (ms)", f"{report.p50_ms:.1f} / {report.p99_ms:.1f}")
     if report.batch_per_s:
         summary.add_row("batch throughput (req/s)", f"{report.batch_per_s:.0f}")
@@ -140,7 +152,9 @@ def explain_cmd(
     d = exp.decision
     console.print(f"route: [bold]{d.route}[/]  score {d.score:.3f}  ({d.reason})")
     if d.scores:
-        console.print("  " + "  ".join(f"{r}={p:.3f}" for r, p in sorted(d.scores.items(), key=lambda kv: -kv[1])))
+        console.print(
+            "  " + "  ".join(f"{r}={p:.3f}" for r, p in sorted(d.scores.items(), key=lambda kv: -kv[1]))
+        )
     if exp.nearest:
         table = Table(title="nearest training examples")
         table.add_column("similarity", justify="right")
@@ -153,7 +167,9 @@ def explain_cmd(
 
 @route_app.command("calibrate")
 def calibrate_cmd(
-    scores: Path = typer.Option(..., "--scores", help='JSONL {"confidence": float, "error": 0|1} per request.'),
+    scores: Path = typer.Option(
+        ..., "--scores", help='JSONL {"confidence": float, "error": 0|1} per request.'
+    ),
     out: Path = typer.Option(..., "--out", help="Cascade JSON to write."),
     signal: str = typer.Option("mean_logprob", help="Name of the confidence signal the scores come from."),
     max_error_rate: float | None = typer.Option(None, help="Target: at most this error rate among kept."),

@@ -40,6 +40,12 @@ AUTO_MODEL = "auto"
 _RESERVED = {AUTO_MODEL, "generalist"}
 
 
+def _env_name(v: str | None) -> str | None:
+    if v is not None and not v.replace("_", "a").isalnum():
+        raise ValueError(f"{v!r} is not an environment variable name (letters, digits, '_')")
+    return v
+
+
 class DecodingDefaults(StrictModel):
     """Decoding settings used when a request does not give its own (OpenAI names and meanings)."""
 
@@ -81,6 +87,14 @@ class SpecialistSpec(StrictModel):
     decoding: DecodingDefaults = Field(default_factory=lambda: DecodingDefaults())
     knowledge: KnowledgeRef | None = None
     system_prompt: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="for an openai: base, the environment variable holding its API key"
+    )
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_env(cls, v: str | None) -> str | None:
+        return _env_name(v)
 
     @field_validator("name")
     @classmethod
@@ -155,10 +169,8 @@ class GeneralistSpec(StrictModel):
 
     @field_validator("api_key_env")
     @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not v.replace("_", "a").isalnum():
-            raise ValueError(f"{v!r} is not an environment variable name (letters, digits, '_')")
-        return v
+    def _key_env(cls, v: str | None) -> str | None:
+        return _env_name(v)
 
     def api_key(self) -> str | None:
         """The key read from ``api_key_env`` (None when unset or not configured)."""
@@ -176,7 +188,9 @@ class ServerSpec(StrictModel):
     queue_size: int = Field(
         default=64, ge=1, description="requests admitted at once (running + waiting); beyond: 429"
     )
-    max_batch_size: int = Field(default=8, ge=1, description="concurrent generations per loaded local base (the runtime batches them)")
+    max_batch_size: int = Field(
+        default=8, ge=1, description="concurrent generations per loaded local base (the runtime batches them)"
+    )
     remote_concurrency: int = Field(default=16, ge=1, description="parallel requests to one HTTP endpoint")
     specialist_timeout_s: float = Field(
         default=60.0, gt=0, description="a specialist slower than this falls back"

@@ -128,7 +128,7 @@ def calibrate(*, decode: bool = True, n_threads: int = 2, save: bool = True) -> 
     bw = measure_memory_bandwidth()
     fl = measure_matmul_flops()
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    default = load_hardware("local") if not local_hardware_path().is_file() else None
+    previous = load_hardware("local")  # the documented default, or the last calibration
     hw = Hardware(
         name="local",
         display_name=f"this machine ({os.cpu_count()} CPUs, calibrated {stamp[:10]})",
@@ -137,8 +137,8 @@ def calibrate(*, decode: bool = True, n_threads: int = 2, save: bool = True) -> 
         memory_bytes=_total_ram(),
         memory_bandwidth_bytes_per_s=bw,
         peak_flops={p: PeakFlops(dense=fl, note="measured float32 matmul") for p in ("fp32", "fp16", "bf16")},
-        tdp_watts=default.tdp_watts if default else 65.0,
-        price_per_hour=default.price_per_hour if default else 0.0,
+        tdp_watts=previous.tdp_watts,
+        price_per_hour=previous.price_per_hour,
         sources=["cadre cost calibrate (numpy copy bandwidth, float32 matmul)"],
         measured=MeasuredFigures(
             memory_bandwidth_bytes_per_s=bw,

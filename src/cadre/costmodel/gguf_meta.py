@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,20 @@ class GGUFSummary(dict[str, Any]):
 
 
 def read_gguf(path: str | Path) -> GGUFSummary:
-    """Scalar metadata (arrays skipped except short ones) and the byte/param totals of every tensor."""
+    """Scalar metadata (arrays skipped except short ones) and the byte/param totals of every tensor.
+
+    Parsing a GGUF's tokenizer arrays takes seconds, so results are cached per (path, size, mtime).
+    """
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"GGUF file {str(p)!r} does not exist")
+    st = p.stat()
+    return GGUFSummary(_read_gguf_cached(str(p.resolve()), st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=16)
+def _read_gguf_cached(path: str, size: int, mtime_ns: int) -> GGUFSummary:
+    p = Path(path)
     try:
         from gguf import GGUFReader
 
@@ -51,6 +62,7 @@ def read_gguf(path: str | Path) -> GGUFSummary:
         by_type_bytes[t.tensor_type.name] += nb
         if t.name == "token_embd.weight":
             embd_bytes = nb
+            out["token_embd_rows"] = ne // max(int(t.shape[0]), 1)
         if t.name == "output.weight":
             has_output = True
     out["tensor_bytes"] = total_bytes
@@ -82,13 +94,10 @@ def arch_from_gguf(path: str | Path) -> ModelArch:
     head_dim = int(get("attention.key_length", n_embd // n_head, required=False) or n_embd // n_head)
     ff = get("feed_forward_length")
     ff = int(ff[0] if isinstance(ff, list) else ff)
-    vocab = meta.get(f"{arch}.vocab_size")
-    if vocab is None:
-        vocab = int(meta["tensor_params"] and 0) or None
+    vocab = meta.get(f"{arch}.vocab_size") or meta.get("token_embd_rows")
     n_layers = int(get("block_count"))
     tied = not meta["has_output_weight"]
-    if vocab is None:
-        # token_embd is [n_embd, n_vocab]; fall back to the embedding tensor's element count
+    if not vocab:
         raise ModelLoadError(f"{path}: GGUF metadata lacks '{arch}.vocab_size'")
     data: dict[str, Any] = {
         "name": Path(path).stem,

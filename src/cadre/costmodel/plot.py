@@ -35,6 +35,7 @@ class RooflineWorkload:
 
     label: str
     points: list[RooflinePoint] = field(default_factory=list)
+    context: int | None = None
 
 
 def roofline_workload(
@@ -50,7 +51,7 @@ def roofline_workload(
     """Place ``model``'s decode step at each batch on ``hardware``'s roofline (batches that do not fit are skipped)."""
     from cadre.errors import CapacityError
 
-    wl = RooflineWorkload(label or model.name)
+    wl = RooflineWorkload(label or model.name, context=context)
     for b in batches:
         try:
             d = decode_step(model, hardware, precision=precision, batch=b, context=context, tp=tp)
@@ -174,7 +175,11 @@ def plot_roofline(
     ax.set_title(
         title or f"LLM decode on {hardware.display_name}: where each model sits on the roofline", fontsize=12
     )
-    ax.legend(loc="lower right", fontsize=10, title="decode step (B = concurrent requests)", framealpha=0.95)
+    ctxs = {w.context for w in workloads}
+    ctx = f", {ctxs.pop():,} tokens of context" if len(ctxs) == 1 and None not in ctxs else ""
+    ax.legend(
+        loc="lower right", fontsize=10, title=f"decode step (B = concurrent requests{ctx})", framealpha=0.95
+    )
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -199,16 +199,22 @@ def _fmt_points(x: float) -> str:
 
 
 def verdict(a: str, b: str, boot: BootstrapResult, test: McNemarResult | None, *, metric: str) -> str:
-    """A one-line plain-language reading of a paired comparison (differences shown in points)."""
+    """A one-line plain-language reading of a paired comparison (differences shown in points).
+
+    The interval is written for the winner's advantage, so it reads "specialist better by +11.2 points,
+    95% CI +8.1 to +14.3 points" whichever of the two systems won.
+    """
     pct = round(boot.confidence * 100)
-    ci = f"{pct}% CI {_fmt_points(boot.low)} to {_fmt_points(boot.high)} points"
     p = f", McNemar p = {test.p_value:.3g}" if test is not None else ""
     tail = f" ({metric}, n = {boot.n}{p})"
     if boot.low > 0:
+        ci = f"{pct}% CI {_fmt_points(boot.low)} to {_fmt_points(boot.high)} points"
         return f"{a} better than {b} by {_fmt_points(boot.difference)} points, {ci}{tail}"
     if boot.high < 0:
-        return f"{b} better than {a} by {_fmt_points(-boot.difference)} points, {ci} for {a} - {b}{tail}"
-    return f"no clear difference between {a} and {b}: {_fmt_points(boot.difference)} points, {ci}{tail}"
+        ci = f"{pct}% CI {_fmt_points(-boot.high)} to {_fmt_points(-boot.low)} points"
+        return f"{b} better than {a} by {_fmt_points(-boot.difference)} points, {ci}{tail}"
+    ci = f"{pct}% CI {_fmt_points(boot.low)} to {_fmt_points(boot.high)} points"
+    return f"no clear difference between {a} and {b}: {a} {_fmt_points(boot.difference)} points, {ci}{tail}"
 
 
 def paired_comparison(

@@ -179,7 +179,7 @@ def groundedness(
         missing = [w for w in words if w not in vocab]
         coverage = 1 - len(missing) / len(words)
         bad_number = any(any(ch.isdigit() for ch in w) for w in missing)
-        supported = bool(evidence) and not bad_number and (coverage >= min_coverage or sims[i] >= min_similarity)
+        supported = bool(evidence) and not bad_number and bool(coverage >= min_coverage or sims[i] >= min_similarity)
         out.append(SentenceSupport(sentence, supported, coverage, float(sims[i]), missing))
-    score = sum(s.supported for s in out) / len(out) if out else 0.0
+    score = float(sum(s.supported for s in out) / len(out)) if out else 0.0
     return GroundednessReport(score, cited, invalid, out)

@@ -80,7 +80,9 @@ class MeanLogprob:
     ) -> float:
         value = completion.mean_logprob
         if value is None:
-            raise DataError("the specialist returned no logprobs; request them with SamplingParams(logprobs=True)")
+            raise DataError(
+                "the specialist returned no logprobs; request them with SamplingParams(logprobs=True)"
+            )
         return float(value)
 
 
@@ -102,7 +104,12 @@ class SelfAgreement:
     needs_logprobs = False
 
     def __init__(
-        self, *, n: int = 4, temperature: float = 0.8, max_tokens: int = 128, key: Callable[[str], str] | None = None
+        self,
+        *,
+        n: int = 4,
+        temperature: float = 0.8,
+        max_tokens: int = 128,
+        key: Callable[[str], str] | None = None,
     ) -> None:
         if n < 1:
             raise ConfigError(f"self-agreement needs n >= 1 samples, got {n}")
@@ -135,7 +142,9 @@ class Verifier:
     name = "verifier"
     needs_logprobs = False
 
-    def __init__(self, fn: Callable[[Sequence[ChatMessage], str], bool | float], *, name: str = "verifier") -> None:
+    def __init__(
+        self, fn: Callable[[Sequence[ChatMessage], str], bool | float], *, name: str = "verifier"
+    ) -> None:
         self.fn = fn
         self.name = name
 
@@ -189,11 +198,15 @@ def _arrays(confidence: Sequence[float], errors: Sequence[float] | None = None) 
         return c, None
     e = np.asarray(errors, dtype=np.float64)
     if e.shape != c.shape:
-        raise DataError(f"confidences ({len(c)}) and errors ({len(e)}) differ in length; pair them per request")
+        raise DataError(
+            f"confidences ({len(c)}) and errors ({len(e)}) differ in length; pair them per request"
+        )
     return c, e
 
 
-def selective_risk(confidence: Sequence[float], errors: Sequence[float], threshold: float) -> tuple[float, float]:
+def selective_risk(
+    confidence: Sequence[float], errors: Sequence[float], threshold: float
+) -> tuple[float, float]:
     """(share kept, error rate among kept) at ``threshold``; the error rate is 0 when nothing is kept."""
     c, e = _arrays(confidence, errors)
     kept = c >= threshold
@@ -281,7 +294,9 @@ def calibrate_error_rate(
     )
 
 
-def calibrate_joint_risk(confidence: Sequence[float], errors: Sequence[float], *, max_risk: float) -> Calibration:
+def calibrate_joint_risk(
+    confidence: Sequence[float], errors: Sequence[float], *, max_risk: float
+) -> Calibration:
     """Threshold with E[kept and wrong] <= ``max_risk`` over all requests (conformal risk control).
 
     CRC (Angelopoulos et al. 2022, Thm. 1): for a loss L_i(t) = error_i * [conf_i >= t] in [0, 1],
@@ -352,7 +367,10 @@ class CascadeResult:
     generalist: Completion | None = None
 
 
-SIGNALS: dict[str, Callable[[], ConfidenceSignal]] = {"mean_logprob": MeanLogprob, "self_agreement": SelfAgreement}
+SIGNALS: dict[str, Callable[[], ConfidenceSignal]] = {
+    "mean_logprob": MeanLogprob,
+    "self_agreement": SelfAgreement,
+}
 
 
 @dataclass
@@ -417,4 +435,6 @@ class Cascade:
                 raise ConfigError(f"cascade {p} uses signal {data['signal']!r}: pass it as signal=...")
             signal = make()
         cal = Calibration.from_json(data["calibration"]) if data.get("calibration") else None
-        return cls(signal=signal, threshold=float(data["threshold"]), calibration=cal, extra=data.get("extra", {}))
+        return cls(
+            signal=signal, threshold=float(data["threshold"]), calibration=cal, extra=data.get("extra", {})
+        )

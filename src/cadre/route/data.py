@@ -25,7 +25,9 @@ class Example:
 
     text: str
     route: str | None = None
-    quality: dict[str, float] | None = None  # optional per-system quality ({"specialist": 1, "generalist": 0})
+    quality: dict[str, float] | None = (
+        None  # optional per-system quality ({"specialist": 1, "generalist": 0})
+    )
     line: int = 0  # 1-based line in the source file (0 when built in code)
 
     @property
@@ -45,7 +47,9 @@ def parse_example(obj: Any, *, where: str = "example") -> Example:
         raise DataError(f'{where}: expected an object like {{"text": "...", "route": "billing"}}')
     unknown = set(obj) - {"text", "route", "quality", "id", "meta"}
     if unknown:
-        raise DataError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: text, route, quality, id, meta")
+        raise DataError(
+            f"{where}: unknown field(s) {sorted(unknown)}; allowed: text, route, quality, id, meta"
+        )
     text = obj.get("text")
     if not isinstance(text, str) or not text.strip():
         raise DataError(f'{where}: "text" must be a non-empty string')

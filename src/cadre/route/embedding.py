@@ -201,7 +201,9 @@ class EmbeddingRouter:
         specialist unless the new route reaches ``switch_confidence`` or the out-of-domain gate fires.
         """
         t0 = time.perf_counter()
-        users = [m["content"] for m in messages if m.get("role") == "user" and str(m.get("content", "")).strip()]
+        users = [
+            m["content"] for m in messages if m.get("role") == "user" and str(m.get("content", "")).strip()
+        ]
         if not users:
             raise DataError("route_chat needs at least one non-empty user message")
         last, earlier = users[-1], users[:-1][-self.spec.context_turns :] if self.spec.context_turns else []
@@ -212,19 +214,19 @@ class EmbeddingRouter:
             x = e[:1] + self.spec.context_weight * e[1:2]
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         d = self.decide(x.astype(np.float32))[0]
-        if current is not None and current in self.routes and d.route != current and d.route != GENERALIST:
-            if d.score < self.spec.switch_confidence:
-                kept = d.scores.get(current, 0.0)
-                d = RouteDecision(
-                    route=current,
-                    score=kept,
-                    reason=(
-                        f"sticky: stays on {current} ({d.route} p={d.score:.2f} < "
-                        f"switch_confidence={self.spec.switch_confidence})"
-                    ),
-                    scores=d.scores,
-                    in_domain=d.in_domain,
-                )
+        unsure = d.score < self.spec.switch_confidence
+        if current is not None and current in self.routes and d.route not in (current, GENERALIST) and unsure:
+            kept = d.scores.get(current, 0.0)
+            d = RouteDecision(
+                route=current,
+                score=kept,
+                reason=(
+                    f"sticky: stays on {current} ({d.route} p={d.score:.2f} < "
+                    f"switch_confidence={self.spec.switch_confidence})"
+                ),
+                scores=d.scores,
+                in_domain=d.in_domain,
+            )
         d.seconds = time.perf_counter() - t0
         return d
 
@@ -234,7 +236,9 @@ class EmbeddingRouter:
         x = np.asarray(self.embedder.encode([text]), dtype=np.float32)
         d = self.decide(x, seconds=time.perf_counter() - t0)[0]
         sims = (x @ self.bank.T)[0]
-        cands = [(float(s), self.bank_texts[i], self.routes[int(self.bank_labels[i])]) for i, s in enumerate(sims)]
+        cands = [
+            (float(s), self.bank_texts[i], self.routes[int(self.bank_labels[i])]) for i, s in enumerate(sims)
+        ]
         if self.ood_bank.shape[0]:
             osims = (x @ self.ood_bank.T)[0]
             cands += [(float(s), self.ood_texts[i], None) for i, s in enumerate(osims)]
@@ -258,7 +262,9 @@ class EmbeddingRouter:
 
         directory.mkdir(parents=True, exist_ok=True)
         head_arrays, head_params = self.head.state()
-        arrays: dict[str, NDArray[Any]] = {f"head.{k}": np.ascontiguousarray(v) for k, v in head_arrays.items()}
+        arrays: dict[str, NDArray[Any]] = {
+            f"head.{k}": np.ascontiguousarray(v) for k, v in head_arrays.items()
+        }
         arrays["bank"] = np.ascontiguousarray(self.bank)
         arrays["bank_labels"] = self.bank_labels.astype(np.int64)
         arrays["calib"] = self.gate.calib.astype(np.float64)
@@ -299,7 +305,9 @@ class HeadKind:
     ) -> EmbeddingRouter:
         return fit_embedding_router(examples, spec=spec, embedder=embedder, candidates={self.name: self})
 
-    def load(self, directory: Path, manifest: dict[str, Any], *, embedder: Embedder | None) -> EmbeddingRouter:
+    def load(
+        self, directory: Path, manifest: dict[str, Any], *, embedder: Embedder | None
+    ) -> EmbeddingRouter:
         from safetensors.numpy import load_file
 
         emb = embedder if embedder is not None else default_embedder()
@@ -328,8 +336,10 @@ class HeadKind:
                 obj = json.loads(raw)
                 (texts if obj.get("route") is not None else ood_texts).append(obj["text"])
         bank = np.ascontiguousarray(arrays["bank"], dtype=np.float32)
-        if bank.shape[1] != int(manifest.get("dim", bank.shape[1])):
-            raise ModelLoadError(f"router {directory}: arrays do not match router.json (dim); refit the router")
+        if bank.shape[1] != int(manifest.get("dim") or bank.shape[1]):
+            raise ModelLoadError(
+                f"router {directory}: arrays do not match router.json (dim); refit the router"
+            )
         ood_bank = arrays.get("ood_bank", np.zeros((0, bank.shape[1]), dtype=np.float32))
         return EmbeddingRouter(
             kind=self.name,
@@ -405,7 +415,12 @@ def fit_embedding_router(
         np.fill_diagonal(oo, -1.0)  # leave-one-out: an out-of-scope example is not its own neighbour
         out_feats[:, 2] = oo.max(axis=1) if len(xo) > 1 else 0.0
     gate = fit_gate(
-        in_feats, out_feats, in_labels=probs_oof.argmax(axis=1), alpha=spec.ood_alpha, k=spec.k, seed=spec.seed
+        in_feats,
+        out_feats,
+        in_labels=probs_oof.argmax(axis=1),
+        alpha=spec.ood_alpha,
+        k=spec.k,
+        seed=spec.seed,
     )
 
     report: dict[str, Any] = {
@@ -422,7 +437,9 @@ def fit_embedding_router(
         from cadre.route.metrics import auroc
 
         s_in, s_out = gate.score(in_feats), gate.score(out_feats)
-        report["cv_ood_auroc"] = auroc(np.concatenate([s_in, s_out]), np.r_[np.ones(len(s_in)), np.zeros(len(s_out))])
+        report["cv_ood_auroc"] = auroc(
+            np.concatenate([s_in, s_out]), np.r_[np.ones(len(s_in)), np.zeros(len(s_out))]
+        )
     return EmbeddingRouter(
         kind=chosen,
         head=head,

@@ -57,6 +57,8 @@ def fit_router(
     for name in base.candidates:
         kind = ROUTERS.get(name)
         if not isinstance(kind, HeadKind):
-            raise ConfigError(f"candidate {name!r} is not an embedding strategy; 'auto' chooses among those only")
+            raise ConfigError(
+                f"candidate {name!r} is not an embedding strategy; 'auto' chooses among those only"
+            )
         kinds[name] = kind
     return fit_embedding_router(data, spec=base, embedder=embedder, candidates=kinds, progress=progress)

@@ -43,7 +43,9 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "kind" not in manifest:
         raise ModelLoadError(f"{path} has no 'kind'; refit the router with `cadre route fit`")
     if int(manifest.get("format", 1)) > 1:
-        raise ModelLoadError(f"{path} was written by a newer cadre (format {manifest['format']}); upgrade cadre")
+        raise ModelLoadError(
+            f"{path} was written by a newer cadre (format {manifest['format']}); upgrade cadre"
+        )
     return manifest
 
 

@@ -56,12 +56,17 @@ def coverage_risk_curve(confidence: Any, correct: Any, *, points: int = 20) -> l
     out = []
     for j in range(1, points + 1):
         m = max(1, round(n * j / points))
-        out.append({"coverage": m / n, "risk": float(cum_err[m - 1] / m), "threshold": float(conf[order[m - 1]])})
+        out.append(
+            {"coverage": m / n, "risk": float(cum_err[m - 1] / m), "threshold": float(conf[order[m - 1]])}
+        )
     return out
 
 
 def _pgr_curve(
-    escalate_score: NDArray[np.float64], q_weak: NDArray[np.float64], q_strong: NDArray[np.float64], points: int
+    escalate_score: NDArray[np.float64],
+    q_weak: NDArray[np.float64],
+    q_strong: NDArray[np.float64],
+    points: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(share of strong calls, mean quality) when the top share of requests by ``escalate_score`` go strong."""
     n = len(q_weak)
@@ -117,7 +122,9 @@ def routellm_metrics(
         out["note"] = "the generalist is not better than the specialists on this set: PGR is undefined"
         return out
     pgr = (quality - r_weak) / gap
-    auc = float(np.sum((shares[1:] - shares[:-1]) * (quality[1:] + quality[:-1]) / 2))  # trapezoid over [0, 1]
+    auc = float(
+        np.sum((shares[1:] - shares[:-1]) * (quality[1:] + quality[:-1]) / 2)
+    )  # trapezoid over [0, 1]
     out["apgr"] = (auc - r_weak) / gap
     for x in (0.5, 0.8):
         c = _cpt(shares, pgr, x)
@@ -183,7 +190,9 @@ def evaluate_router(
     mat = np.zeros((len(labels), len(labels)), dtype=np.int64)
     for t, p in zip(truth, pred):
         if t not in idx:
-            raise DataError(f"evaluation data has route {t!r}, which the router does not know ({router.routes})")
+            raise DataError(
+                f"evaluation data has route {t!r}, which the router does not know ({router.routes})"
+            )
         mat[idx[t], idx.get(p, idx[GENERALIST])] += 1
     per_route = {}
     for r, i in idx.items():
@@ -211,7 +220,8 @@ def evaluate_router(
     n_sent, n_oos = sum(sent), sum(oos)
     both = sum(a and b for a, b in zip(sent, oos))
     cov_conf = [
-        d.in_domain if d.in_domain is not None else (d.score if d.route != GENERALIST else -1.0) for d in decisions
+        d.in_domain if d.in_domain is not None else (d.score if d.route != GENERALIST else -1.0)
+        for d in decisions
     ]
     best_route = [max(d.scores, key=lambda r: d.scores[r]) if d.scores else d.route for d in decisions]
     correct = [ex.route is not None and b == ex.route for ex, b in zip(examples, best_route)]
@@ -221,7 +231,10 @@ def evaluate_router(
         qg = [(ex.quality or {})["generalist"] for ex in examples]
         routellm = routellm_metrics([-c for c in cov_conf], qs, qg)
         chosen = [g if p == GENERALIST else s for p, s, g in zip(pred, qs, qg)]
-        routellm["router_decisions"] = {"generalist_share": n_sent / len(examples), "quality": float(np.mean(chosen))}
+        routellm["router_decisions"] = {
+            "generalist_share": n_sent / len(examples),
+            "quality": float(np.mean(chosen)),
+        }
     errors = [
         {"text": ex.text[:200], "truth": t, "routed": p, "score": d.score, "reason": d.reason}
         for ex, t, p, d in zip(examples, truth, pred, decisions)

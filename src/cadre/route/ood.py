@@ -85,7 +85,9 @@ class OODGate:
                     self._by_route[int(r)] = np.sort(vals)
         self._pooled = np.sort(self.calib)
 
-    def p_values(self, scores: NDArray[np.float64], routes: NDArray[np.int64] | None = None) -> NDArray[np.float64]:
+    def p_values(
+        self, scores: NDArray[np.float64], routes: NDArray[np.int64] | None = None
+    ) -> NDArray[np.float64]:
         """Conformal p-values of ``scores``; ``routes`` (predicted route per row) selects per-route calibration."""
         out = conformal_p_values(self._pooled, scores)
         if routes is not None and self._by_route:

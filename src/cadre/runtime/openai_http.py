@@ -190,6 +190,18 @@ class OpenAIBackend:
         time.sleep(delay)
 
     def _stream(self, path: str, body: dict[str, Any], *, chat: bool) -> Iterator[StreamChunk]:
+        return self._stream_events(path, body, chat=chat)
+
+    def _prompt_tokens_estimate(self, body: dict[str, Any]) -> int:
+        # For servers that stream no usage (llama-cpp-python's): the server's tokenizer over the message
+        # contents; the chat template's own tokens are not included.
+        if "messages" in body:
+            text = "\n".join(str(m.get("content", "")) for m in body["messages"])
+        else:
+            text = str(body.get("prompt", ""))
+        return self.count_tokens(text)
+
+    def _stream_events(self, path: str, body: dict[str, Any], *, chat: bool) -> Iterator[StreamChunk]:
         resp = self._send(path, body)
         finish: FinishReason = "stop"
         usage: Usage | None = None
@@ -228,7 +240,9 @@ class OpenAIBackend:
             raise BackendError(f"the stream from {self.base_url} broke ({type(err).__name__}: {err}); retry") from None
         finally:
             resp.close()
-        yield StreamChunk(text="", finish_reason=finish, usage=usage or Usage(completion_tokens=n_chunks))
+        if usage is None:
+            usage = Usage(prompt_tokens=self._prompt_tokens_estimate(body), completion_tokens=n_chunks)
+        yield StreamChunk(text="", finish_reason=finish, usage=usage)
 
     def _once(self, path: str, body: dict[str, Any], *, chat: bool) -> Completion:
         t0 = time.perf_counter()

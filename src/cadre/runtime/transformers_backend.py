@@ -8,6 +8,7 @@ loaded into one ``PeftModel`` over the shared base and chosen per request (``set
 
 from __future__ import annotations
 
+import inspect
 import json
 import struct
 import threading
@@ -134,6 +135,8 @@ class TransformersBackend:
         max_pos = int(getattr(base.config, "max_position_embeddings", n_ctx) or n_ctx)
         self.n_ctx = min(n_ctx, max_pos)
         self._base = base
+        # transformers 5 renamed the KV-cache argument from past_key_values to cache
+        self._cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
         self._model: Any = base  # becomes a PeftModel once an adapter is loaded
         self._adapters: dict[str, Path] = {}
         self._lock = threading.Lock()
@@ -241,8 +244,8 @@ class TransformersBackend:
             for _ in range(params.max_tokens):
                 if len(ids) + len(generated) >= self.n_ctx:
                     break
-                out = model(input_ids=inputs, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = model(input_ids=inputs, use_cache=True, logits_to_keep=1, **{self._cache_kw: past})
+                past = out["cache"] if "cache" in out else out["past_key_values"]
                 logits = out.logits[0, -1].float()
                 token = self._pick(logits, params, generator)
                 if token in self._eos:

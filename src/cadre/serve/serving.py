@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -231,12 +232,11 @@ class Gateway:
             return key
         kw: dict[str, Any] = {}
         if _is_remote(model):
-            if api_key_env:
-                from os import environ
-
-                if not environ.get(api_key_env):
-                    log.warning("environment variable %s (the API key for %s) is not set", api_key_env, model)
-                kw["api_key"] = environ.get(api_key_env)
+            # The key comes only from the variable the spec names: never send a default key (OPENAI_API_KEY)
+            # to an endpoint the spec did not give it to.
+            kw["api_key"] = os.environ.get(api_key_env, "") if api_key_env else ""
+            if api_key_env and not kw["api_key"]:
+                log.warning("environment variable %s (the API key for %s) is not set", api_key_env, model)
             kw["timeout"] = spec.server.generalist_timeout_s
         backend = await asyncio.to_thread(self._load, model, **kw)
         remote = _is_remote(model)
@@ -275,7 +275,7 @@ class Gateway:
     async def _build(self, spec: EcosystemSpec) -> Snapshot:
         targets: dict[str, Target] = {}
         for s in spec.specialists:
-            key = await self._ensure_worker(spec, s.base)
+            key = await self._ensure_worker(spec, s.base, api_key_env=s.api_key_env)
             adapter, note = await self._ensure_adapter(spec, key, s)
             targets[s.name] = Target(
                 name=s.name,

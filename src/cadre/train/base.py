@@ -69,7 +69,8 @@ def resolve_base(name: str) -> BaseRef:
     if path.suffix == ".gguf" or os.sep in name:
         raise NotFoundError(f"base model path {name!r} does not exist (expected a .gguf file or a model dir)")
     names = [m.name for m in bundled.bundled_models() if m.kind != "embedding"]
-    raise did_you_mean(name, names, kind="base model (a bundled name, a .gguf file or a model directory)")
+    err = did_you_mean(name, names, kind="base model")
+    raise NotFoundError(f"{err} (or give a .gguf file or a transformers model directory)")
 
 
 def _cache_dir(ref: BaseRef) -> Path:
@@ -153,7 +154,7 @@ def load_base_model(ref: BaseRef, *, device: str = "cpu", qlora: bool = False) -
         )
         kwargs["device_map"] = {"": 0}
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(_hf_dir(ref)), **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(str(_hf_dir(ref)), **kwargs)
     except (OSError, ValueError, KeyError) as err:
         raise ModelLoadError(f"cannot load base {ref.name!r}: {err}") from None
     if not qlora:

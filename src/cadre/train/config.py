@@ -62,7 +62,7 @@ class LoraSettings(StrictModel):
     """The LoRA adapter's shape (Hu et al. 2021); PEFT scales the update by ``alpha / rank``."""
 
     rank: int = Field(16, ge=1, le=1024, description="LoRA rank r")
-    alpha: float = Field(32.0, gt=0, description="LoRA alpha; the update is scaled by alpha / rank")
+    alpha: int = Field(32, gt=0, description="LoRA alpha; the update is scaled by alpha / rank")
     dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input during training")
     target_modules: list[str] = Field(
         default_factory=lambda: list(DEFAULT_TARGETS), description="names of the linear layers to adapt"
@@ -97,7 +97,7 @@ class TrainConfig(StrictModel):
     )
 
     # --- adapter and optimisation
-    lora: LoraSettings = Field(default_factory=LoraSettings)
+    lora: LoraSettings = Field(default_factory=lambda: LoraSettings.model_validate({}))
     learning_rate: float = Field(2e-4, gt=0)
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of the steps spent warming up")

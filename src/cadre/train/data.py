@@ -324,7 +324,7 @@ def tokenize_examples(
     """Tokenize with the chat template; label only assistant tokens; apply the ``too_long`` policy.
 
     ``truncate`` keeps the last ``max_length`` tokens (the answer sits at the end), dropping an example whose
-    answer alone does not fit; ``drop`` drops every long example; ``error`` raises.
+    final answer would not fit whole after at least one prompt token; ``drop`` drops every long example; ``error`` raises.
 
     Raises:
         DataError: ``too_long="error"`` and an example is longer than ``max_length``.
@@ -348,8 +348,10 @@ def tokenize_examples(
                     f"{ex.source}: {len(ids)} tokens, longer than max_length={max_length}; raise --max-length "
                     "or pass --too-long truncate/drop"
                 )
-            cut_ids, cut_labels = ids[-max_length:], labels[-max_length:]
-            if too_long == "drop" or all(x == IGNORE_INDEX for x in cut_labels):
+            cut = len(ids) - max_length
+            cut_ids, cut_labels = ids[cut:], labels[cut:]
+            # the last answer must survive whole, with some of its prompt before it
+            if too_long == "drop" or _answer_start(labels) <= cut:
                 report.dropped += 1
                 continue
             report.truncated += 1
@@ -358,6 +360,16 @@ def tokenize_examples(
             raise DataError(f"{ex.source}: no assistant tokens after tokenization (is the answer empty?)")
         out.append(TokenizedExample(input_ids=ids, labels=labels, source=ex.source))
     return out, report
+
+
+def _answer_start(labels: Sequence[int]) -> int:
+    """Index of the first token of the last labelled run (the final answer)."""
+    i = len(labels) - 1
+    while i >= 0 and labels[i] == IGNORE_INDEX:
+        i -= 1
+    while i >= 0 and labels[i] != IGNORE_INDEX:
+        i -= 1
+    return i + 1
 
 
 # ------------------------------------------------------------------------------------------------- batching

@@ -229,7 +229,10 @@ def _write_merged(
     import gguf
 
     reader = gguf.GGUFReader(str(base_path))
-    arch = reader.get_field("general.architecture").contents()
+    arch_field = reader.get_field("general.architecture")
+    if arch_field is None:
+        raise ModelLoadError(f"{base_path}: not a model GGUF (no general.architecture)")
+    arch = arch_field.contents()
     scale = _gguf_alpha(config) / int(config["r"])
     tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
     writer = gguf.GGUFWriter(str(tmp), arch)

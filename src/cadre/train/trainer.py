@@ -370,7 +370,6 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
         ModelLoadError: the base cannot be loaded.
     """
     import torch
-    from peft import LoraConfig, get_peft_model
 
     reporter = _Reporter(progress)
     out = Path(config.out)
@@ -385,8 +384,19 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
         reporter.note(f"[yellow]note:[/] no checkpoint in {out}/checkpoints; starting from the beginning")
 
     prep = _prepare(config, reporter)
+    threads_before = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
+    try:
+        return _run(config, out, prep, ckpt, reporter)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(config: TrainConfig, out: Path, prep: _Prepared, ckpt: Path | None, reporter: _Reporter) -> TrainResult:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
     device = _pick_device(config)
     bf16 = _pick_bf16(config, device)
 

@@ -13,7 +13,15 @@ from __future__ import annotations
 from cadre.registry import Registry
 from cadre.route.strategies.base import Explanation, Head, Neighbor, RouterKind, SavableRouter
 
-__all__ = ["EMBEDDING_STRATEGIES", "ROUTERS", "Explanation", "Head", "Neighbor", "RouterKind", "SavableRouter"]
+__all__ = [
+    "EMBEDDING_STRATEGIES",
+    "ROUTERS",
+    "Explanation",
+    "Head",
+    "Neighbor",
+    "RouterKind",
+    "SavableRouter",
+]
 
 ROUTERS: Registry[RouterKind] = Registry("routers")
 ROUTERS.register("centroid", "cadre.route.strategies.centroid:KIND")

@@ -55,7 +55,9 @@ class RouterKind(Protocol):
 
     name: str
 
-    def fit(self, examples: Sequence[Example], *, spec: RouterSpec, embedder: Embedder | None) -> SavableRouter:
+    def fit(
+        self, examples: Sequence[Example], *, spec: RouterSpec, embedder: Embedder | None
+    ) -> SavableRouter:
         """Build a router from labelled examples (``route`` None = out of scope)."""
         ...
 

@@ -34,7 +34,9 @@ class CentroidHead:
         return {"centroids": self.centroids}, {}
 
     @classmethod
-    def from_state(cls, arrays: dict[str, NDArray[Any]], params: dict[str, Any], spec: RouterSpec) -> CentroidHead:
+    def from_state(
+        cls, arrays: dict[str, NDArray[Any]], params: dict[str, Any], spec: RouterSpec
+    ) -> CentroidHead:
         head = cls(spec)
         head.centroids = np.ascontiguousarray(arrays["centroids"], dtype=np.float32)
         return head

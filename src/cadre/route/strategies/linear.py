@@ -53,7 +53,9 @@ class LinearHead:
         return {"weight": self.weight, "bias": self.bias}, {"C": self.C}
 
     @classmethod
-    def from_state(cls, arrays: dict[str, NDArray[Any]], params: dict[str, Any], spec: RouterSpec) -> LinearHead:
+    def from_state(
+        cls, arrays: dict[str, NDArray[Any]], params: dict[str, Any], spec: RouterSpec
+    ) -> LinearHead:
         head = cls(spec)
         head.C = float(params.get("C", spec.C))
         head.weight = np.ascontiguousarray(arrays["weight"], dtype=np.float32)

@@ -41,7 +41,9 @@ class RulesRouter:
                 try:
                     pats.append(re.compile(p, re.IGNORECASE))
                 except re.error as err:
-                    raise ConfigError(f"rules.routes.{route}.patterns: {p!r} is not a valid regex ({err})") from None
+                    raise ConfigError(
+                        f"rules.routes.{route}.patterns: {p!r} is not a valid regex ({err})"
+                    ) from None
             self._compiled.append((route, pats))
 
     def _match(self, text: str) -> tuple[str, str]:
@@ -70,7 +72,9 @@ class RulesRouter:
             raise DataError("route_chat needs at least one non-empty user message")
         d = self.route(users[-1])
         if d.route == self.rules.default and current is not None:  # no rule fired: stay where we are
-            return RouteDecision(route=current, score=0.0, reason=f"sticky: no rule matched, stays on {current}")
+            return RouteDecision(
+                route=current, score=0.0, reason=f"sticky: no rule matched, stays on {current}"
+            )
         return d
 
     def explain(self, text: str, *, k: int = 5) -> Explanation:
@@ -94,7 +98,9 @@ class RulesKind:
     def fit(self, examples: Sequence[Example], *, spec: RouterSpec, embedder: Embedder | None) -> RulesRouter:
         """Nothing is learnt: the rules come from ``spec.rules``; ``examples`` measure how well they do."""
         if spec.rules is None:
-            raise ConfigError("strategy 'rules' needs a rules block: router.rules.routes.<name>.keywords: [...]")
+            raise ConfigError(
+                "strategy 'rules' needs a rules block: router.rules.routes.<name>.keywords: [...]"
+            )
         router = RulesRouter(spec.rules)
         if examples:
             hits = sum(router.route(ex.text).route == (ex.route or GENERALIST) for ex in examples)

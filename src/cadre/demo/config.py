@@ -1,0 +1,72 @@
+"""The demo's settings: one typed object, with the ``--fast`` and full presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from cadre.config.base import StrictModel
+
+__all__ = ["DemoConfig", "TaskSizes"]
+
+
+class TaskSizes(StrictModel):
+    """How many examples each task gets, per split."""
+
+    train: int = Field(600, ge=8)
+    validation: int = Field(60, ge=4)
+    test: int = Field(60, ge=4)
+    out_of_scope_train: int = Field(150, ge=8, description="out-of-scope requests the router is fitted on")
+    out_of_scope_test: int = Field(60, ge=4, description="held-out out-of-scope requests for routing metrics")
+
+
+class DemoConfig(StrictModel):
+    """Everything ``cadre demo`` does; ``DemoConfig.preset(fast=...)`` gives the two shipped sizes."""
+
+    out: Path = Field(Path("demo-out"), description="output folder (re-running reuses finished steps)")
+    fast: bool = Field(False, description="the ~3-minute version: small splits, short training")
+    seed: int = 0
+    tasks: list[str] = Field(default_factory=lambda: ["intents", "invoices", "normalize"])
+    sizes: TaskSizes = Field(default_factory=lambda: TaskSizes.model_validate({}))
+    base: str = Field("smollm2-135m", description="specialist base model (bundled SmolLM2-135M-Instruct)")
+    train_budget_s: float = Field(150.0, gt=0, description="wall-clock training budget per specialist")
+    max_length: int = Field(448, ge=64, description="training tokens per example")
+    learning_rate: float = Field(4e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    lora_rank: int = Field(16, ge=1)
+    generalist: str | None = Field(
+        None, description="the local generalist (default: the largest bundled model: gemma3-270m, else base)"
+    )
+    remote_generalists: list[str] = Field(
+        default_factory=list, description="extra generalists to compare, e.g. openai:gpt-4o-mini@https://..."
+    )
+    remote_api_key_env: str | None = Field(None, description="env var with the remote generalist's API key")
+    shots: int = Field(3, ge=0, le=16, description="few-shot exemplars shown to the generalist")
+    perturbations: list[str] = Field(default_factory=lambda: ["numbers", "typos"])
+    robustness_items: int = Field(30, ge=1, description="test items per task the robustness battery uses")
+    hardware: str = Field("local", description="cost-model hardware for the local systems")
+    price_per_hour: float | None = Field(
+        None, ge=0, description="USD/hour of this machine (default: the cost model's figure for it)"
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads for training and inference")
+
+    @classmethod
+    def preset(cls, *, fast: bool, **overrides: object) -> DemoConfig:
+        """The full demo (~15 min on 2 cores) or the fast one (~3 min; used by the end-to-end test)."""
+        if fast:
+            base: dict[str, object] = {
+                "fast": True,
+                "sizes": TaskSizes(
+                    train=160, validation=16, test=12, out_of_scope_train=60, out_of_scope_test=16
+                ),
+                "train_budget_s": 20.0,
+                "max_length": 384,
+                "shots": 2,
+                "perturbations": ["numbers"],
+                "robustness_items": 6,
+            }
+        else:
+            base = {"fast": False}
+        base.update(overrides)
+        return cls.model_validate(base)

@@ -1,0 +1,361 @@
+"""``cadre demo``: generate data → train a LoRA specialist per task → fit the router → evaluate → report.
+
+Every step checks its outputs and records them in ``<out>/manifest.json``; a re-run reuses finished steps and
+redoes only what changed (or what a crash left half-done). A step whose part of cadre is unavailable is
+skipped and the report says so, instead of faking its output.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cadre.demo.config import DemoConfig
+from cadre.demo.manifest import Manifest, StepRecord, fingerprint
+from cadre.errors import CadreError
+
+__all__ = ["DemoResult", "run_demo"]
+
+DEFAULT_PRICE_PER_HOUR = 0.10
+"""USD/hour assumed for this machine when ``cadre cost calibrate`` gave none: about what a 2-vCPU cloud VM
+costs on demand (e.g. AWS c7a.large, $0.10/h in us-east-1, 2026 list price)."""
+
+
+@dataclass
+class DemoResult:
+    """What the demo produced (paths relative to nothing: absolute or as given)."""
+
+    out: Path
+    report_html: Path | None
+    report_md: Path | None
+    ecosystem: Path | None
+    serve_command: str
+    client_snippet: str
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    table: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class _Runner:
+    """Runs steps with fingerprints, timing, and honest skipping."""
+
+    def __init__(self, cfg: DemoConfig, console: Console) -> None:
+        self.cfg = cfg
+        self.out = cfg.out
+        self.console = console
+        self.manifest = Manifest(self.out)
+        self.fps: dict[str, str] = {}
+
+    def rel(self, p: Path) -> str:
+        return str(Path(p).resolve().relative_to(self.out.resolve()))
+
+    @contextmanager
+    def _timed(self) -> Iterator[dict[str, float]]:
+        t = {"start": time.perf_counter()}
+        yield t
+        t["seconds"] = time.perf_counter() - t["start"]
+
+    def step(
+        self,
+        name: str,
+        fp_parts: Any,
+        fn: Callable[[], tuple[list[Path], dict[str, Any], str]],
+        *,
+        depends: tuple[str, ...] = (),
+        always: bool = False,
+    ) -> StepRecord:
+        """Run ``fn`` unless done with the same fingerprint; ``fn`` returns (outputs, data, note)."""
+        fp = fingerprint(fp_parts, [self.fps.get(d, "") for d in depends])
+        self.fps[name] = fp
+        if not always and self.manifest.is_done(name, fp):
+            rec = self.manifest.get(name)
+            assert rec is not None
+            self.console.print(f"[green]✓[/] {name}: reused ({rec.note or 'done earlier'})")
+            return rec
+        self.console.print(f"[bold]→ {name}[/]")
+        with self._timed() as t:
+            try:
+                outputs, data, note = fn()
+                status = "done"
+            except _Skip as skip:
+                outputs, data, note, status = [], {}, str(skip), "skipped"
+            except CadreError as err:
+                outputs, data, note, status = [], {}, f"{type(err).__name__}: {err}", "failed"
+        rec = StepRecord(
+            name=name,
+            fingerprint=fp,
+            status=status,
+            outputs=[self.rel(p) for p in outputs],
+            seconds=round(t["seconds"], 2),
+            note=note,
+            data=data,
+        )
+        self.manifest.record(rec)
+        colour = {"done": "green", "skipped": "yellow", "failed": "red"}[status]
+        self.console.print(
+            f"[{colour}]{status}[/] {name} in {rec.seconds:.1f} s" + (f": {note}" if note else "")
+        )
+        return rec
+
+
+class _Skip(Exception):
+    """A step cannot run here (a part of cadre is missing, or an earlier step failed); the message says why."""
+
+
+# ------------------------------------------------------------------------------------------------- steps
+
+
+def _data_step(r: _Runner) -> StepRecord:
+    cfg = r.cfg
+
+    def run() -> tuple[list[Path], dict[str, Any], str]:
+        from cadre.synth import read_jsonl, router_view, write_jsonl, write_task
+
+        data = r.out / "data"
+        s = cfg.sizes
+        outputs: list[Path] = []
+        counts: dict[str, Any] = {}
+        for task in cfg.tasks:
+            res = write_task(
+                task, data / task, s.train, s.validation, s.test, cfg.seed, n_oos=s.out_of_scope_test
+            )
+            outputs += [res.files["train"], res.files["validation"], res.files["test"]]
+            counts[task] = res.counts
+        oos = write_task(
+            "out_of_scope", data / "out_of_scope", s.out_of_scope_train, 8, s.out_of_scope_test, cfg.seed
+        )
+        counts["out_of_scope"] = oos.counts
+        for split in ("train", "test"):
+            rows = []
+            for task in cfg.tasks:
+                rows += read_jsonl(data / task / f"router_{split}.jsonl")
+            rows += [router_view(x) for x in read_jsonl(oos.files[split])]
+            path = data / f"router_{split}.jsonl"
+            write_jsonl(path, rows)
+            outputs.append(path)
+        total = sum(c["train"] + c["validation"] + c["test"] for c in counts.values())
+        return outputs, {"counts": counts}, f"{total} examples in {len(cfg.tasks)} tasks + out-of-scope"
+
+    return r.step("data", [cfg.tasks, cfg.sizes.model_dump(), cfg.seed, _synth_version()], run)
+
+
+def _synth_version() -> str:
+    """A digest of the generators' source, so data is regenerated when a generator changes."""
+    import hashlib
+    from importlib import resources
+
+    h = hashlib.sha256()
+    for name in sorted(p.name for p in resources.files("cadre.synth").iterdir() if p.name.endswith(".py")):
+        h.update(resources.files("cadre.synth").joinpath(name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _train_step(r: _Runner, task: str) -> StepRecord:
+    cfg = r.cfg
+    peft_dir = r.out / "specialists" / task
+    gguf = r.out / "specialists" / f"{task}.gguf"
+    settings = {
+        "base": cfg.base,
+        "budget_s": cfg.train_budget_s,
+        "max_length": cfg.max_length,
+        "lr": cfg.learning_rate,
+        "batch": cfg.batch_size,
+        "rank": cfg.lora_rank,
+        "seed": cfg.seed,
+    }
+
+    def run() -> tuple[list[Path], dict[str, Any], str]:
+        if r.manifest.get("data") is None or r.manifest.steps["data"].status != "done":
+            raise _Skip("no data (the data step did not finish)")
+        try:
+            from cadre.train import TrainConfig, train
+            from cadre.train.export import export_adapter
+        except ImportError as err:  # the training part is not available in this build
+            raise _Skip(f"cadre.train is not available ({err}); no specialist trained") from None
+        resume = False
+        if peft_dir.exists():
+            has_ckpt = (peft_dir / "checkpoints").is_dir() and any((peft_dir / "checkpoints").iterdir())
+            prev = r.manifest.get(f"train-{task}")
+            same = prev is not None and prev.fingerprint == r.fps[f"train-{task}"]
+            if same and has_ckpt and not (peft_dir / "adapter_model.safetensors").exists():
+                resume = True  # an interrupted run with the same settings: continue it
+            else:
+                shutil.rmtree(peft_dir)  # our own output from other settings: start again
+        # the manifest knows this step is in progress with this fingerprint (for resume after a crash)
+        r.manifest.record(
+            StepRecord(name=f"train-{task}", fingerprint=r.fps[f"train-{task}"], status="running")
+        )
+        data = r.out / "data" / task
+        tc = TrainConfig.model_validate(
+            {
+                "base": cfg.base,
+                "data": data / "train.jsonl",
+                "out": peft_dir,
+                # no held-out loss during the demo's short budget: it would eat the budget
+                "eval_fraction": 0.0,
+                "max_length": cfg.max_length,
+                "learning_rate": cfg.learning_rate,
+                "batch_size": cfg.batch_size,
+                "lora": {"rank": cfg.lora_rank, "alpha": 2.0 * cfg.lora_rank},
+                "budget": f"{cfg.train_budget_s:g}s",
+                "early_stopping_patience": None,
+                "seed": cfg.seed,
+                "threads": cfg.threads,
+                "save_every": 25,
+            }
+        )
+        result = train(tc, progress=True, resume=resume)
+        path = export_adapter(peft_dir, "gguf-adapter", out=gguf)
+        metrics = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)}
+        note = f"{result.steps} steps ({result.stopped}); adapter {path.stat().st_size / 1e6:.1f} MB"
+        return (
+            [peft_dir / "adapter_model.safetensors", path],
+            {"metrics": metrics, "steps": result.steps},
+            note,
+        )
+
+    return r.step(f"train-{task}", [task, settings], run, depends=("data",))
+
+
+def _router_step(r: _Runner) -> StepRecord:
+    cfg = r.cfg
+
+    def run() -> tuple[list[Path], dict[str, Any], str]:
+        if r.manifest.get("data") is None or r.manifest.steps["data"].status != "done":
+            raise _Skip("no data (the data step did not finish)")
+        try:
+            from cadre.route import evaluate_router, fit_router, load_examples, save_router
+        except ImportError as err:
+            raise _Skip(f"cadre.route is not available ({err}); requests cannot be routed") from None
+        data = r.out / "data"
+        router_dir = r.out / "router"
+        if router_dir.exists():
+            shutil.rmtree(router_dir)
+        router = fit_router(load_examples(data / "router_train.jsonl"), progress=True)
+        save_router(router, router_dir)
+        report = evaluate_router(router, load_examples(data / "router_test.jsonl"))
+        from cadre.cli.output import to_jsonable
+
+        rep = to_jsonable(report)
+        (router_dir / "demo_eval.json").write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")
+        note = (
+            f"accuracy {report.accuracy:.3f} on {report.n} held-out requests "
+            f"({report.n_out_of_scope} out of scope), OOD AUROC "
+            + (f"{report.ood_auroc:.3f}" if report.ood_auroc is not None else "n/a")
+            + f", p50 {report.p50_ms:.1f} ms"
+        )
+        return [router_dir / "demo_eval.json"], {"accuracy": report.accuracy}, note
+
+    return r.step("router", [cfg.tasks], run, depends=("data",))
+
+
+def _ecosystem_step(r: _Runner, generalist: str) -> StepRecord:
+    cfg = r.cfg
+
+    def run() -> tuple[list[Path], dict[str, Any], str]:
+        from cadre.demo.ecosystem import write_ecosystem
+
+        trained = [t for t in cfg.tasks if _ok(r, f"train-{t}")]
+        path = write_ecosystem(r.out, cfg, trained=trained, generalist=generalist, routed=_ok(r, "router"))
+        missing = [t for t in cfg.tasks if t not in trained]
+        note = (
+            "specialists "
+            + ", ".join(cfg.tasks)
+            + (f" ({', '.join(missing)} without adapter)" if missing else "")
+        )
+        return [path], {"trained": trained}, note
+
+    deps = ("data", "router", *[f"train-{t}" for t in cfg.tasks])
+    return r.step("ecosystem", [cfg.tasks, generalist, cfg.base], run, depends=deps)
+
+
+def _ok(r: _Runner, step: str) -> bool:
+    rec = r.manifest.get(step)
+    return rec is not None and rec.status == "done"
+
+
+def pick_generalist(cfg: DemoConfig) -> tuple[str, str]:
+    """The local generalist model and why: the configured one, else the largest bundled model available."""
+    if cfg.generalist:
+        return cfg.generalist, "configured"
+    try:
+        from cadre.runtime.bundled import bundled_model_path
+
+        bundled_model_path("gemma3-270m")
+        return "gemma3-270m", "the largest bundled model"
+    except CadreError as err:
+        return cfg.base, f"gemma3-270m unavailable ({err}); the specialists' base model stands in"
+    except ImportError:
+        return cfg.base, "cadre.runtime.bundled unavailable; the specialists' base model stands in"
+
+
+# ------------------------------------------------------------------------------------------------- the demo
+
+
+def run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
+    """Run (or resume) the whole demo into ``cfg.out`` and return where everything is."""
+    from cadre.demo.evaluate_step import evaluate_step
+    from cadre.demo.report import write_demo_report
+
+    t0 = time.perf_counter()
+    con = console or Console(stderr=True)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    r = _Runner(cfg, con)
+    (cfg.out / "demo_config.json").write_text(cfg.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    generalist, why = pick_generalist(cfg)
+    con.print(
+        f"[bold]cadre demo[/] → {cfg.out} ({'fast' if cfg.fast else 'full'}); generalist: {generalist} ({why})"
+    )
+
+    _data_step(r)
+    for task in cfg.tasks:
+        _train_step(r, task)
+    _router_step(r)
+    evaluate_step(r, generalist=generalist, price_per_hour=price_per_hour(cfg))
+    _ecosystem_step(r, generalist)
+    report = write_demo_report(
+        r, generalist=generalist, generalist_why=why, price_per_hour=price_per_hour(cfg)
+    )
+
+    eco = cfg.out / "ecosystem.yaml"
+    serve = f"cadre serve {eco} --port 8000"
+    snippet = (
+        "from openai import OpenAI\n"
+        'client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")\n'
+        'print(client.chat.completions.create(model="auto", messages=[{"role": "user", '
+        '"content": "Where is my order #48213? It still has not arrived."}]).choices[0].message.content)'
+    )
+    return DemoResult(
+        out=cfg.out,
+        report_html=report.get("html"),
+        report_md=report.get("md"),
+        ecosystem=eco if eco.is_file() else None,
+        serve_command=serve,
+        client_snippet=snippet,
+        steps=dict(r.manifest.steps),
+        table=report.get("table", []),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def price_per_hour(cfg: DemoConfig) -> float:
+    """USD/hour of the machine the local systems run on: configured, calibrated, else the documented default."""
+    if cfg.price_per_hour is not None:
+        return cfg.price_per_hour
+    try:
+        from cadre.costmodel import load_hardware
+
+        hw = load_hardware(cfg.hardware)
+        if hw.price_per_hour > 0:
+            return float(hw.price_per_hour)
+    except (CadreError, ImportError):
+        pass
+    return DEFAULT_PRICE_PER_HOUR

@@ -1,0 +1,127 @@
+"""The training loop on a tiny random llama: outputs, loss masking, schedule, budgets, early stopping, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from cadre.errors import ConfigError, NotFoundError
+from cadre.train import TrainConfig, train
+from cadre.train import data as D
+from cadre.train.trainer import _LossFn, _plan_steps, cpu_supports_bf16, lr_at
+
+from .conftest import label_rows, write_jsonl
+
+
+def tiny_config(base: Path, data: Path, out: Path, **kw) -> TrainConfig:
+    defaults = {"batch_size": 4, "max_length": 96, "learning_rate": 3e-3, "lora": {"rank": 4, "alpha": 8}, "seed": 0}
+    return TrainConfig.model_validate({"base": str(base), "data": str(data), "out": str(out), **defaults, **kw})
+
+
+def test_train_writes_adapter_config_metrics_and_card(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "run"
+    result = train(tiny_config(tiny_base, chat_data, out, max_steps=16, eval_every=4), progress=False)
+    assert result.adapter_dir == out and result.steps == 16 and result.stopped == "completed"
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "train_config.json", "train_config.yaml"} <= names
+    assert {"metrics.json", "README.md", "cadre.json", "checkpoints"} <= names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 16 and metrics["tokens_per_second"] > 0 and metrics["peak_rss_mb"] > 0
+    evals = [h["eval_loss"] for h in metrics["history"]]
+    assert len(evals) == 4 and evals[-1] < evals[0]  # it learns the labels
+    assert metrics["best"]["eval_loss"] == min(evals)
+    card = (out / "README.md").read_text()
+    for section in ("## Base model", "## Data", "## Hyperparameters", "## Metrics", "## Intended use and limits"):
+        assert section in card
+    # the adapter is a normal PEFT adapter
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_base)), str(out))
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+    # the same out without --resume is refused
+    with pytest.raises(ConfigError, match="--resume"):
+        train(tiny_config(tiny_base, chat_data, out, max_steps=16), progress=False)
+
+
+def test_loss_only_on_labelled_positions_matches_hf(tiny_base: Path, tokenizer) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tiny_base)), LoraConfig(r=2, target_modules=["q_proj"])
+    )
+    model.eval()
+    exs = [D.ChatExample((("user", f"question {i}" * (i + 1)), ("assistant", f"answer {i}")), f"m:{i}") for i in range(3)]
+    toks, _ = D.tokenize_examples(exs, tokenizer, max_length=128)
+    from cadre.train.trainer import _collate
+
+    batch = _collate(toks, tokenizer.pad_token_id, "cpu")
+    with torch.no_grad():
+        total, n = _LossFn(model, bf16=False, device="cpu")(batch)
+        reference = model(**batch).loss  # HF shifts labels and ignores -100 itself
+    assert n == sum(sum(x != D.IGNORE_INDEX for x in t.labels[1:]) for t in toks)
+    assert float(total) / n == pytest.approx(float(reference), rel=1e-5)
+
+
+def test_lr_schedule() -> None:
+    assert lr_at(0, 100, 10, 1.0, "cosine") == pytest.approx(0.1)
+    assert lr_at(9, 100, 10, 1.0, "cosine") == pytest.approx(1.0)
+    assert lr_at(10, 100, 10, 1.0, "cosine") == pytest.approx(1.0)
+    assert lr_at(55, 100, 10, 1.0, "cosine") == pytest.approx(0.5)
+    assert lr_at(55, 100, 10, 1.0, "linear") == pytest.approx(0.5)
+    assert lr_at(99, 100, 0, 1.0, "constant") == 1.0
+    assert all(lr_at(s, 50, 5, 1.0, "cosine") >= lr_at(s + 1, 50, 5, 1.0, "cosine") for s in range(5, 49))
+
+
+def test_step_planning_from_epochs_tokens_time_and_caps(tmp_path: Path) -> None:
+    train_set = [D.TokenizedExample([1] * 50, [1] * 50, f"m:{i}") for i in range(40)]  # 2000 tokens
+    base = {"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "batch_size": 4}
+    assert _plan_steps(TrainConfig.model_validate(base), train_set, None) == 30  # 3 default epochs x 10
+    assert _plan_steps(TrainConfig.model_validate({**base, "epochs": 0.5}), train_set, None) == 5
+    assert _plan_steps(TrainConfig.model_validate({**base, "budget": "1000 tokens"}), train_set, None) == 5
+    cfg = TrainConfig.model_validate({**base, "budget": "10s"})
+    assert _plan_steps(cfg, train_set, 0.01) == 5  # 10 s / (0.01 s/token x 200 tokens/step)
+    cfg = TrainConfig.model_validate({**base, "budget": "1M tokens", "max_steps": 7})
+    assert _plan_steps(cfg, train_set, None) == 7
+    cfg = TrainConfig.model_validate({**base, "budget": "1000 tokens", "epochs": 0.2})
+    assert _plan_steps(cfg, train_set, None) == 2  # the smaller limit wins
+
+
+def test_token_budget_run_and_early_stopping(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
+    # a learning rate of ~0 never improves the held-out loss: stop after `patience` evaluations
+    cfg = tiny_config(
+        tiny_base, chat_data, tmp_path / "run", learning_rate=1e-12, schedule="constant",
+        budget="20k tokens", eval_every=1, early_stopping_patience=2,
+    )
+    result = train(cfg, progress=False)
+    assert result.stopped == "early_stopping" and result.steps == 3
+    assert result.metrics["total_steps"] > 3
+    assert result.metrics["adapter_from"].startswith("best evaluation (step 1)")
+
+
+def test_bad_inputs_fail_before_training(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="unknown base model 'smollm9'"):
+        train(tiny_config("smollm9", chat_data, tmp_path / "a"), progress=False)  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError, match="does not exist"):
+        train(tiny_config(tiny_base, tmp_path / "missing.jsonl", tmp_path / "b"), progress=False)
+    one_class = write_jsonl(tmp_path / "one.jsonl", [{"prompt": f"q{i}", "completion": "same"} for i in range(9)])
+    from cadre.errors import DataError
+
+    with pytest.raises(DataError, match="same answer"):
+        train(tiny_config(tiny_base, one_class, tmp_path / "c"), progress=False)
+    with pytest.raises(ConfigError, match="longer than the base's context"):
+        train(tiny_config(tiny_base, chat_data, tmp_path / "d", max_length=1024), progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_bf16_detection_reads_cpuinfo() -> None:
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    assert cpu_supports_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
