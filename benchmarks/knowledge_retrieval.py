@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -84,14 +85,26 @@ def run_one(records: Path, queries: list[LabelledQuery], *, chunk_chars: int, ov
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="PubMedQA ori_pqal.json")
     parser.add_argument("--chunk-chars", type=int, nargs="+", default=[180, 1000])
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N items")
     parser.add_argument("--latency-queries", type=int, default=300, help="queries timed per mode")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (1 is much faster on a busy machine)",
+    )
     args = parser.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
 
     data = json.loads(args.data.read_text(encoding="utf-8"))
     if args.limit:
@@ -104,16 +117,31 @@ def main() -> None:
         results = []
         for size in args.chunk_chars:
             overlap = min(150, max(0, size // 4 - 5))
-            print(f"indexing {len(data)} abstracts with chunks of <= {size} chars (overlap {overlap}) ...", flush=True)
+            print(
+                f"indexing {len(data)} abstracts with chunks of <= {size} chars (overlap {overlap}) ...",
+                flush=True,
+            )
             results.append(
-                run_one(records, queries, chunk_chars=size, overlap=overlap, k=args.k, workdir=workdir,
-                        latency_queries=args.latency_queries)  # fmt: skip
+                run_one(
+                    records,
+                    queries,
+                    chunk_chars=size,
+                    overlap=overlap,
+                    k=args.k,
+                    workdir=workdir,
+                    latency_queries=args.latency_queries,
+                )
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     k = args.k
-    print(f"\nPubMedQA question -> own abstract, {len(queries)} queries, k={k}; {platform.processor() or platform.machine()}")
+    import torch
+
+    print(
+        f"\nPubMedQA question -> own abstract, {len(queries)} queries, k={k}; {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}"
+    )
     for r in results:
         print(
             f"\nchunks <= {r['chunk_chars']} chars: {r['chunks']} chunks, indexed in {r['index_seconds']:.1f} s "

@@ -12,10 +12,14 @@ client). The machine is shared, so absolute figures are noisy; the overhead rati
 
 from __future__ import annotations
 
+import os
+
+# Same setting as `cadre serve` for the in-process baseline: llama.cpp's OpenMP threads sleep between tokens.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import asyncio
 import json
-import os
 import random
 import socket
 import statistics
@@ -180,7 +184,9 @@ def main() -> None:
         proc = start_server(eco, port)
         startup = time.perf_counter() - t0
         try:
-            result = asyncio.run(load(url, clients=args.clients, duration=args.duration, max_tokens=args.max_tokens))
+            result = asyncio.run(
+                load(url, clients=args.clients, duration=args.duration, max_tokens=args.max_tokens)
+            )
             alive = httpx.get(f"{url}/health").json()
             over = overhead(url, runs=args.overhead_runs, max_tokens=args.overhead_tokens)
         finally:

@@ -36,11 +36,17 @@ def test_local_cost_from_the_cost_model() -> None:
 
 
 def test_unknown_prices_are_reported_not_invented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CADRE_HOME", str(tmp_path))  # an uncalibrated machine: no price per hour
-    local = summarize_cost(parse_system("base=smollm2-135m"), _recs((1.0, 1, 1)), load_prices())
+    import yaml
+
+    from cadre.costmodel.hardware import load_hardware
+
+    free = tmp_path / "free.yaml"  # hardware with no price per hour: the cost is unknown, not $0
+    free.write_text(yaml.safe_dump({**load_hardware("l4").model_dump(mode="json"), "price_per_hour": 0.0}))
+    local = summarize_cost(parse_system(f"base=smollm2-135m,hardware={free}"), _recs((1.0, 1, 1)), load_prices())
     assert local.per_request is None and "cadre cost calibrate" in local.note
     remote = summarize_cost(parse_system("x=openai:mystery@https://example.com/v1"), _recs((1.0, 1, 1)), load_prices())
     assert remote.per_request is None and "no price for 'mystery'" in remote.note
+    monkeypatch.setenv("CADRE_HOME", str(tmp_path))  # no calibration file: the catalog's default for `local`
     served = summarize_cost(
         parse_system("x=openai:mystery@http://127.0.0.1:8000/v1,price_per_hour=3.6"), _recs((1.0, 1, 1)), load_prices()
     )

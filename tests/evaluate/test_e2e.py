@@ -24,7 +24,7 @@ input_field: text
 prompt:
   system: "You triage customer support messages. Reply with exactly one intent label from this list: {labels}."
   template: "{text}"
-  few_shot: {k: 3, selection: fixed, source: data/train.jsonl}
+  few_shot: {k: 2, selection: fixed, source: data/train.jsonl}
 extract: {kind: label}
 metric: accuracy
 generation: {max_tokens: 8, stop: ["\\n"]}
@@ -48,21 +48,21 @@ def test_base_model_few_shot_vs_zero_shot_with_report(task_file: Path, tmp_path:
         parse_system("zero-shot=smollm2-135m,shots=0,price_per_hour=0.05"),
     ]
     out = tmp_path / "run"
-    summary = run_eval(task, systems, out, limit=8, perturbations=["noop"], progress=False, baseline="zero-shot")
+    summary = run_eval(task, systems, out, limit=6, perturbations=["noop"], progress=False, baseline="zero-shot")
     recs = read_records(out)
-    assert len(recs) == 2 * 8 * 2 and not any(r["error"] for r in recs)
+    assert len(recs) == 2 * 6 * 2 and not any(r["error"] for r in recs)
     few = [r for r in recs if r["system"] == "few-shot" and r["perturbation"] == "original"]
     zero = [r for r in recs if r["system"] == "zero-shot" and r["perturbation"] == "original"]
-    # the few-shot prompt carries 3 exemplar turns: it is measurably longer than the zero-shot one
+    # the few-shot prompt carries 2 exemplar turns: it is measurably longer than the zero-shot one
     assert min(r["prompt_tokens"] for r in few) > max(r["prompt_tokens"] for r in zero)
     assert all(r["latency_s"] > 0 and r["ttft_s"] is not None and r["completion_tokens"] >= 1 for r in few)
     s_few, s_zero = summary.systems["few-shot"], summary.systems["zero-shot"]
     assert s_few.metric >= s_zero.metric  # exemplars teach the 135M model the label format
     assert s_few.cost.per_request is not None and s_few.cost.per_request > 0
     (comp,) = summary.comparisons
-    assert comp.n == 8 and comp.mcnemar is not None and comp.bootstrap.low <= comp.difference <= comp.bootstrap.high
+    assert comp.n == 6 and comp.mcnemar is not None and comp.bootstrap.low <= comp.difference <= comp.bootstrap.high
     (noop_few,) = [r for r in summary.robustness if r.system == "few-shot"]
-    assert noop_few.n == 8 and 0.0 <= noop_few.consistency <= 1.0
+    assert noop_few.n == 6 and 0.0 <= noop_few.consistency <= 1.0
 
     paths = write_report(out)
     page = paths.html.read_text()  # type: ignore[union-attr]
@@ -77,7 +77,7 @@ def test_interrupted_cli_run_resumes_where_it_stopped(task_file: Path, tmp_path:
     out = tmp_path / "run"
     cmd = [
         str(Path(sys.executable).parent / "cadre"), "eval", "run", str(task_file),
-        "-s", "zs=smollm2-135m,shots=0", "--out", str(out), "--limit", "8", "--no-report",
+        "-s", "zs=smollm2-135m,shots=0", "--out", str(out), "--limit", "6", "--no-report",
     ]  # fmt: skip
     # a shell runs background jobs with SIGINT ignored; restore the default so Ctrl-C behaves as in a terminal
     proc = subprocess.Popen(
@@ -89,17 +89,17 @@ def test_interrupted_cli_run_resumes_where_it_stopped(task_file: Path, tmp_path:
     items = out / "items.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if items.is_file() and len(items.read_text().splitlines()) >= 3:
+        if items.is_file() and len(items.read_text().splitlines()) >= 2:
             break
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130, proc.stdout.read().decode()[-2000:]  # type: ignore[union-attr]
     done_before = {r["item_id"] for r in read_records(out)}
-    assert 3 <= len(done_before) < 8
+    assert 2 <= len(done_before) < 6
 
     resumed = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     summary = json.loads(resumed.stdout)
-    assert summary["complete"] is True and summary["systems"]["zs"]["n"] == 8
+    assert summary["complete"] is True and summary["systems"]["zs"]["n"] == 6
     recs = read_records(out)
-    assert len(recs) == 8 and len({r["item_id"] for r in recs}) == 8  # nothing answered twice
+    assert len(recs) == 6 and len({r["item_id"] for r in recs}) == 6  # nothing answered twice

@@ -195,3 +195,27 @@ def test_parse_system_strings() -> None:
         parse_system("e=routed:r,routes=oops")
     with pytest.raises(ConfigError, match="needs routes"):
         parse_system("e=routed:r")
+
+
+def test_routed_system_from_a_fitted_router_directory(intents_task: Path, tmp_path: Path) -> None:
+    """`routed:DIR` loads a real cadre.route router (bundled MiniLM embeddings) in front of other systems."""
+    from cadre.route import fit_router, save_router
+
+    examples = [
+        *[(t, "orders") for t in ("Where is my order?", "My parcel has not arrived", "Track my package please",
+                                  "When will my order be delivered?", "The delivery is late", "Order status?")],
+        *[(t, "accounts") for t in ("I can't log in", "Reset my password", "My account is locked",
+                                    "Login fails with my password", "Cannot sign in to my account", "Change my password")],
+    ]  # fmt: skip
+    router_dir = tmp_path / "router"
+    save_router(fit_router(examples, strategy="centroid", min_examples_per_route=5), router_dir)
+    task = load_task(intents_task)
+    orders, accounts = _system("orders-kw", KeywordBackend()), _system("accounts-kw", KeywordBackend())
+    eco = parse_system(f"eco=routed:{router_dir},routes=orders:orders-kw;accounts:accounts-kw,generalist=orders-kw")
+    summary = run_eval(task, [orders, accounts, eco], tmp_path / "run", progress=False)
+    routes = summary.systems["eco"].routes
+    assert sum(routes.values()) == 10 and routes.get("accounts", 0) >= 2  # a4 and a8 are about passwords
+    recs = {r["item_id"]: r for r in read_records(tmp_path / "run") if r["system"] == "eco"}
+    assert recs["a4"]["route"] == "accounts" and recs["a1"]["route"] == "orders"
+    with pytest.raises(ConfigError, match="not systems of this run"):
+        run_eval(task, [orders, parse_system(f"e2=routed:{router_dir},generalist=nobody")], tmp_path / "r2", progress=False)

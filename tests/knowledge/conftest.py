@@ -33,7 +33,9 @@ def _pg_bindir() -> tuple[Path | None, str]:
     candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run(
+            [pg_config, "--bindir"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         if out:
             candidates.append(Path(out))
     candidates.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
@@ -41,9 +43,13 @@ def _pg_bindir() -> tuple[Path | None, str]:
     if spec and spec.submodule_search_locations:
         candidates.append(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin")
     for bindir in candidates:
-        share = subprocess.run(
-            [str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True, check=False
-        ).stdout.strip() if (bindir / "pg_config").exists() else str(bindir.parent / "share" / "postgresql")
+        share = (
+            subprocess.run(
+                [str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+            if (bindir / "pg_config").exists()
+            else str(bindir.parent / "share" / "postgresql")
+        )
         has_vector = (Path(share) / "extension" / "vector.control").is_file()
         if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists() and has_vector:
             return bindir, ""
@@ -111,11 +117,15 @@ def write_pdf(path: Path, pages: list[list[str]]) -> Path:
     n = len(pages)
     objects: list[bytes] = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [" + b" ".join(f"{4 + 2 * i} 0 R".encode() for i in range(n)) + b"] /Count %d >>" % n,
+        b"<< /Type /Pages /Kids ["
+        + b" ".join(f"{4 + 2 * i} 0 R".encode() for i in range(n))
+        + b"] /Count %d >>" % n,
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     for i, lines in enumerate(pages):
-        body = "BT /F1 11 Tf 14 TL 72 740 Td " + " ".join(f"({_pdf_escape(ln)}) Tj T*" for ln in lines) + " ET"
+        body = (
+            "BT /F1 11 Tf 14 TL 72 740 Td " + " ".join(f"({_pdf_escape(ln)}) Tj T*" for ln in lines) + " ET"
+        )
         stream = body.encode("latin-1")
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "

@@ -53,8 +53,14 @@ Its fuel is a blend of peat oil and distilled juniper, mixed in a ratio of seven
 """
 
 PDF_PAGES = [
-    ["Annual report of the Hollowmere Beekeepers Guild.", "The guild keeps 86 hives on the slopes of Mount Ardent."],
-    ["The guild's honey is flavoured by the blue saxifrage that flowers in June.", "Its treasurer is Corvin Alder."],
+    [
+        "Annual report of the Hollowmere Beekeepers Guild.",
+        "The guild keeps 86 hives on the slopes of Mount Ardent.",
+    ],
+    [
+        "The guild's honey is flavoured by the blue saxifrage that flowers in June.",
+        "Its treasurer is Corvin Alder.",
+    ],
 ]
 
 RECORDS = [

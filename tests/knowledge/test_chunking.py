@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from cadre.config.base import parse_spec
@@ -35,7 +37,9 @@ def test_every_chunk_is_an_exact_span_within_the_size_limit() -> None:
 
 
 def test_headings_start_chunks_and_name_their_section() -> None:
-    chunks = chunk_document(Document("guide.md", MARKDOWN, "markdown"), ChunkingConfig(max_chars=300, overlap_chars=80))
+    chunks = chunk_document(
+        Document("guide.md", MARKDOWN, "markdown"), ChunkingConfig(max_chars=300, overlap_chars=80)
+    )
     colours = [c for c in chunks if "teal" in c.text]
     assert len(colours) == 1
     assert colours[0].text.startswith("## Colours")
@@ -45,18 +49,22 @@ def test_headings_start_chunks_and_name_their_section() -> None:
 
 
 def test_consecutive_chunks_overlap_by_whole_sentences() -> None:
-    chunks = chunk_document(Document("guide.md", MARKDOWN, "markdown"), ChunkingConfig(max_chars=300, overlap_chars=80))
+    chunks = chunk_document(
+        Document("guide.md", MARKDOWN, "markdown"), ChunkingConfig(max_chars=300, overlap_chars=80)
+    )
     weights = [c for c in chunks if c.metadata["section"].endswith("Weights")]
     assert len(weights) >= 3
-    for a, b in zip(weights, weights[1:]):
+    for a, b in itertools.pairwise(weights):
         assert b.start < a.end, "consecutive chunks of one section share text"
         assert a.end - b.start <= 80
         assert MARKDOWN[b.start : a.end].strip().endswith("grams.")
 
 
 def test_no_overlap_when_disabled_and_nothing_lost() -> None:
-    chunks = chunk_document(Document("t.txt", SENTENCES, "text"), ChunkingConfig(max_chars=200, overlap_chars=0))
-    assert all(b.start >= a.end for a, b in zip(chunks, chunks[1:]))
+    chunks = chunk_document(
+        Document("t.txt", SENTENCES, "text"), ChunkingConfig(max_chars=200, overlap_chars=0)
+    )
+    assert all(b.start >= a.end for a, b in itertools.pairwise(chunks))
     covered = "".join(SENTENCES[c.start : c.end] for c in chunks).replace(" ", "")
     assert covered == SENTENCES.replace(" ", "")
 

@@ -23,13 +23,17 @@ def test_index_add_search_list_info_remove(tmp_path: Path) -> None:
     result = runner.invoke(app, ["index", "add", "fiction", str(docs)])
     assert result.exit_code == 0 and "5 unchanged" in result.stdout
 
-    result = runner.invoke(app, ["index", "search", "fiction", "Who commands the Zorblax station?", "--json", "-k", "2"])
+    result = runner.invoke(
+        app, ["index", "search", "fiction", "Who commands the Zorblax station?", "--json", "-k", "2"]
+    )
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)
     assert len(hits) == 2 and "Ilvane Mortescu" in hits[0]["text"]
     assert {"chunk_id", "source", "start", "end", "score"} <= set(hits[0])
 
-    result = runner.invoke(app, ["index", "search", "fiction", "scrolls", "--filter", "topic=weather", "--json"])
+    result = runner.invoke(
+        app, ["index", "search", "fiction", "scrolls", "--filter", "topic=weather", "--json"]
+    )
     assert all(h["metadata"]["topic"] == "weather" for h in json.loads(result.stdout))
 
     result = runner.invoke(app, ["index", "search", "fiction", "Glimmerfen bridge"])

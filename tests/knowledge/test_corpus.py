@@ -16,7 +16,9 @@ from .fictional import write_corpus
 
 def _build(root: Path, embedder, name: str | Path):  # type: ignore[no-untyped-def]
     docs = write_corpus(root / "docs")
-    c = open_corpus(name, create=True, embedder=embedder, chunking=ChunkingConfig(max_chars=400, overlap_chars=60))
+    c = open_corpus(
+        name, create=True, embedder=embedder, chunking=ChunkingConfig(max_chars=400, overlap_chars=60)
+    )
     report = c.add([docs])
     assert not report.failed, report.failed
     return c
@@ -54,7 +56,9 @@ def test_unchanged_files_are_skipped_and_changed_ones_replaced(corpus, tmp_path:
     again = corpus.add([docs])
     assert len(again.unchanged) == 5 and again.chunks_added == 0 and corpus.store.count() == before
 
-    (docs / "varn.txt").write_text("The Varn engine was retired in the year 2201 and replaced by the Sollis drive.\n")
+    (docs / "varn.txt").write_text(
+        "The Varn engine was retired in the year 2201 and replaced by the Sollis drive.\n"
+    )
     report = corpus.add([docs])
     assert report.replaced == [str(docs / "varn.txt")] and len(report.unchanged) == 4
     assert report.chunks_removed >= 1 and report.chunks_added == 1
@@ -106,13 +110,15 @@ class _OtherModel:
     def encode(self, texts):  # type: ignore[no-untyped-def]
         rng = np.random.default_rng(0)
         proj = rng.normal(size=(256, self.dim))
-        counts = np.array([np.bincount(np.frombuffer(t.encode(), np.uint8), minlength=256) for t in texts], float)
+        counts = np.array(
+            [np.bincount(np.frombuffer(t.encode(), np.uint8), minlength=256) for t in texts], float
+        )
         out = counts @ proj
         return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
 def test_querying_with_another_embedding_model_is_refused(shared) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(StoreError, match="all-MiniLM-L6-v2.*byte-projection"):
+    with pytest.raises(StoreError, match=r"all-MiniLM-L6-v2.*byte-projection"):
         open_corpus(shared.path, embedder=_OtherModel())
 
 
@@ -122,7 +128,7 @@ def test_a_store_holding_another_models_vectors_is_refused(tmp_path: Path, embed
     other.close()
     manifest = tmp_path / "shared" / "corpus.json"
     manifest.write_text(manifest.read_text().replace("test/byte-projection-384", embedder.model_id))
-    with pytest.raises(StoreError, match="holds vectors of 'test/byte-projection-384'"):
+    with pytest.raises(StoreError, match=r"holds vectors of 'test/byte-projection-384'"):
         _ = open_corpus(tmp_path / "shared", embedder=embedder).store
 
 
@@ -159,7 +165,9 @@ def test_reciprocal_rank_fusion() -> None:
 
 def test_pgvector_corpus_end_to_end(tmp_path: Path, embedder, pg_dsn: str) -> None:  # type: ignore[no-untyped-def]
     docs = write_corpus(tmp_path / "docs")
-    c = open_corpus("pgfiction", create=True, embedder=embedder, store="pgvector", store_options={"dsn": pg_dsn})
+    c = open_corpus(
+        "pgfiction", create=True, embedder=embedder, store="pgvector", store_options={"dsn": pg_dsn}
+    )
     assert c.add([docs]).chunks_added > 5
     assert c.add([docs]).chunks_added == 0
     top = c.search("Who commands the Zorblax station?", k=2)
@@ -167,3 +175,26 @@ def test_pgvector_corpus_end_to_end(tmp_path: Path, embedder, pg_dsn: str) -> No
     assert c.search("honey flavour", k=3, filters={"format": "pdf"})[0].chunk.metadata["page"] == 2
     c.close()
     remove_corpus("pgfiction")
+
+
+def test_concurrent_searches_and_an_add_share_one_corpus(corpus, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    extra = tmp_path / "extra.md"
+    extra.write_text("# Extra\n\nThe Sollis drive hums at the pitch of a low C.\n")
+    questions = ["Who commands the Zorblax station?", "How long is the Glimmerfen bridge?"] * 4
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        adding = pool.submit(corpus.add, [extra])
+        results = list(pool.map(lambda q: corpus.search(q, k=1)[0].chunk.text, questions))
+        assert adding.result().indexed == [str(extra)]
+    assert all(("Mortescu" in r) if "Zorblax" in q else ("413" in r) for q, r in zip(questions, results))
+    assert "Sollis" in corpus.search("What pitch does the Sollis drive hum at?", k=1)[0].chunk.text
+
+
+def test_shared_corpus_is_opened_once(corpus) -> None:  # type: ignore[no-untyped-def]
+    from cadre.knowledge import shared_corpus
+
+    first = shared_corpus("fiction")
+    assert shared_corpus(corpus.path) is first
+    assert first.search("Pellucid Library", k=1)[0].chunk.metadata["record_id"] == "fact-001"
+    first.close()

@@ -47,8 +47,12 @@ def test_cited_numbers() -> None:
 
 def test_groundedness_without_citations_uses_all_passages() -> None:
     passages = ["The river Quillon is brown and 40 km long.", "Its source is in the Sorrel hills."]
-    assert groundedness("The Quillon is 40 km long. Its source is in the Sorrel hills.", passages).score == 1.0
-    assert groundedness("It rises in the hills.", passages).score == 0.0  # a paraphrase the lexical check misses
+    assert (
+        groundedness("The Quillon is 40 km long. Its source is in the Sorrel hills.", passages).score == 1.0
+    )
+    assert (
+        groundedness("It rises in the hills.", passages).score == 0.0
+    )  # a paraphrase the lexical check misses
     report = groundedness("The Quillon is 90 km long.", passages)
     assert report.score == 0.0 and report.sentences[0].missing == ["90"]
     assert groundedness("", passages).score == 0.0

@@ -32,7 +32,10 @@ def _source_text(source: str) -> str:
 
 @pytest.mark.parametrize("q", QUESTIONS, ids=lambda q: q.answer)
 def test_grounded_prompt_cites_the_passage_holding_the_answer(corpus, q) -> None:  # type: ignore[no-untyped-def]
-    messages = [{"role": "system", "content": "You are the station's assistant."}, {"role": "user", "content": q.text}]
+    messages = [
+        {"role": "system", "content": "You are the station's assistant."},
+        {"role": "user", "content": q.text},
+    ]
     grounded, citations = ground(messages, corpus, k=3)
     assert messages[0]["content"] == "You are the station's assistant."  # the input is not modified
     assert len(grounded) == 2 and grounded[1] == messages[1]
@@ -45,12 +48,16 @@ def test_grounded_prompt_cites_the_passage_holding_the_answer(corpus, q) -> None
     assert right, f"no citation holds {q.answer!r}: {spans}"
     cite = citations[right[0]]
     assert Path(cite["source"].split("#")[0]).name == q.file
-    assert f"[{cite['index']}] (" in system and spans[right[0]] in system  # shown to the model under its number
+    assert (
+        f"[{cite['index']}] (" in system and spans[right[0]] in system
+    )  # shown to the model under its number
 
 
 def test_retrieval_recall_and_mrr_on_the_generated_questions(corpus) -> None:  # type: ignore[no-untyped-def]
     labelled = [
-        LabelledQuery(q.text, {c.chunk_id for c in corpus.store.iter_chunks() if q.answer in " ".join(c.text.split())})
+        LabelledQuery(
+            q.text, {c.chunk_id for c in corpus.store.iter_chunks() if q.answer in " ".join(c.text.split())}
+        )
         for q in QUESTIONS
     ]
     assert all(lq.relevant for lq in labelled)
@@ -69,7 +76,8 @@ def test_groundedness_of_answers_against_their_citations(corpus, embedder) -> No
     wrong_number = groundedness("The Glimmerfen bridge is 980 meters long [1].", passages, embedder=embedder)
     assert not wrong_number.grounded and "980" in wrong_number.sentences[0].missing
     invented = groundedness(
-        "The bridge is 413 meters long [1]. It was built by dragons from the moon in a single night [1].", passages
+        "The bridge is 413 meters long [1]. It was built by dragons from the moon in a single night [1].",
+        passages,
     )
     assert invented.score == 0.5
     bad_ref = groundedness("The bridge is 413 meters long [7].", passages)

@@ -46,7 +46,9 @@ def test_jsonl_text_field_can_be_named(tmp_path: Path) -> None:
 
 
 def test_pdf_text_and_pages(tmp_path: Path) -> None:
-    pdf = write_pdf(tmp_path / "a.pdf", [["The Varn engine idles at 440 rpm."], ["Page two mentions Tessaly."]])
+    pdf = write_pdf(
+        tmp_path / "a.pdf", [["The Varn engine idles at 440 rpm."], ["Page two mentions Tessaly."]]
+    )
     (doc,), _ = read_documents(pdf, pdf.read_bytes())
     assert "440 rpm" in doc.text and "Tessaly" in doc.text
     assert doc.metadata["pages"] == 2 and doc.page_starts[0] == 0

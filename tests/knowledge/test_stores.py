@@ -32,7 +32,14 @@ def _chunks(n: int, *, file: str = "/docs/a.md", seed: int = 0) -> tuple[list[Ch
     vecs = rng.normal(size=(n, DIM)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     chunks = [
-        Chunk(f"{file}-{i}", file, i * 10, i * 10 + 9, f"text {i}", {"file": file, "lang": "en" if i % 2 else "fr", "n": i})
+        Chunk(
+            f"{file}-{i}",
+            file,
+            i * 10,
+            i * 10 + 9,
+            f"text {i}",
+            {"file": file, "lang": "en" if i % 2 else "fr", "n": i},
+        )
         for i in range(n)
     ]
     return chunks, vecs
@@ -53,7 +60,13 @@ def test_dense_search_matches_exact_cosine_ranking(store: Store) -> None:
     assert [c.chunk_id for c, _ in hits] == [chunks[i].chunk_id for i in expected]
     assert hits[0][1] == pytest.approx(float(vecs[7] @ q), abs=1e-4)
     got = hits[0][0]
-    assert (got.source, got.start, got.end, got.text, got.metadata["n"]) == ("/docs/a.md", 70, 79, "text 7", 7)
+    assert (got.source, got.start, got.end, got.text, got.metadata["n"]) == (
+        "/docs/a.md",
+        70,
+        79,
+        "text 7",
+        7,
+    )
 
 
 def test_filters_select_before_ranking(store: Store) -> None:

@@ -69,5 +69,5 @@ def test_examples(router_files: dict[str, Path], embedder: MemoEmbedder) -> list
 @pytest.fixture
 def memo_default_embedder(embedder: MemoEmbedder, monkeypatch: pytest.MonkeyPatch) -> MemoEmbedder:
     """Make the CLI (which loads the default embedder itself) use the cached real embedder."""
-    monkeypatch.setattr("cadre.route.embedding.default_embedder", lambda: embedder)
+    monkeypatch.setattr("cadre.route.embedding.default_embedder", lambda *a, **k: embedder)
     return embedder

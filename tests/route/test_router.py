@@ -154,3 +154,15 @@ def test_single_route_router(embedder: object, train_examples: list[Example]) ->
     assert router.routes == ["normalize"]
     assert router.route("What is the capital of Kenya?").route == GENERALIST
     assert router.route("Normalize: 12 Jan 2020").route == "normalize"
+
+
+def test_int8_router_records_its_precision(train_examples: list[Example], tmp_path: Path, embedder: object) -> None:
+    small = [ex for ex in train_examples if ex.route is not None][::3]
+    router = fit_router(small, embedding_precision="int8", min_examples_per_route=5)
+    assert router.embedder.model_id.endswith("+int8")  # type: ignore[attr-defined]
+    assert router.route("Normalize: 7 June 2011").route == "normalize"
+    save_router(router, tmp_path / "r")
+    again = load_router(tmp_path / "r")  # builds the int8 embedder from the saved spec
+    assert again.route("Normalize: 7 June 2011").route == "normalize"
+    with pytest.raises(ModelLoadError, match=r"\+int8"):
+        load_router(tmp_path / "r", embedder=embedder)  # type: ignore[arg-type]

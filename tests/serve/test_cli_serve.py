@@ -17,8 +17,8 @@ import yaml
 from typer.testing import CliRunner
 
 from cadre.cli.main import app
-from cadre.serve.auth import ApiKeys, is_loopback, keys_from_env
 from cadre.errors import ConfigError
+from cadre.serve.auth import ApiKeys, is_loopback, keys_from_env
 
 SPEC = {
     "specialists": [{"name": "support", "base": "smollm2-135m", "decoding": {"max_tokens": 4}}],
@@ -26,7 +26,9 @@ SPEC = {
 }
 
 
-def test_refuses_to_listen_beyond_localhost_without_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refuses_to_listen_beyond_localhost_without_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CADRE_API_KEY", raising=False)
     (tmp_path / "e.yaml").write_text(yaml.safe_dump(SPEC))
     result = CliRunner().invoke(app, ["serve", str(tmp_path / "e.yaml"), "--host", "0.0.0.0"])
@@ -60,7 +62,15 @@ def test_sighup_reloads_and_sigterm_finishes_in_flight_requests(tmp_path: Path) 
     port = _free_port()
     env = {**os.environ, "CADRE_API_KEY": "process-key-1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from cadre.cli.main import main; main()", "serve", str(eco), "--port", str(port)],
+        [
+            sys.executable,
+            "-c",
+            "from cadre.cli.main import main; main()",
+            "serve",
+            str(eco),
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -82,7 +92,10 @@ def test_sighup_reloads_and_sigterm_finishes_in_flight_requests(tmp_path: Path) 
         ids = [m["id"] for m in httpx.get(f"{url}/v1/models", headers=headers).json()["data"]]
         assert "dates" not in ids
         # edit the file and send SIGHUP: the new specialist appears, the process keeps running
-        spec = {**SPEC, "specialists": [*SPEC["specialists"], {"name": "dates", "decoding": {"max_tokens": 4}}]}
+        spec = {
+            **SPEC,
+            "specialists": [*SPEC["specialists"], {"name": "dates", "decoding": {"max_tokens": 4}}],
+        }
         eco.write_text(yaml.safe_dump(spec))
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 60

@@ -190,3 +190,33 @@ def test_metrics_count_requests_tokens_routes(live: LiveServer) -> None:
     assert 'cadre_tokens_total{kind="completion",route="generalist"}' in text
     assert "cadre_request_seconds_bucket" in text
     assert 'cadre_requests_total{endpoint="/v1/chat/completions",status="200"}' in text
+
+
+def test_client_disconnect_cancels_a_non_streamed_generation(live: LiveServer) -> None:
+    cancelled = metric(live, "cadre_cancelled_total")
+    body = {"model": "generalist", "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 64}
+    t0 = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up and hangs up
+        httpx.post(
+            f"{live.url}/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=0.5
+        )
+    deadline = time.monotonic() + 30
+    while metric(live, "cadre_cancelled_total") == cancelled and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert metric(live, "cadre_cancelled_total") == cancelled + 1
+    assert live.gateway.admission.active == 0
+    assert time.monotonic() - t0 < 30
+
+
+def test_a_specialist_that_times_out_falls_back_to_the_generalist(live: LiveServer) -> None:
+    server_spec = live.gateway.spec.server
+    old = server_spec.specialist_timeout_s
+    server_spec.specialist_timeout_s = 0.001  # no specialist answers that fast
+    try:
+        raw = client(live).chat.completions.with_raw_response.create(model="invoices", messages=hi(), max_tokens=2)
+    finally:
+        server_spec.specialist_timeout_s = old
+    assert raw.headers["x-cadre-route"] == "generalist" and raw.headers["x-cadre-fallback"] == "1"
+    info = raw.parse().model_extra["cadre"]  # type: ignore[index]
+    assert info["fallback"] is True and "timed out" in info["reason"]
+    assert live.gateway.metrics.fallbacks.labels("invoices", "timeout")._value.get() == 1

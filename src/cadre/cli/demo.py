@@ -73,7 +73,9 @@ def demo(
     api_key_env: str | None = typer.Option(
         None, "--api-key-env", help="Environment variable holding the --generalist endpoint's API key."
     ),
-    budget: float | None = typer.Option(None, "--budget", help="Training seconds per specialist."),
+    budget: str | None = typer.Option(
+        None, "--budget", help="Training per specialist: a duration (150s) or a token count (60k tokens)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for data, training and perturbations."),
     price_per_hour: float | None = typer.Option(
         None, "--price-per-hour", help="USD/hour of this machine for the cost columns (default: cost model)."
@@ -93,7 +95,7 @@ def demo(
         "threads": threads,
     }
     if budget is not None:
-        overrides["train_budget_s"] = budget
+        overrides["train_budget"] = budget
     cfg = DemoConfig.preset(fast=fast, **overrides)
     result = run_demo(cfg)
     if as_json:

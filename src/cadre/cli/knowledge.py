@@ -40,7 +40,9 @@ def add(
     paths: list[Path] = typer.Argument(..., help="Files or directories: .txt .md .html .pdf .jsonl"),
     store: str | None = typer.Option(None, help="Store for a new corpus: sqlite-vec (default) or pgvector."),
     dsn: str | None = typer.Option(None, help="pgvector: PostgreSQL connection string (or $CADRE_PG_DSN)."),
-    table: str | None = typer.Option(None, help="pgvector: table name prefix (default from the corpus name)."),
+    table: str | None = typer.Option(
+        None, help="pgvector: table name prefix (default from the corpus name)."
+    ),
     chunk_chars: int = typer.Option(1000, help="New corpus: longest chunk, in characters."),
     overlap_chars: int = typer.Option(150, help="New corpus: text shared by consecutive chunks."),
     text_field: str | None = typer.Option(None, help="JSONL: the field holding the text."),
@@ -54,7 +56,9 @@ def add(
 
     options = {k: v for k, v in {"dsn": dsn, "table": table}.items() if v}
     chunking = parse_spec(
-        ChunkingConfig, {"max_chars": chunk_chars, "overlap_chars": overlap_chars}, source="--chunk-chars/--overlap-chars"
+        ChunkingConfig,
+        {"max_chars": chunk_chars, "overlap_chars": overlap_chars},
+        source="--chunk-chars/--overlap-chars",
     )
     with open_corpus(corpus, create=True, store=store, store_options=options, chunking=chunking) as c:
         with Progress(
@@ -74,7 +78,9 @@ def add(
             report = c.add(paths, text_field=text_field, on_progress=update)
         total_chunks = c.store.count()
     if as_json:
-        print_json({**report.__dict__, "chunks_per_second": report.chunks_per_second, "corpus_chunks": total_chunks})
+        print_json(
+            {**report.__dict__, "chunks_per_second": report.chunks_per_second, "corpus_chunks": total_chunks}
+        )
     else:
         for path, reason in report.failed:
             err_console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
@@ -95,7 +101,9 @@ def search(
     query: str = typer.Argument(..., help="What to look for."),
     k: int = typer.Option(5, "-k", "--k", help="How many passages."),
     mode: str = typer.Option("hybrid", help="hybrid (BM25 + dense, fused), dense or bm25."),
-    filters: list[str] | None = typer.Option(None, "--filter", help="KEY=VALUE metadata filter (repeatable)."),
+    filters: list[str] | None = typer.Option(
+        None, "--filter", help="KEY=VALUE metadata filter (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print passages as JSON."),
 ) -> None:
     """Search CORPUS and print the best passages with their citations."""
@@ -112,7 +120,9 @@ def search(
     for col in ("#", "score", "source", "offsets", "text"):
         table.add_column(col, overflow="fold")
     for i, p in enumerate(passages, start=1):
-        where = p.chunk.source + (f" › {p.chunk.metadata['section']}" if p.chunk.metadata.get("section") else "")
+        where = p.chunk.source + (
+            f" › {p.chunk.metadata['section']}" if p.chunk.metadata.get("section") else ""
+        )
         text = " ".join(p.chunk.text.split())
         table.add_row(str(i), f"{p.score:.4f}", where, f"{p.chunk.start}-{p.chunk.end}", text[:300])
     console.print(table)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from cadre.config.base import StrictModel
+from cadre.config.base import StrictModel, parse_spec
 
 __all__ = ["DemoConfig", "TaskSizes"]
 
@@ -30,7 +30,9 @@ class DemoConfig(StrictModel):
     tasks: list[str] = Field(default_factory=lambda: ["intents", "invoices", "normalize"])
     sizes: TaskSizes = Field(default_factory=lambda: TaskSizes.model_validate({}))
     base: str = Field("smollm2-135m", description="specialist base model (bundled SmolLM2-135M-Instruct)")
-    train_budget_s: float = Field(150.0, gt=0, description="wall-clock training budget per specialist")
+    train_budget: str = Field(
+        "150s", description="training per specialist: a duration (150s, 3m) or a token count (60k tokens)"
+    )
     max_length: int = Field(448, ge=64, description="training tokens per example")
     learning_rate: float = Field(4e-4, gt=0)
     batch_size: int = Field(8, ge=1)
@@ -51,6 +53,14 @@ class DemoConfig(StrictModel):
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for training and inference")
 
+    @field_validator("train_budget")
+    @classmethod
+    def _budget(cls, v: str) -> str:
+        from cadre.train.config import parse_budget
+
+        parse_budget(v)  # raises ConfigError naming the accepted forms
+        return v.strip()
+
     @classmethod
     def preset(cls, *, fast: bool, **overrides: object) -> DemoConfig:
         """The full demo (~15 min on 2 cores) or the fast one (~3 min; used by the end-to-end test)."""
@@ -60,8 +70,7 @@ class DemoConfig(StrictModel):
                 "sizes": TaskSizes(
                     train=160, validation=16, test=12, out_of_scope_train=60, out_of_scope_test=16
                 ),
-                "train_budget_s": 20.0,
-                "max_length": 384,
+                "train_budget": "20s",
                 "shots": 2,
                 "perturbations": ["numbers"],
                 "robustness_items": 6,
@@ -69,4 +78,4 @@ class DemoConfig(StrictModel):
         else:
             base = {"fast": False}
         base.update(overrides)
-        return cls.model_validate(base)
+        return parse_spec(cls, base, source="cadre demo")

@@ -164,7 +164,7 @@ def _train_step(r: _Runner, task: str) -> StepRecord:
     gguf = r.out / "specialists" / f"{task}.gguf"
     settings = {
         "base": cfg.base,
-        "budget_s": cfg.train_budget_s,
+        "budget": cfg.train_budget,
         "max_length": cfg.max_length,
         "lr": cfg.learning_rate,
         "batch": cfg.batch_size,
@@ -205,7 +205,7 @@ def _train_step(r: _Runner, task: str) -> StepRecord:
                 "learning_rate": cfg.learning_rate,
                 "batch_size": cfg.batch_size,
                 "lora": {"rank": cfg.lora_rank, "alpha": 2.0 * cfg.lora_rank},
-                "budget": f"{cfg.train_budget_s:g}s",
+                "budget": cfg.train_budget,
                 "early_stopping_patience": None,
                 "seed": cfg.seed,
                 "threads": cfg.threads,

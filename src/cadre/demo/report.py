@@ -151,8 +151,9 @@ def _scores_chart(rows: list[Table1Row], path: Path) -> Path | None:
             )
     ax.set_xticks(x, [f"{r.task}\n({r.metric})" for r in rows])
     ax.set_ylabel("score on the test split (%)")
-    ax.set_ylim(0, 105)
-    ax.legend(loc="upper left", ncols=3, fontsize=9, frameon=False)
+    ax.set_ylim(0, 118)
+    ax.set_yticks([0, 20, 40, 60, 80, 100])
+    ax.legend(loc="upper center", ncols=3, fontsize=9, frameon=False)
     ax.set_title(
         "Generalist (few-shot) vs specialist (LoRA) vs routed ecosystem; bars: 95% CI of the advantage"
     )
@@ -342,7 +343,8 @@ def _render_md(rep: _Report) -> str:
         parts.append(f"\n![roofline]({rep.images['roofline'].name})\n")
     parts += ["\n## Audit of the paper's numbers\n\n", *[f"{x}\n" for x in rep.audit_lines], "\n"]
     parts.append(_md_table(["claim", "what", "paper", "recomputed", "note"], rep.audit_rows))
-    parts += ["\n## Serve it\n\n", *[f"{x}\n" for x in rep.serve]]
+    serve = rep.serve or ["_No ecosystem was written (see the steps below)._"]
+    parts += ["\n## Serve it\n\n", *[f"{x}\n" for x in serve]]
     parts += ["\n## Steps\n\n", _md_table(["step", "status", "seconds", "note"], rep.steps)]
     return "".join(parts)
 
@@ -381,7 +383,7 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
         cells = []
         for c in row:
             cls = ""
-            if c.startswith(("+", "-", "$", "n/a")) or c[:1].isdigit():
+            if len(c) <= 40 and (c.startswith(("+", "-", "$", "n/a")) or c[:1].isdigit()):
                 cls = " class=num"
             cells.append(f"<td{cls}>{_inline_md(c)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -432,7 +434,7 @@ def _render_html(rep: _Report) -> str:
             f"<pre>{html.escape(x.strip('`').removeprefix('python').strip())}</pre>"
             if x.startswith("```")
             else f"<p>{_inline_md(x)}</p>"
-            for x in rep.serve
+            for x in (rep.serve or ["_No ecosystem was written (see the steps below)._"])
         ],
         "<h2>Steps</h2>",
         _html_table(["step", "status", "seconds", "note"], rep.steps),
@@ -481,7 +483,7 @@ def write_demo_report(
     intro = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} "
         f"({_cpu_count()} CPU threads visible), {'fast' if cfg.fast else 'full'} run, seed {cfg.seed}. "
-        f"Specialists: {cfg.base} + one LoRA adapter per task, trained {cfg.train_budget_s:g} s each on "
+        f"Specialists: {cfg.base} + one LoRA adapter per task, trained for {cfg.train_budget} each on "
         f"{sizes.train} generated examples. Generalist: {generalist} ({generalist_why}), {cfg.shots}-shot with "
         "nearest-neighbour exemplars from the same training split. Test: "
         f"{sizes.test} held-out items per task, greedy decoding.",
@@ -560,14 +562,18 @@ def write_demo_report(
                 ]
             )
     audit_lines, audit_rows = _audit()
-    serve = [
-        f"`{out / 'ecosystem.yaml'}` holds the three specialists, the router and the generalist. Serve it:",
-        f"```\ncadre serve {out / 'ecosystem.yaml'} --port 8000\n```",
-        'and call it with the official client (`model="auto"` lets the router choose):',
-        '```python\nfrom openai import OpenAI\nclient = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")\n'
-        'print(client.chat.completions.create(model="auto", messages=[{"role": "user", "content": '
-        '"Where is my order #48213?"}]).choices[0].message.content)\n```',
-    ]
+    serve = (
+        []
+        if not (out / "ecosystem.yaml").is_file()
+        else [
+            f"`{out / 'ecosystem.yaml'}` holds the three specialists, the router and the generalist. Serve it:",
+            f"```\ncadre serve {out / 'ecosystem.yaml'} --port 8000\n```",
+            'and call it with the official client (`model="auto"` lets the router choose):',
+            '```python\nfrom openai import OpenAI\nclient = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")\n'
+            'print(client.chat.completions.create(model="auto", messages=[{"role": "user", "content": '
+            '"Where is my order #48213?"}]).choices[0].message.content)\n```',
+        ]
+    )
     steps = [[k, v.status, f"{v.seconds:.1f}", v.note] for k, v in r.manifest.steps.items()]
     steps += [["report", "note", "", n] for n in notes]
     rep = _Report(

@@ -64,6 +64,8 @@ def _money(x: float | None) -> str:
 def _secs(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return "n/a"
+    if x < 0.001:
+        return f"{x * 1e6:.0f} µs"
     return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
 
 
@@ -187,7 +189,12 @@ def render_markdown(summary: RunSummary) -> str:
         "",
     ]
     lines += [f"- {c.verdict}" for c in summary.comparisons] or ["_one system only_"]
-    lines += ["", "## Robustness", "", _md_table(robustness_rows(summary))]
+    lines += ["", "## Robustness", ""]
+    lines.append(
+        _md_table(robustness_rows(summary))
+        if summary.robustness
+        else "_No perturbations in this run; add some with `--perturb noop,typos,...` and re-run._\n"
+    )
     if summary.robustness:
         lines.append(
             "Consistency: the same answer before and after the perturbation (the same correctness when the "
@@ -270,6 +277,7 @@ def _charts(summary: RunSummary) -> dict[str, str]:
         if len(fp) > 1:
             ax.step([p[1] for p in fp], [p[2] * 100 for p in fp], where="post", color="black", lw=1, ls=":")
         ax.set_xscale("log")
+        ax.margins(x=0.25, y=0.12)
         ax.set_xlabel("cost per 1,000 requests (USD, log scale)")
         ax.set_ylabel(f"{summary.metric} (%)")
         ax.set_title("Quality vs cost (outlined: Pareto frontier)")
@@ -324,7 +332,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;bord
 th,td{border:1px solid #d9dee3;padding:.35rem .5rem;text-align:right;white-space:nowrap}
 th{background:#f2f5f8}td:first-child,th:first-child,td.l{text-align:left}
 tr.base td{background:#fafbfc;font-style:italic}.verdict{font-size:1rem;margin:.3rem 0}
-.good{color:#0a7a32}.bad{color:#b3261e}.neutral{color:#555}img{max-width:100%;height:auto}
+.sig{font-weight:600}.neutral{color:#555}img{max-width:100%;height:auto}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1rem}
 .note{color:#555;font-size:.9rem}.wrap{overflow-x:auto}
 """
@@ -345,12 +353,18 @@ def _html_table(rows: Sequence[dict[str, str]], *, base: str | None = None, left
     return f"<div class='wrap'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
+_NO_PERTURB = (
+    "<p class='note'>No perturbations in this run. Add some with <code>--perturb noop,typos,casing,names,numbers"
+    "</code> and re-run the same command (answered items are kept).</p>"
+)
+
+
 def render_html(summary: RunSummary, *, charts: dict[str, str] | None = None) -> str:
     """The report as one self-contained HTML page."""
     charts = _charts(summary) if charts is None else charts
     verdicts = []
     for c in summary.comparisons:
-        cls = "good" if c.bootstrap.low > 0 else "bad" if c.bootstrap.high < 0 else "neutral"
+        cls = "sig" if c.significant else "neutral"
         verdicts.append(f"<p class='verdict {cls}'>{html.escape(c.verdict)}</p>")
 
     def img(key: str, alt: str) -> str:
@@ -384,7 +398,7 @@ measured time × the hardware's price per hour (local), or tokens × list prices
 <div class="charts">{img("difference", "difference vs baseline")}{img("pareto", "quality vs cost")}
 {img("latency", "latency distributions")}{img("robustness", "robustness")}</div>
 <h2>Robustness</h2>
-{_html_table(robustness_rows(summary), left=2)}
+{_html_table(robustness_rows(summary), left=2) if summary.robustness else _NO_PERTURB}
 {robust_expl}
 {f"<h2>Notes</h2><ul class='note'>{notes}</ul>" if notes else ""}
 </body></html>

@@ -30,7 +30,7 @@ from cadre.knowledge.evaluation import (
     mrr,
     recall_at_k,
 )
-from cadre.knowledge.grounding import cited_numbers, ground
+from cadre.knowledge.grounding import cited_numbers, ground, shared_corpus
 from cadre.knowledge.protocol import Chunk, Passage, Store
 from cadre.knowledge.stores import STORES
 
@@ -55,4 +55,5 @@ __all__ = [
     "open_corpus",
     "recall_at_k",
     "remove_corpus",
+    "shared_corpus",
 ]

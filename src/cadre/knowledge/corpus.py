@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from pydantic import Field
 
 from cadre.config.base import StrictModel, parse_spec
 from cadre.errors import ConfigError, NotFoundError, StoreError
@@ -60,7 +61,7 @@ class TextEmbedder(Protocol):
 
 class StoreSpec(StrictModel):
     backend: str = DEFAULT_STORE
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class CorpusManifest(StrictModel):
@@ -215,7 +216,9 @@ class Corpus:
             report.warnings.extend(warnings)
             chunks = [c for d in docs for c in chunk_document(d, self.manifest.chunking)]
             if not chunks:
-                report.failed.append((source, "no text to index (empty, or a scanned PDF without a text layer)"))
+                report.failed.append(
+                    (source, "no text to index (empty, or a scanned PDF without a text layer)")
+                )
                 continue
             (report.replaced if source in known else report.indexed).append(source)
             pending.append((source, digest, chunks))
@@ -303,7 +306,9 @@ class Corpus:
             raise ConfigError("the query is empty: give some text to search for")
         norm = normalize_filters(filters)
         if self.store.count() == 0:
-            raise StoreError(f"corpus {self.name!r} is empty; add documents with `cadre index add {self.name} PATH...`")
+            raise StoreError(
+                f"corpus {self.name!r} is empty; add documents with `cadre index add {self.name} PATH...`"
+            )
         n = depth or max(50, 5 * k)
         dense: list[tuple[Chunk, float]] = []
         lexical: list[tuple[Chunk, float]] = []
@@ -354,7 +359,9 @@ def _read_manifest(path: Path) -> CorpusManifest:
     try:
         data = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise StoreError(f"{path / MANIFEST} is unreadable ({err}); remove the corpus and index it again") from None
+        raise StoreError(
+            f"{path / MANIFEST} is unreadable ({err}); remove the corpus and index it again"
+        ) from None
     return parse_spec(CorpusManifest, data, source=str(path / MANIFEST))
 
 

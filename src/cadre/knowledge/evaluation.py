@@ -36,10 +36,101 @@ __all__ = [
 ]
 
 _STOP = frozenset(
-    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that "
-    "these those there their they them he she his her we our you your i me my not no do does did done has have "
-    "had can could will would should may might must shall than then so such also into about over under which "
-    "who whom what when where why how all any each some more most other very only own same too just".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "their",
+        "they",
+        "them",
+        "he",
+        "she",
+        "his",
+        "her",
+        "we",
+        "our",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "not",
+        "no",
+        "do",
+        "does",
+        "did",
+        "done",
+        "has",
+        "have",
+        "had",
+        "can",
+        "could",
+        "will",
+        "would",
+        "should",
+        "may",
+        "might",
+        "must",
+        "shall",
+        "than",
+        "then",
+        "so",
+        "such",
+        "also",
+        "into",
+        "about",
+        "over",
+        "under",
+        "which",
+        "who",
+        "whom",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "all",
+        "any",
+        "each",
+        "some",
+        "more",
+        "most",
+        "other",
+        "very",
+        "only",
+        "own",
+        "same",
+        "too",
+        "just",
+    ]
 )
 
 
@@ -160,7 +251,10 @@ def groundedness(
         min_coverage: share of a sentence's content words that must appear in the cited text.
         min_similarity: cosine above which a sentence counts as supported whatever its wording.
     """
-    texts = [p.chunk.text if isinstance(p, Passage) else p.text if isinstance(p, Chunk) else str(p) for p in passages]
+    texts = [
+        p.chunk.text if isinstance(p, Passage) else p.text if isinstance(p, Chunk) else str(p)
+        for p in passages
+    ]
     cited = cited_numbers(answer)
     invalid = [n for n in cited if not 1 <= n <= len(texts)]
     chosen = [texts[n - 1] for n in cited if 1 <= n <= len(texts)] or (texts if not cited else [])
@@ -179,7 +273,9 @@ def groundedness(
         missing = [w for w in words if w not in vocab]
         coverage = 1 - len(missing) / len(words)
         bad_number = any(any(ch.isdigit() for ch in w) for w in missing)
-        supported = bool(evidence) and not bad_number and bool(coverage >= min_coverage or sims[i] >= min_similarity)
+        supported = (
+            bool(evidence) and not bad_number and bool(coverage >= min_coverage or sims[i] >= min_similarity)
+        )
         out.append(SentenceSupport(sentence, supported, coverage, float(sims[i]), missing))
     score = float(sum(s.supported for s in out) / len(out)) if out else 0.0
     return GroundednessReport(score, cited, invalid, out)

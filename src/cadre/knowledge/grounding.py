@@ -9,20 +9,37 @@ the response's extra field.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cadre.errors import ConfigError
-from cadre.knowledge.corpus import Corpus, open_corpus
+from cadre.knowledge.corpus import Corpus, corpus_dir, open_corpus
 from cadre.knowledge.protocol import Passage
 
-__all__ = ["GROUNDING_INSTRUCTIONS", "cited_numbers", "format_context", "ground"]
+__all__ = ["GROUNDING_INSTRUCTIONS", "cited_numbers", "format_context", "ground", "shared_corpus"]
 
 GROUNDING_INSTRUCTIONS = (
     "Answer using only the numbered passages below. After each fact, cite the passage it comes from by its "
     "number in square brackets, like [1]. If the passages do not contain the answer, say that you do not know."
 )
+
+
+_OPEN: dict[Path, Corpus] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def shared_corpus(name_or_path: str | Path) -> Corpus:
+    """An opened corpus shared by every caller in this process (the server grounds many requests with one).
+
+    Its BM25 index is built once and rebuilt only when the corpus changes (another ``add`` bumps its generation).
+    """
+    path = corpus_dir(name_or_path)
+    with _OPEN_LOCK:
+        if path not in _OPEN:
+            _OPEN[path] = open_corpus(path)
+        return _OPEN[path]
 
 
 def format_context(passages: Sequence[Passage], *, max_chars: int | None = None) -> str:
@@ -65,7 +82,7 @@ def ground(
 
     Args:
         messages: OpenAI-style chat messages (``role``/``content``); not modified.
-        corpus: an open :class:`Corpus`, or a corpus name/path to open.
+        corpus: an open :class:`Corpus`, or a corpus name/path (opened once per process: :func:`shared_corpus`).
         k: how many passages to inject.
         query: what to retrieve for (default: the last user message).
         filters: metadata filters passed to the search.
@@ -84,7 +101,7 @@ def ground(
         query = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
     if not query.strip():
         raise ConfigError("cannot ground a conversation without a user message: pass query=...")
-    opened = corpus if isinstance(corpus, Corpus) else open_corpus(corpus)
+    opened = corpus if isinstance(corpus, Corpus) else shared_corpus(corpus)
     passages = opened.search(query, k=k, filters=filters)
     context = format_context(passages, max_chars=max_context_chars)
     out = [dict(m) for m in messages]

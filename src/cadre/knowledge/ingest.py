@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cadre.errors import DataError
 
@@ -78,7 +78,9 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[st
                 files.append(p.resolve())
             else:
                 kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
-                problems.append((str(p), f"unsupported file type {p.suffix or '(none)'!r}; supported: {kinds}"))
+                problems.append(
+                    (str(p), f"unsupported file type {p.suffix or '(none)'!r}; supported: {kinds}")
+                )
         else:
             problems.append((str(p), "no such file or directory"))
     unique = list(dict.fromkeys(files))
@@ -95,11 +97,11 @@ def _decode(data: bytes, source: str) -> str:
 
 
 class _HTMLToText(HTMLParser):
-    _BLOCK = {
+    _BLOCK: ClassVar[set[str]] = {
         "p", "div", "section", "article", "header", "footer", "main", "aside", "ul", "ol", "li", "table",
         "tr", "blockquote", "pre", "figure", "figcaption", "dl", "dt", "dd", "br", "hr", "form",
     }  # fmt: skip
-    _SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+    _SKIP: ClassVar[set[str]] = {"script", "style", "noscript", "template", "svg", "head"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -219,7 +221,9 @@ def _read_jsonl(data: bytes, source: str, *, text_field: str | None) -> tuple[li
         meta = {
             k: v
             for k, v in record.items()
-            if k != key and isinstance(v, str | int | float | bool) and not (isinstance(v, str) and len(v) > 200)
+            if k != key
+            and isinstance(v, str | int | float | bool)
+            and not (isinstance(v, str) and len(v) > 200)
         }
         meta["record_id"] = rid
         docs.append(Document(source=f"{source}#{rid}", text=record[key], format="jsonl", metadata=meta))

@@ -45,7 +45,9 @@ class BM25Index:
         if self.chunks and not self._empty:
             self._bm25.index(tokens, show_progress=False)
 
-    def search(self, query: str, k: int, *, filters: dict[str, list[Scalar]] | None = None) -> list[tuple[Chunk, float]]:
+    def search(
+        self, query: str, k: int, *, filters: dict[str, list[Scalar]] | None = None
+    ) -> list[tuple[Chunk, float]]:
         """The top ``k`` chunks by BM25 score that match ``filters`` (chunks with a zero score are left out)."""
         if not self.chunks or self._empty or k <= 0:
             return []

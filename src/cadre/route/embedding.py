@@ -34,11 +34,12 @@ MANIFEST_FILE = "router.json"
 HeadFactory = Callable[[RouterSpec], Head]
 
 
-def default_embedder() -> Embedder:
-    """The bundled all-MiniLM-L6-v2 (shared per process)."""
-    from cadre.runtime.embeddings import get_embedder
+def default_embedder(spec: RouterSpec | None = None) -> Embedder:
+    """The embedder ``spec`` names (default: the bundled all-MiniLM-L6-v2 at fp32, shared per process)."""
+    from cadre.route.encoders import get_route_embedder
 
-    return get_embedder()
+    spec = spec or RouterSpec()
+    return get_route_embedder(spec.embedding_model, precision=spec.embedding_precision)
 
 
 def _embed(embedder: Embedder, texts: Sequence[str], *, progress: bool) -> NDArray[np.float32]:
@@ -236,7 +237,7 @@ class EmbeddingRouter:
         x = np.asarray(self.embedder.encode([text]), dtype=np.float32)
         d = self.decide(x, seconds=time.perf_counter() - t0)[0]
         sims = (x @ self.bank.T)[0]
-        cands = [
+        cands: list[tuple[float, str, str | None]] = [
             (float(s), self.bank_texts[i], self.routes[int(self.bank_labels[i])]) for i, s in enumerate(sims)
         ]
         if self.ood_bank.shape[0]:
@@ -310,7 +311,8 @@ class HeadKind:
     ) -> EmbeddingRouter:
         from safetensors.numpy import load_file
 
-        emb = embedder if embedder is not None else default_embedder()
+        spec = RouterSpec.model_validate(manifest["spec"])
+        emb = embedder if embedder is not None else default_embedder(spec)
         want = manifest.get("embedding_model")
         if emb.model_id != want:
             raise ModelLoadError(
@@ -324,7 +326,6 @@ class HeadKind:
             arrays = load_file(str(arrays_path))
         except Exception as err:  # safetensors raises its own error types for corrupt files
             raise ModelLoadError(f"cannot read {arrays_path}: {err}; refit the router") from None
-        spec = RouterSpec.model_validate(manifest["spec"])
         head_arrays = {k[5:]: v for k, v in arrays.items() if k.startswith("head.")}
         head = self.head_cls.from_state(head_arrays, manifest.get("head", {}), spec)
         routes = list(manifest["routes"])
@@ -368,7 +369,7 @@ def fit_embedding_router(
 ) -> EmbeddingRouter:
     """Cross-fit every candidate head, keep the best by out-of-fold accuracy, calibrate, refit on all data."""
     kept, dropped = check_examples(examples, min_per_route=spec.min_examples_per_route)
-    emb = embedder if embedder is not None else default_embedder()
+    emb = embedder if embedder is not None else default_embedder(spec)
     routes = routes_of(kept)
     ind = [ex for ex in kept if ex.route is not None]
     oos = [ex for ex in kept if ex.route is None]

@@ -475,6 +475,11 @@ class LlamaCppBackend:
                     kv_used -= seq.reserve
                     self._lib.llama_memory_seq_rm(self._mem, seq.slot, -1, -1)
                     self._finish(seq, reason, None)
+                if not running:
+                    # Idle: empty the KV cache so the next request lands on the same cells as in a fresh
+                    # process (llama.cpp's sums depend on cell placement; this keeps greedy runs repeatable).
+                    self._lib.llama_memory_clear(self._mem, True)
+                    free_slots.sort(reverse=True)
         except BaseException as err:  # noqa: BLE001 - report engine failures to every caller, never hang
             self._engine_error = err
             log.exception("llama.cpp engine failed")

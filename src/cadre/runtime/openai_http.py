@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -141,7 +142,10 @@ class OpenAIBackend:
         except (json.JSONDecodeError, AttributeError):
             message = resp.text
         text = str(message)[:300]
-        if "context" in text.lower() and ("length" in text.lower() or "window" in text.lower()):
+        code = ""
+        with contextlib.suppress(Exception):
+            code = str(resp.json()["error"].get("code") or "")
+        if code == "context_length_exceeded" or "context" in text.lower() and ("length" in text.lower() or "window" in text.lower()):
             return ContextLengthError(f"{self.base_url}: the prompt is too long for the model ({text}); shorten it")
         if resp.status_code in (401, 403):
             return BackendError(f"{self.base_url} refused the API key (HTTP {resp.status_code}); set OPENAI_API_KEY")
@@ -155,11 +159,18 @@ class OpenAIBackend:
     def _send(self, path: str, body: dict[str, Any]) -> httpx.Response:
         """POST with retries; returns an open (streaming) response with a 2xx status."""
         attempt = 0
+        stale_retry = True
         while True:
             try:
                 request = self._client.build_request("POST", path, json=body)
                 resp = self._client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadTimeout) as err:
+            except httpx.RemoteProtocolError:
+                # A pooled keep-alive connection the server had already closed: the request never ran.
+                if stale_retry:
+                    stale_retry = False
+                    continue
+                raise BackendError(f"{self.base_url} dropped the connection twice; check the server") from None
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as err:
                 if attempt >= self.max_retries:
                     raise BackendError(
                         f"cannot reach {self.base_url} ({type(err).__name__}: {err}) after {attempt + 1} tries; "
@@ -206,10 +217,12 @@ class OpenAIBackend:
         finish: FinishReason = "stop"
         usage: Usage | None = None
         n_chunks = 0
+        n_events = 0
         try:
             for line in resp.iter_lines():
                 if not line.startswith("data:"):
                     continue
+                n_events += 1
                 data = line[5:].strip()
                 if data == "[DONE]":
                     break
@@ -240,6 +253,13 @@ class OpenAIBackend:
             raise BackendError(f"the stream from {self.base_url} broke ({type(err).__name__}: {err}); retry") from None
         finally:
             resp.close()
+        if n_events == 0:
+            # Some servers (llama-cpp-python's) answer 200 and close an empty stream on a bad request, e.g. a
+            # prompt longer than the context; the same request without streaming returns the real error.
+            once = self._once(path, {k: v for k, v in body.items() if k not in ("stream", "stream_options")}, chat=chat)
+            yield StreamChunk(text=once.text)
+            yield StreamChunk(text="", finish_reason=once.finish_reason, usage=once.usage)
+            return
         if usage is None:
             usage = Usage(prompt_tokens=self._prompt_tokens_estimate(body), completion_tokens=n_chunks)
         yield StreamChunk(text="", finish_reason=finish, usage=usage)

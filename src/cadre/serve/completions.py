@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from cadre.serve.deps import authorized_gateway
 from cadre.serve.protocol import CompletionRequest
@@ -19,7 +20,12 @@ async def create_completion(
     body: CompletionRequest, request: Request, gw: Gateway = Depends(authorized_gateway)
 ) -> Response:
     if body.stream:
-        stream, headers = await gw.complete_stream(body)
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+        stream = await gw.complete_stream(body)
+        return StreamingResponse(
+            stream.body,
+            media_type="text/event-stream",
+            headers=stream.headers,
+            background=BackgroundTask(stream.close),
+        )
     response, headers = await gw.complete(body, is_disconnected=request.is_disconnected)
     return JSONResponse(response.model_dump(exclude_none=True), headers=headers)

@@ -59,7 +59,7 @@ from cadre.serve.protocol import (
 )
 from cadre.serve.workers import Admission, Job, Worker
 
-__all__ = ["BackendLoader", "Gateway", "Snapshot", "Target"]
+__all__ = ["BackendLoader", "Gateway", "Snapshot", "StreamResult", "Target"]
 
 log = logging.getLogger("cadre.serve")
 
@@ -111,6 +111,16 @@ class Snapshot:
 class _Decision:
     target: Target
     info: CadreInfo
+
+
+@dataclass
+class StreamResult:
+    """A streamed answer: the SSE body, the response headers, and ``close`` (idempotent: cancels the generation
+    and frees the queue slot; the route also runs it after the response, in case the body never started)."""
+
+    body: AsyncIterator[bytes]
+    headers: dict[str, str]
+    close: Callable[[], None]
 
 
 class ClientGone(Exception):
@@ -655,7 +665,7 @@ class Gateway:
         )
         return response, self.headers(info)
 
-    async def chat_stream(self, req: ChatCompletionRequest) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+    async def chat_stream(self, req: ChatCompletionRequest) -> StreamResult:
         messages = self._chat_input(req)
         snap = self.snapshot
         decision = await self._decide(snap, req.model, messages)
@@ -696,7 +706,7 @@ class Gateway:
         )
         return response, self.headers(info)
 
-    async def complete_stream(self, req: CompletionRequest) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+    async def complete_stream(self, req: CompletionRequest) -> StreamResult:
         prompt = self._completion_input(req)
         snap = self.snapshot
         decision = await self._decide(snap, req.model, [{"role": "user", "content": prompt}])
@@ -717,7 +727,7 @@ class Gateway:
 
     async def _stream(
         self, snap: Snapshot, decision: _Decision, kind: Literal["chat", "complete"], original: Any, req: Any
-    ) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+    ) -> StreamResult:
         target, info = decision.target, decision.info
         started = self._admit()
         try:
@@ -744,8 +754,21 @@ class Gateway:
             self.admission.release(started)
             raise
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        body = self._stream_body(kind, job, first, target, info, include_usage, started)
-        return body, self.headers(info)
+        closed = False
+
+        def close(finished: bool = False) -> None:
+            # Idempotent; also called after the response when the client left before the body ever started.
+            nonlocal closed
+            if closed:
+                return
+            closed = True
+            job.cancel()
+            self.admission.release(started)
+            if not finished:
+                self.metrics.cancelled.inc()
+
+        body = self._stream_body(kind, job, first, target, info, include_usage, started, close)
+        return StreamResult(body=body, headers=self.headers(info), close=close)
 
     async def _stream_body(
         self,
@@ -756,6 +779,7 @@ class Gateway:
         info: CadreInfo,
         include_usage: bool,
         started: float,
+        close: Callable[[bool], None],
     ) -> AsyncIterator[bytes]:
         rid, created = new_id("chatcmpl" if kind == "chat" else "cmpl"), int(time.time())
         usage = Usage()
@@ -838,10 +862,7 @@ class Gateway:
             finished = True
             self._account(kind, target, info, usage, started)
         finally:
-            job.cancel()
-            self.admission.release(started)
-            if not finished:
-                self.metrics.cancelled.inc()
+            close(finished)
 
     # -- embeddings -----------------------------------------------------------------------------------------
 

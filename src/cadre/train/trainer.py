@@ -369,8 +369,6 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
         ConfigError: ``config.out`` holds another run (without ``resume``) or a different config (with it).
         ModelLoadError: the base cannot be loaded.
     """
-    import torch
-
     reporter = _Reporter(progress)
     out = Path(config.out)
     ckpt = latest_checkpoint(out) if resume else None
@@ -384,6 +382,8 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
         reporter.note(f"[yellow]note:[/] no checkpoint in {out}/checkpoints; starting from the beginning")
 
     prep = _prepare(config, reporter)
+    import torch
+
     threads_before = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 from cadre.errors import StoreError
 from cadre.knowledge.filters import COLUMN_KEYS, normalize_filters
 from cadre.knowledge.protocol import Chunk
+from cadre.knowledge.stores._locking import locked
 
 __all__ = ["PgVectorStore"]
 
@@ -41,6 +43,7 @@ class PgVectorStore:
     """A :class:`~cadre.knowledge.protocol.Store` in PostgreSQL + pgvector."""
 
     def __init__(self, dsn: str, *, table: str, dim: int) -> None:
+        self._lock = threading.RLock()
         import psycopg
 
         if not _TABLE.match(table):
@@ -64,7 +67,9 @@ class PgVectorStore:
                     f" text text NOT NULL, metadata jsonb NOT NULL, embedding vector({int(dim)}) NOT NULL)"
                 )
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {t}_file_idx ON {t}_chunks(file)")
-                self._db.execute(f"CREATE INDEX IF NOT EXISTS {t}_metadata_gin ON {t}_chunks USING gin (metadata)")
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {t}_metadata_gin ON {t}_chunks USING gin (metadata)"
+                )
                 self._db.execute(
                     f"CREATE INDEX IF NOT EXISTS {t}_hnsw_idx ON {t}_chunks USING hnsw (embedding vector_cosine_ops)"
                 )
@@ -72,7 +77,9 @@ class PgVectorStore:
                     f"CREATE TABLE IF NOT EXISTS {t}_sources (file text PRIMARY KEY, content_hash text NOT NULL,"
                     " indexed_at double precision NOT NULL)"
                 )
-                self._db.execute(f"CREATE TABLE IF NOT EXISTS {t}_meta (key text PRIMARY KEY, value text NOT NULL)")
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {t}_meta (key text PRIMARY KEY, value text NOT NULL)"
+                )
         except psycopg.Error as err:
             raise StoreError(
                 f"cannot prepare pgvector tables {t}_*: {str(err).strip()}; is the pgvector extension installed "
@@ -91,6 +98,7 @@ class PgVectorStore:
         default_table = re.sub(r"[^a-z0-9_]", "_", directory.name.lower()) or "corpus"
         return cls(dsn, table=str(options.get("table") or f"cadre_{default_table}"), dim=dim)
 
+    @locked
     def add(self, chunks: Sequence[Chunk], embeddings: Any) -> None:
         vecs = np.ascontiguousarray(embeddings, dtype=np.float32)
         if vecs.shape != (len(chunks), self.dim):
@@ -109,12 +117,16 @@ class PgVectorStore:
                 rows,
             )
 
+    @locked
     def delete_source(self, source: str) -> int:
         with self._db.transaction():
-            cur = self._db.execute(f"DELETE FROM {self.table}_chunks WHERE file=%s OR source=%s", (source, source))
+            cur = self._db.execute(
+                f"DELETE FROM {self.table}_chunks WHERE file=%s OR source=%s", (source, source)
+            )
             self._db.execute(f"DELETE FROM {self.table}_sources WHERE file=%s", (source,))
         return int(cur.rowcount)
 
+    @locked
     def set_source_hash(self, source: str, content_hash: str) -> None:
         self._db.execute(
             f"INSERT INTO {self.table}_sources (file, content_hash, indexed_at) VALUES (%s,%s,%s) ON CONFLICT (file)"
@@ -122,6 +134,7 @@ class PgVectorStore:
             (source, content_hash, time.time()),
         )
 
+    @locked
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute(
             f"INSERT INTO {self.table}_meta (key, value) VALUES (%s,%s) ON CONFLICT (key) DO UPDATE"
@@ -129,6 +142,7 @@ class PgVectorStore:
             (key, value),
         )
 
+    @locked
     def dense_search(
         self, query_embedding: Any, k: int, *, filters: dict[str, Any] | None = None
     ) -> list[tuple[Chunk, float]]:
@@ -154,7 +168,9 @@ class PgVectorStore:
                 try:
                     with self._db.transaction():
                         self._db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                except Exception:  # an older pgvector without the setting: results are still correct, maybe fewer
+                except (
+                    Exception
+                ):  # an older pgvector without the setting: results are still correct, maybe fewer
                     pass
             rows = self._db.execute(
                 f"SELECT {_COLUMNS}, embedding <=> %s::vector AS d FROM {self.table}_chunks WHERE {where}"
@@ -164,27 +180,31 @@ class PgVectorStore:
         return [(_row_chunk(r), 1.0 - float(r[6])) for r in rows]
 
     def iter_chunks(self) -> Iterator[Chunk]:
-        with self._db.cursor(name=f"{self.table}_scan") as cur, self._db.transaction():
-            cur.execute(f"SELECT {_COLUMNS} FROM {self.table}_chunks ORDER BY id")
-            for row in cur:
-                yield _row_chunk(row)
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM {self.table}_chunks ORDER BY id").fetchall()
+        return (_row_chunk(r) for r in rows)
 
+    @locked
     def count(self) -> int:
         row = self._db.execute(f"SELECT count(*) FROM {self.table}_chunks").fetchone()
         return int(row[0]) if row else 0
 
+    @locked
     def source_hashes(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self._db.execute(f"SELECT file, content_hash FROM {self.table}_sources")}
 
+    @locked
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute(f"SELECT value FROM {self.table}_meta WHERE key=%s", (key,)).fetchone()
         return str(row[0]) if row else None
 
+    @locked
     def drop(self) -> None:
         """Remove this corpus's tables from the server."""
         for suffix in ("chunks", "sources", "meta"):
             self._db.execute(f"DROP TABLE IF EXISTS {self.table}_{suffix}")
 
+    @locked
     def close(self) -> None:
         self._db.close()
 

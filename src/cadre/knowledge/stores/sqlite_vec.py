@@ -9,6 +9,7 @@ top-k. The connection is apsw's: CPython's own ``sqlite3`` is often built withou
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 from cadre.errors import StoreError
 from cadre.knowledge.filters import COLUMN_KEYS, normalize_filters
 from cadre.knowledge.protocol import Chunk
+from cadre.knowledge.stores._locking import locked
 
 __all__ = ["SqliteVecStore"]
 
@@ -48,6 +50,7 @@ class SqliteVecStore:
     """A :class:`~cadre.knowledge.protocol.Store` in ``<directory>/store.sqlite``."""
 
     def __init__(self, path: Path, *, dim: int) -> None:
+        self._lock = threading.RLock()
         import apsw
         import sqlite_vec
 
@@ -67,7 +70,9 @@ class SqliteVecStore:
                     f"embedding float[{int(dim)}] distance_metric=cosine)"
                 )
         except apsw.Error as err:
-            raise StoreError(f"cannot open the vector store {path}: {err}; check the path is writable") from None
+            raise StoreError(
+                f"cannot open the vector store {path}: {err}; check the path is writable"
+            ) from None
 
     @classmethod
     def open(cls, directory: Path, *, dim: int, options: Mapping[str, Any]) -> SqliteVecStore:
@@ -82,6 +87,7 @@ class SqliteVecStore:
         return cls(directory / name, dim=dim)
 
     # --- writing -----------------------------------------------------------------------------------------
+    @locked
     def add(self, chunks: Sequence[Chunk], embeddings: Any) -> None:
         vecs = np.ascontiguousarray(embeddings, dtype=np.float32)
         if vecs.shape != (len(chunks), self.dim):
@@ -97,16 +103,23 @@ class SqliteVecStore:
                      json.dumps(chunk.metadata, ensure_ascii=False)),
                 )  # fmt: skip
                 rowid = self._db.last_insert_rowid()
-                self._db.execute("INSERT INTO vectors(rowid, embedding) VALUES (?, ?)", (rowid, vec.tobytes()))
+                self._db.execute(
+                    "INSERT INTO vectors(rowid, embedding) VALUES (?, ?)", (rowid, vec.tobytes())
+                )
 
+    @locked
     def delete_source(self, source: str) -> int:
         with self._db:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE file=? OR source=?", (source, source))]
+            ids = [
+                r[0]
+                for r in self._db.execute("SELECT id FROM chunks WHERE file=? OR source=?", (source, source))
+            ]
             self._db.executemany("DELETE FROM vectors WHERE rowid=?", [(i,) for i in ids])
             self._db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in ids])
             self._db.execute("DELETE FROM sources WHERE file=?", (source,))
         return len(ids)
 
+    @locked
     def set_source_hash(self, source: str, content_hash: str) -> None:
         with self._db:
             self._db.execute(
@@ -115,6 +128,7 @@ class SqliteVecStore:
                 (source, content_hash, time.time()),
             )
 
+    @locked
     def set_meta(self, key: str, value: str) -> None:
         with self._db:
             self._db.execute(
@@ -133,6 +147,7 @@ class SqliteVecStore:
             params.extend(int(v) if isinstance(v, bool) else v for v in values)
         return (" AND ".join(clauses) or "1"), params
 
+    @locked
     def dense_search(
         self, query_embedding: Any, k: int, *, filters: dict[str, Any] | None = None
     ) -> list[tuple[Chunk, float]]:
@@ -156,6 +171,7 @@ class SqliteVecStore:
             rows = list(self._db.execute(sql, (q.tobytes(), k)))
         return [(_row_chunk(r), 1.0 - float(r[7])) for r in rows]
 
+    @locked
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
         out: dict[str, Chunk] = {}
         for i in range(0, len(chunk_ids), 500):
@@ -166,19 +182,25 @@ class SqliteVecStore:
         return [out[c] for c in chunk_ids if c in out]
 
     def iter_chunks(self) -> Iterator[Chunk]:
-        for row in self._db.execute(f"SELECT {_COLUMNS} FROM chunks c ORDER BY c.id"):
-            yield _row_chunk(row)
+        with self._lock:
+            rows = list(self._db.execute(f"SELECT {_COLUMNS} FROM chunks c ORDER BY c.id"))
+        return (_row_chunk(r) for r in rows)
 
+    @locked
     def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM chunks").fetchall()[0][0])
+        n: Any = self._db.execute("SELECT count(*) FROM chunks").fetchall()[0][0]
+        return int(n)
 
+    @locked
     def source_hashes(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self._db.execute("SELECT file, content_hash FROM sources")}
 
+    @locked
     def get_meta(self, key: str) -> str | None:
         rows = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchall()
         return str(rows[0][0]) if rows else None
 
+    @locked
     def close(self) -> None:
         self._db.close()
 
