@@ -13,7 +13,8 @@ Experiments (targets: domain accuracy >= 0.95, OOD AUROC >= 0.90):
 - ``real-heldout-<domain>``: the generated routes + one real domain as routes; the other real domain, never seen in
   training, is the out-of-scope set (leave-one-domain-out).
 
-Every cadre strategy (and ``auto``) and the peer see the same train/test texts and the same embeddings.
+Every cadre strategy (and ``auto``) and the peer see the same train/test texts and the same embeddings; the peer
+(which has no cross-fitting) calibrates its threshold on a held-out validation split of the training domains.
 """
 
 from __future__ import annotations
@@ -29,21 +30,28 @@ from typing import Any
 import numpy as np
 
 
-def _real_domains(gsm8k: Path, pubmedqa: Path, n_train: int, n_test: int, seed: int) -> dict[str, tuple[list, list]]:
+def _real_domains(
+    gsm8k: Path, pubmedqa: Path, n_train: int, n_test: int, seed: int, n_val: int = 50
+) -> dict[str, tuple[list, list, list]]:
     from cadre.route.data import Example
 
     rng = random.Random(seed)
-    math_q = [json.loads(line)["question"] for line in gsm8k.read_text(encoding="utf-8").splitlines() if line.strip()]
+    math_q = [
+        json.loads(line)["question"]
+        for line in gsm8k.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     bio_q = [v["QUESTION"] for v in json.loads(pubmedqa.read_text(encoding="utf-8")).values()]
     out = {}
     for name, qs in (("math", math_q), ("biomed", bio_q)):
         qs = list(dict.fromkeys(q.strip() for q in qs if q.strip()))
         rng.shuffle(qs)
-        if len(qs) < n_train + n_test:
-            raise SystemExit(f"{name}: only {len(qs)} questions, need {n_train + n_test}")
+        if len(qs) < n_train + n_test + n_val:
+            raise SystemExit(f"{name}: only {len(qs)} questions, need {n_train + n_test + n_val}")
         out[name] = (
             [Example(text=q, route=name) for q in qs[:n_train]],
             [Example(text=q, route=name) for q in qs[n_train : n_train + n_test]],
+            [Example(text=q, route=name) for q in qs[n_train + n_test : n_train + n_test + n_val]],
         )
     return out
 
@@ -62,11 +70,12 @@ def _peer_scores(peer: Any, test: list) -> dict[str, float | None]:
     }
 
 
-def run_experiment(name: str, train: list, test: list, embedder: Any, args: argparse.Namespace, calib: list) -> dict:
-    from route_peers import make_peer  # type: ignore[import-not-found]
-
+def run_experiment(
+    name: str, train: list, test: list, embedder: Any, args: argparse.Namespace, calib: list
+) -> dict:
     from cadre.route import fit_router
     from cadre.route.metrics import evaluate_router
+    from route_peers import make_peer  # type: ignore[import-not-found]
 
     embedder.encode([ex.text for ex in train + test + calib])  # one batched pass fills the cache
     rows: dict[str, Any] = {}
@@ -84,7 +93,13 @@ def run_experiment(name: str, train: list, test: list, embedder: Any, args: argp
     peer = make_peer(args.peer, embedder, [ex.text for ex in train], [ex.route for ex in train], calib)
     rows[f"peer: {peer.name}"] = _peer_scores(peer, test)
     n_in = sum(ex.route is not None for ex in test)
-    return {"experiment": name, "train": len(train), "test_in_scope": n_in, "test_out_of_scope": len(test) - n_in, "rows": rows}
+    return {
+        "experiment": name,
+        "train": len(train),
+        "test_in_scope": n_in,
+        "test_out_of_scope": len(test) - n_in,
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -102,17 +117,18 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from route_peers import MemoEmbedder  # type: ignore[import-not-found]
-
     from cadre.route.data import load_examples
     from cadre.route.encoders import get_route_embedder
     from cadre.synth import write_router_data
+    from route_peers import MemoEmbedder  # type: ignore[import-not-found]
 
     embedder = MemoEmbedder(get_route_embedder(precision=args.precision))
     tmp = Path(tempfile.mkdtemp(prefix="route-acc-"))
     per = {"train": args.n_train, "validation": 50, "test": args.n_test}
     oos = {"train": args.n_train // 2, "validation": 50, "test": args.n_test}
-    files = write_router_data(["intents", "invoices", "normalize"], tmp, n_per_task=per, n_oos=oos, seed=args.seed)
+    files = write_router_data(
+        ["intents", "invoices", "normalize"], tmp, n_per_task=per, n_oos=oos, seed=args.seed
+    )
     g_train, g_val, g_test = (load_examples(files[s]) for s in ("train", "validation", "test"))
     results = [
         run_experiment("generated", g_train, g_test, embedder, args, g_val),
@@ -137,7 +153,7 @@ def main() -> None:
                 real["math"][1] + real["biomed"][1] + g_oos_test,
                 embedder,
                 args,
-                [],
+                real["math"][2] + real["biomed"][2],
             )
         )
         for held, kept in (("biomed", "math"), ("math", "biomed")):
@@ -150,7 +166,7 @@ def main() -> None:
                     g_in_test + real[kept][1] + [Example(text=ex.text, route=None) for ex in real[held][1]],
                     embedder,
                     args,
-                    [],
+                    [ex for ex in g_val if ex.route is not None] + real[kept][2],
                 )
             )
     if args.json:
@@ -167,7 +183,9 @@ def main() -> None:
             def f(v: float | None) -> str:
                 return "n/a" if v is None else f"{v:.3f}"
 
-            print(f"{name[:44]:44s} {f(r['domain_accuracy']):>10s} {f(r['accuracy']):>9s} {f(r['ood_auroc']):>9s}")
+            print(
+                f"{name[:44]:44s} {f(r['domain_accuracy']):>10s} {f(r['accuracy']):>9s} {f(r['ood_auroc']):>9s}"
+            )
 
 
 if __name__ == "__main__":

@@ -60,11 +60,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from route_peers import make_peer  # type: ignore[import-not-found]
-
     from cadre.route import fit_router, load_examples
     from cadre.route.encoders import get_route_embedder
     from cadre.synth import write_router_data
+    from route_peers import make_peer  # type: ignore[import-not-found]
 
     tmp = Path(tempfile.mkdtemp(prefix="route-bench-"))
     per = {"train": 80, "validation": 10, "test": 100}
@@ -90,12 +89,22 @@ def main() -> None:
         ):
             wall, cpu = _latencies(fn, texts)
             runs[name].append(
-                {"p50_ms": _pct(wall, 50), "p99_ms": _pct(wall, 99), "cpu_p50_ms": _pct(cpu, 50), "cpu_p99_ms": _pct(cpu, 99)}
+                {
+                    "p50_ms": _pct(wall, 50),
+                    "p99_ms": _pct(wall, 99),
+                    "cpu_p50_ms": _pct(cpu, 50),
+                    "cpu_p99_ms": _pct(cpu, 99),
+                }
             )
         rows = [x_all[i : i + 1] for i in range(len(texts))]
         wall, cpu = _latencies(router.decide, rows)  # type: ignore[attr-defined]
         runs["decide_only"].append(
-            {"p50_ms": _pct(wall, 50), "p99_ms": _pct(wall, 99), "cpu_p50_ms": _pct(cpu, 50), "cpu_p99_ms": _pct(cpu, 99)}
+            {
+                "p50_ms": _pct(wall, 50),
+                "p99_ms": _pct(wall, 99),
+                "cpu_p50_ms": _pct(cpu, 50),
+                "cpu_p99_ms": _pct(cpu, 99),
+            }
         )
     throughput = []
     for _ in range(args.repeats):
@@ -130,7 +139,9 @@ def main() -> None:
         f"routing overhead, one core (core {core}, torch threads 1, embeddings {args.precision}), "
         f"{len(texts)} requests x {args.repeats} runs"
     )
-    print(f"machine load average {result['load_average']} (shared machine: wall-clock includes waiting for the core)")
+    print(
+        f"machine load average {result['load_average']} (shared machine: wall-clock includes waiting for the core)"
+    )
     print(f"{'':28s} {'p50 ms':>8s} {'p99 ms':>8s} {'cpu p50':>8s} {'cpu p99':>8s}")
     for label, key in (
         (f"cadre route ({router.kind})", "cadre"),  # type: ignore[attr-defined]
@@ -139,7 +150,9 @@ def main() -> None:
         ("  of which: decision", "decide_only"),
     ):
         r = result[key]
-        print(f"{label:28s} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['cpu_p50_ms']:8.2f} {r['cpu_p99_ms']:8.2f}")
+        print(
+            f"{label:28s} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['cpu_p50_ms']:8.2f} {r['cpu_p99_ms']:8.2f}"
+        )
     print(f"batch throughput (batches of 64): {result['batch_per_s']:.0f} requests/s")
     print(f"peer p99 / cadre p99 = {result['ratio_p99_peer_over_cadre']:.2f}x")
 

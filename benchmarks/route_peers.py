@@ -59,14 +59,18 @@ class SemanticRouterPeer:
         # Platt calibration on held-out queries (None = no route should match), as semantic-router advises
         cal_x = [ex.text for ex in calib] or list(texts)
         cal_y = [ex.route for ex in calib] or list(routes)
-        self.router.fit(cal_x, cal_y)
-        self.router.confidence_threshold = 0.5
+        self.bar = 0.5
+        try:
+            self.router.fit(cal_x, cal_y)
+        except ValueError:  # every calibration query right (no out-of-scope ones): keep raw similarities
+            tops = [float(getattr(self.router(t, threshold=-1.0), "confidence", 0.0) or 0.0) for t in cal_x]
+            self.bar = float(np.percentile(tops, 5))
 
     def route(self, text: str) -> tuple[str | None, float, str]:
-        top = self.router(text, threshold=0.0)
+        top = self.router(text, threshold=-1.0)
         name = getattr(top, "name", None)
         conf = float(getattr(top, "confidence", 0.0) or 0.0)
-        return (name if conf >= 0.5 else None), conf, str(name)
+        return (name if conf >= self.bar else None), conf, str(name)
 
 
 def make_peer(

@@ -116,3 +116,69 @@ def write_jsonl(path: Path, rows: Sequence[dict]) -> Path:
     return path
 
 
+
+
+class OpenAIStub:
+    """A minimal OpenAI-compatible HTTP server (streamed /v1/chat/completions) answering with a KeywordBackend.
+
+    It serves over a real socket, so the runtime's OpenAI client, the eval's `openai:` systems and the price-table
+    costing are exercised end to end. Messages containing ``REJECTME`` get an HTTP 400 error body.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+
+        backend = KeywordBackend("stub")
+        self.requests = 0
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._send(200, json.dumps({"object": "list", "data": [{"id": "stub-model"}]}).encode(), "application/json")
+
+            def do_POST(self) -> None:
+                stub.requests += 1
+                req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                last = req["messages"][-1]["content"]
+                if "REJECTME" in last:
+                    err = {"error": {"message": "content rejected", "type": "invalid_request_error", "code": 400}}
+                    self._send(400, json.dumps(err).encode(), "application/json")
+                    return
+                text = backend._answer(last)
+                prompt_tokens = sum(len(m["content"].split()) for m in req["messages"])
+                events = [
+                    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": w + " "}, "finish_reason": None}]}
+                    for w in text.split()
+                ]
+                events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                events.append(
+                    {"choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(events) - 1}}
+                )
+                body = "".join(
+                    "data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "model": req["model"], **e}) + "\n\n"
+                    for e in events
+                )
+                self._send(200, (body + "data: [DONE]\n\n").encode(), "text/event-stream")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -219,3 +219,43 @@ def test_routed_system_from_a_fitted_router_directory(intents_task: Path, tmp_pa
     assert recs["a4"]["route"] == "accounts" and recs["a1"]["route"] == "orders"
     with pytest.raises(ConfigError, match="not systems of this run"):
         run_eval(task, [orders, parse_system(f"e2=routed:{router_dir},generalist=nobody")], tmp_path / "r2", progress=False)
+
+
+def test_openai_compatible_endpoint_over_http(intents_task: Path, tmp_path: Path) -> None:
+    from eval_helpers import OpenAIStub, write_jsonl
+
+    stub = OpenAIStub()
+    try:
+        rows = [json.loads(line) for line in (tmp_path / "intents.jsonl").read_text().splitlines()]
+        rows[1]["text"] = "REJECTME: cancel order #555"
+        write_jsonl(tmp_path / "intents.jsonl", rows)
+        task = load_task(intents_task)
+        hosted = parse_system(f"hosted=openai:stub-model@{stub.base_url},price=gpt-4o-mini")
+        summary = run_eval(task, [hosted], tmp_path / "run", progress=False)
+    finally:
+        stub.close()
+    h = summary.systems["hosted"]
+    assert stub.requests == 10 and h.failures == 1 and h.metric == pytest.approx(0.8)
+    assert "BackendError" in h.errors[0] and "content rejected" in h.errors[0]
+    recs = [r for r in read_records(tmp_path / "run") if not r["error"]]
+    assert all(r["prompt_tokens"] > 0 and r["completion_tokens"] >= 1 for r in recs)
+    # tokens x list price (gpt-4o-mini: $0.15 / $0.60 per million)
+    expected = sum(r["prompt_tokens"] * 0.15 + r["completion_tokens"] * 0.60 for r in recs) / 1e6 / len(recs)
+    assert h.cost.method == "price:gpt-4o-mini" and h.cost.per_request == pytest.approx(expected)
+
+
+def test_complete_mode_renders_the_conversation_as_text() -> None:
+    from cadre.evaluate.systems import EvalRequest, messages_to_prompt
+    from cadre.runtime.protocol import SamplingParams
+
+    msgs: list[ChatMessage] = [
+        {"role": "system", "content": "Label the intent."},
+        {"role": "user", "content": "Where is my parcel?"},
+        {"role": "assistant", "content": "order_status"},
+        {"role": "user", "content": "Cancel it please"},
+    ]
+    assert messages_to_prompt(msgs) == "Label the intent.\n\nWhere is my parcel? order_status\n\nCancel it please"
+    backend = KeywordBackend()
+    system = _system("base", backend, mode="complete")
+    gen = system.generate(EvalRequest(text="Cancel it please", build=lambda s: msgs), SamplingParams(max_tokens=4))
+    assert gen.text == "Intent: cancel_order" and gen.prompt_tokens == len(messages_to_prompt(msgs).split())

@@ -17,7 +17,7 @@ from cadre.runtime.bundled import bundled_model_path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lora_files import write_random_lora  # noqa: E402
+from lora_files import write_random_lora
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"

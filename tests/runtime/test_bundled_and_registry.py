@@ -51,13 +51,17 @@ def test_local_paths(tmp_path: Path, tiny_llama_dir: Path) -> None:
     with pytest.raises(NotFoundError, match="does not exist"):
         resolve_model(str(tmp_path / "missing.gguf"))
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(ModelLoadError, match="not a .gguf"):
+    with pytest.raises(ModelLoadError, match=r"not a \.gguf"):
         resolve_model(str(tmp_path / "notes.txt"))
 
 
 def test_openai_spec() -> None:
     ref = resolve_model("openai:gpt-4o-mini@https://api.example.com/v1/")
-    assert (ref.backend, ref.remote_model, ref.base_url) == ("openai", "gpt-4o-mini", "https://api.example.com/v1")
+    assert (ref.backend, ref.remote_model, ref.base_url) == (
+        "openai",
+        "gpt-4o-mini",
+        "https://api.example.com/v1",
+    )
     with pytest.raises(ConfigError, match="openai:<model>@<base_url>"):
         resolve_model("openai:gpt-4o-mini")
 

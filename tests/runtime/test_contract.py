@@ -102,7 +102,9 @@ def test_batch_matches_single_requests(backend: Backend) -> None:
     prompts = ["Name three colors.", "Say hello.", "Count to three."]
     p = SamplingParams(max_tokens=6, logprobs=True)
     single = [backend.chat([{"role": "user", "content": q}], p) for q in prompts]
-    batch = backend.batch_chat([ChatRequest(messages=[{"role": "user", "content": q}], params=p) for q in prompts])
+    batch = backend.batch_chat(
+        [ChatRequest(messages=[{"role": "user", "content": q}], params=p) for q in prompts]
+    )
     assert [c.usage.prompt_tokens for c in batch] == [c.usage.prompt_tokens for c in single]
     if type(backend).__name__ == "LlamaCppBackend":
         # llama.cpp's multi-sequence kernels sum in another order than single-sequence decoding, so logits move
@@ -116,7 +118,7 @@ def test_batch_matches_single_requests(backend: Backend) -> None:
 
 
 def test_prompt_longer_than_context_is_a_clear_error(backend: Backend) -> None:
-    with pytest.raises(ContextLengthError, match="too long|context"):
+    with pytest.raises(ContextLengthError, match=r"too long|context"):
         backend.complete(LONG, SamplingParams(max_tokens=4))
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lora_files import write_random_lora
 
 from cadre.errors import ModelLoadError
 from cadre.runtime.gguf_info import check_adapter_fits, read_gguf
-from lora_files import write_random_lora
 
 
 def test_header_of_the_bundled_model(smollm2_gguf: Path) -> None:
@@ -34,7 +34,7 @@ def test_truncated_gguf(tmp_path: Path, smollm2_gguf: Path) -> None:
     p = tmp_path / "cut.gguf"
     with smollm2_gguf.open("rb") as src:
         p.write_bytes(src.read(3_000_000))
-    with pytest.raises(ModelLoadError, match="truncated|corrupt"):
+    with pytest.raises(ModelLoadError, match=r"truncated|corrupt"):
         read_gguf(p)
 
 

@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from lora_files import write_random_lora
 
 from cadre.errors import ModelLoadError
 from cadre.runtime import ChatRequest, SamplingParams, load_backend
 from cadre.runtime.llamacpp import LlamaCppBackend
-from lora_files import write_random_lora
 
 pytestmark = pytest.mark.slow
 P = SamplingParams(max_tokens=8)
@@ -58,7 +58,9 @@ def test_concurrent_threads_are_served(multi: LlamaCppBackend) -> None:
 
 
 def test_hot_add_and_replace(tmp_path: Path, multi: LlamaCppBackend, smollm2_gguf: Path) -> None:
-    g = write_random_lora(smollm2_gguf, tmp_path / "gamma.gguf", seed=9, scale=0.3, targets=("attn_q", "ffn_up"))
+    g = write_random_lora(
+        smollm2_gguf, tmp_path / "gamma.gguf", seed=9, scale=0.3, targets=("attn_q", "ffn_up")
+    )
     multi.load_adapter("gamma", g)
     assert "gamma" in multi.adapters()
     first = multi.chat(MSG, P, adapter="gamma").text
@@ -81,7 +83,7 @@ def test_adapter_for_another_base_is_refused_before_loading(
 def test_corrupt_model_file_is_one_clear_error(tmp_path: Path) -> None:
     p = tmp_path / "broken.gguf"
     p.write_bytes(b"GGUF" + b"\xff" * 64)
-    with pytest.raises(ModelLoadError, match="corrupt|truncated|unsupported"):
+    with pytest.raises(ModelLoadError, match=r"corrupt|truncated|unsupported"):
         load_backend(str(p))
 
 

@@ -26,7 +26,9 @@ def _peft_adapter(base_dir: Path, out: Path, *, seed: int, hidden: int | None = 
         cfg = LlamaConfig.from_pretrained(base_dir)
         cfg.hidden_size, cfg.intermediate_size = hidden, hidden * 2
         model = LlamaForCausalLM(cfg)
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
+    )
     peft_model = get_peft_model(model, lora)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
@@ -59,7 +61,9 @@ def test_peft_adapters_per_request(tiny_llama_dir: Path, adapters: dict[str, Pat
     b.close()
 
 
-def test_hot_add_and_refuse_another_base(tiny_llama_dir: Path, adapters: dict[str, Path], tmp_path: Path) -> None:
+def test_hot_add_and_refuse_another_base(
+    tiny_llama_dir: Path, adapters: dict[str, Path], tmp_path: Path
+) -> None:
     b = load_backend(str(tiny_llama_dir), n_ctx=256)
     b.load_adapter("one", adapters["one"])
     assert b.adapters() == ["one"]

@@ -266,6 +266,8 @@ def test_hot_reload_adds_and_replaces_a_specialist_without_dropping_requests(ser
     bad = httpx.post(url, json={**spec, "adapter": "../../../etc/passwd"})
     assert bad.status_code == 400 and "outside" in bad.json()["error"]["message"]
     assert httpx.post(url, json={**spec, "name": "../x"}).status_code == 400
+    bad_base = httpx.post(url, json={**spec, "base": "/tmp/some-model.gguf"})
+    assert bad_base.status_code == 400 and "no file paths" in bad_base.json()["error"]["message"]
     removed = httpx.delete(f"{gw.url}/admin/specialists/dates").json()
     assert "dates" in removed["removed"]
     assert httpx.get(f"{gw.url}/health").json()["status"] == "ok"

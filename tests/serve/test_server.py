@@ -213,7 +213,9 @@ def test_a_specialist_that_times_out_falls_back_to_the_generalist(live: LiveServ
     old = server_spec.specialist_timeout_s
     server_spec.specialist_timeout_s = 0.001  # no specialist answers that fast
     try:
-        raw = client(live).chat.completions.with_raw_response.create(model="invoices", messages=hi(), max_tokens=2)
+        raw = client(live).chat.completions.with_raw_response.create(
+            model="invoices", messages=hi(), max_tokens=2
+        )
     finally:
         server_spec.specialist_timeout_s = old
     assert raw.headers["x-cadre-route"] == "generalist" and raw.headers["x-cadre-fallback"] == "1"

@@ -43,7 +43,7 @@ def _list_models(as_json: bool) -> None:
 def _load(model: str, adapter: Path | None, n_ctx: int, threads: int | None) -> Any:
     from cadre.runtime import load_backend
 
-    adapters = {"adapter": str(adapter)} if adapter else None
+    adapters: dict[str, str | Path] | None = {"adapter": adapter} if adapter else None
     return load_backend(model, adapters=adapters, n_ctx=n_ctx, n_threads=threads)
 
 
@@ -76,12 +76,14 @@ def register(app: typer.Typer) -> None:
         ] = DEFAULT_SYSTEM,
         raw: Annotated[bool, typer.Option("--raw", help="Plain completion, no chat template.")] = False,
         stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop sequence (repeatable).")] = None,
-        logprobs: Annotated[bool, typer.Option("--logprobs", help="Include per-token logprobs in --json.")] = False,
+        logprobs: Annotated[
+            bool, typer.Option("--logprobs", help="Include per-token logprobs in --json.")
+        ] = False,
         n_ctx: Annotated[int, typer.Option("--n-ctx", min=16)] = 2048,
         threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
-        truncate: Annotated[bool, typer.Option("--truncate", help="Drop the oldest prompt tokens if too long.")] = (
-            False
-        ),
+        truncate: Annotated[
+            bool, typer.Option("--truncate", help="Drop the oldest prompt tokens if too long.")
+        ] = (False),
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """Generate one answer, streamed to the terminal (or as JSON with usage and timings)."""

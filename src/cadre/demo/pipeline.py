@@ -185,7 +185,15 @@ def _train_step(r: _Runner, task: str) -> StepRecord:
             has_ckpt = (peft_dir / "checkpoints").is_dir() and any((peft_dir / "checkpoints").iterdir())
             prev = r.manifest.get(f"train-{task}")
             same = prev is not None and prev.fingerprint == r.fps[f"train-{task}"]
-            if same and has_ckpt and not (peft_dir / "adapter_model.safetensors").exists():
+            finished = (peft_dir / "adapter_model.safetensors").exists() and (
+                peft_dir / "metrics.json"
+            ).exists()
+            if same and finished:  # trained with these settings, but the export did not finish: export only
+                path = export_adapter(peft_dir, "gguf-adapter", out=gguf)
+                metrics = json.loads((peft_dir / "metrics.json").read_text(encoding="utf-8"))
+                note = f"{metrics.get('steps')} steps (trained earlier); adapter {path.stat().st_size / 1e6:.1f} MB"
+                return [peft_dir / "adapter_model.safetensors", path], {"steps": metrics.get("steps")}, note
+            if same and has_ckpt:
                 resume = True  # an interrupted run with the same settings: continue it
             else:
                 shutil.rmtree(peft_dir)  # our own output from other settings: start again
@@ -215,7 +223,12 @@ def _train_step(r: _Runner, task: str) -> StepRecord:
         result = train(tc, progress=True, resume=resume)
         path = export_adapter(peft_dir, "gguf-adapter", out=gguf)
         metrics = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)}
-        note = f"{result.steps} steps ({result.stopped}); adapter {path.stat().st_size / 1e6:.1f} MB"
+        tps = metrics.get("tokens_per_second")
+        note = (
+            f"{result.steps} steps ({result.stopped}), {metrics.get('tokens_seen', '?')} tokens"
+            + (f" at {tps:.0f} tok/s" if isinstance(tps, int | float) else "")
+            + f"; adapter {path.stat().st_size / 1e6:.1f} MB"
+        )
         return (
             [peft_dir / "adapter_model.safetensors", path],
             {"metrics": metrics, "steps": result.steps},

@@ -396,7 +396,7 @@ def open_corpus(
         emb_name = embedder
     elif embedder is not None:
         emb_obj = embedder
-        emb_name = embedder.model_id
+        emb_name = _loadable_name(embedder)
     if (path / MANIFEST).is_file():
         manifest = _read_manifest(path)
         if store and store != manifest.store.backend:
@@ -438,6 +438,15 @@ def open_corpus(
     tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
     tmp.replace(path / MANIFEST)
     return corpus
+
+
+# The bundled default's stable model id -> the name ``get_embedder`` loads it by.
+_BUNDLED_IDS = {"sentence-transformers/all-MiniLM-L6-v2": "all-minilm-l6-v2"}
+
+
+def _loadable_name(embedder: TextEmbedder) -> str:
+    """What to record so a later process can load the same model (a local model's id is its folder path)."""
+    return str(getattr(embedder, "name", None) or _BUNDLED_IDS.get(embedder.model_id, embedder.model_id))
 
 
 def _load_embedder(name: str) -> TextEmbedder:

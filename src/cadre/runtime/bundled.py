@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from pydantic import Field
 
 from cadre.config.base import StrictModel, parse_spec
 from cadre.errors import ModelLoadError, did_you_mean
@@ -35,7 +36,7 @@ class BundledModel(StrictModel):
     """One catalog entry."""
 
     name: str
-    aliases: list[str] = []
+    aliases: list[str] = Field(default_factory=list)
     kind: Literal["chat", "base", "embedding"]
     backend: Literal["llamacpp", "transformers", "sentence-transformers"]
     package: str
@@ -185,7 +186,11 @@ def list_models() -> list[dict[str, Any]]:
                 row["path"] = str(target) if target.is_file() else "(assembled on first use)"
                 if target.is_file():
                     info = read_gguf(target)
-                    row.update(size_bytes=info.file_size, parameters=info.n_params, quantization=info.main_quantization)
+                    row.update(
+                        size_bytes=info.file_size,
+                        parameters=info.n_params,
+                        quantization=info.main_quantization,
+                    )
                 else:
                     module = importlib.import_module(m.package)
                     row["size_bytes"] = sum(p.stat().st_size for p in module.chunk_paths() if p.is_file())

@@ -66,7 +66,9 @@ def _resolve(name: str) -> tuple[Path, str]:
     entry = get_bundled(name)
     if entry is not None:
         if entry.kind != "embedding":
-            raise ModelLoadError(f"{name!r} is a {entry.kind} model, not an embedding model; use {DEFAULT_EMBEDDER!r}")
+            raise ModelLoadError(
+                f"{name!r} is a {entry.kind} model, not an embedding model; use {DEFAULT_EMBEDDER!r}"
+            )
         return bundled_model_path(name), _MODEL_IDS.get(entry.name, entry.name)
     path = Path(name).expanduser()
     if path.is_dir() and (path / "modules.json").is_file():
@@ -94,6 +96,8 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, *, device: str | None = None) -> 
 
         model = SentenceTransformer(str(path), device=device, local_files_only=True)
     except (OSError, ValueError) as err:
-        raise ModelLoadError(f"cannot load embedding model from {path}: {err}; reinstall its package") from None
+        raise ModelLoadError(
+            f"cannot load embedding model from {path}: {err}; reinstall its package"
+        ) from None
     model.eval()
     return Embedder(model, model_id=model_id)

@@ -50,7 +50,19 @@ class GGUFInfo:
         return value if isinstance(value, str) else None
 
 
-_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_SCALAR = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 _STRING, _ARRAY = 8, 9
 
 
@@ -125,7 +137,9 @@ def read_gguf(path: str | Path, *, what: str = "model") -> GGUFInfo:
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                 metadata, tensors, types, data_end = _parse(mm)
         except (ValueError, struct.error, OverflowError) as err:
-            raise ModelLoadError(f"{what} file {p} is corrupt or truncated ({err}); re-copy or re-export it") from None
+            raise ModelLoadError(
+                f"{what} file {p} is corrupt or truncated ({err}); re-copy or re-export it"
+            ) from None
     if data_end > size:
         raise ModelLoadError(
             f"{what} file {p} is truncated ({size} bytes, its tensors need {data_end}); re-copy or re-export it"
@@ -218,7 +232,9 @@ def check_adapter_fits(adapter: GGUFInfo, base: GGUFInfo) -> None:
             )
         # GGUF order: A is (n_in, r), B is (r, n_out), the base weight is (n_in, n_out).
         if len(a_shape) != 2 or len(b_shape) != 2 or a_shape[1] != b_shape[0]:
-            raise ModelLoadError(f"adapter {name}: {target} lora_a {a_shape} and lora_b {b_shape} disagree on rank")
+            raise ModelLoadError(
+                f"adapter {name}: {target} lora_a {a_shape} and lora_b {b_shape} disagree on rank"
+            )
         if a_shape[0] != base_shape[0] or b_shape[1] != base_shape[1]:
             raise ModelLoadError(
                 f"adapter {name} was made for another base: {target} expects a weight of shape "

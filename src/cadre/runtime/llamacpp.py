@@ -22,7 +22,6 @@ import os
 import queue
 import threading
 import time
-import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -147,7 +146,8 @@ class LlamaCppBackend:
         self.n_ctx = n_ctx
         self.n_parallel = n_parallel
         self.n_threads = n_threads or default_threads()
-        self.kv_size = max(kv_size or n_ctx * min(n_parallel, 4), n_ctx)
+        # one shared (unified) KV cache; each request reserves min(prompt + max_tokens, n_ctx) cells of it
+        self.kv_size = max(kv_size or n_ctx * min(n_parallel, 2), n_ctx)
         self.n_batch = max(n_batch, 32)
         lib = self._lib = _lib()
 
@@ -175,7 +175,9 @@ class LlamaCppBackend:
         ctx = lib.llama_init_from_model(model, cparams)
         if not ctx:
             lib.llama_model_free(model)
-            raise ModelLoadError(f"llama.cpp could not create a context of {self.kv_size} tokens; lower n_ctx")
+            raise ModelLoadError(
+                f"llama.cpp could not create a context of {self.kv_size} tokens; lower n_ctx"
+            )
         self._ctx = ctx
         self._mem = lib.llama_get_memory(ctx)
         self._batch = lib.llama_batch_init(self.n_batch, 0, 1)
@@ -222,6 +224,17 @@ class LlamaCppBackend:
     def adapters(self) -> list[str]:
         return sorted(self._adapters)
 
+    @property
+    def kv_cache_bytes(self) -> int:
+        """Bytes of the F16 KV cache allocated for ``kv_size`` cells (2 x layers x KV width x 2 bytes per cell)."""
+        arch, md = self.info.architecture, self.info.metadata
+        n_layer = int(md.get(f"{arch}.block_count") or 0)
+        n_embd = int(md.get(f"{arch}.embedding_length") or 0)
+        n_head = int(md.get(f"{arch}.attention.head_count") or 1)
+        n_head_kv = int(md.get(f"{arch}.attention.head_count_kv") or n_head)
+        head_dim = int(md.get(f"{arch}.attention.key_length") or n_embd // n_head)
+        return 2 * n_layer * n_head_kv * head_dim * 2 * self.kv_size
+
     def adapter_bytes(self) -> dict[str, int]:
         """Size of each loaded adapter's file (its tensors live in RAM once loaded)."""
         return {name: a.size_bytes for name, a in self._adapters.items()}
@@ -251,7 +264,9 @@ class LlamaCppBackend:
         with self._lock:
             old = self._adapters.pop(name, None)
             if old is None:
-                raise NotFoundError(f"adapter {name!r} is not loaded; loaded: {', '.join(self.adapters()) or 'none'}")
+                raise NotFoundError(
+                    f"adapter {name!r} is not loaded; loaded: {', '.join(self.adapters()) or 'none'}"
+                )
             self._retire(old)
 
     def _retire(self, adapter: _Adapter) -> None:
@@ -316,7 +331,9 @@ class LlamaCppBackend:
 
     def _prompt_tokens(self, text: str, *, templated: bool) -> list[int]:
         # A rendered chat template already holds the special tokens (and BOS when the template writes it).
-        add_bos = self._add_bos and not (templated and self.template.bos_token and text.startswith(self.template.bos_token))
+        add_bos = self._add_bos and not (
+            templated and self.template.bos_token and text.startswith(self.template.bos_token)
+        )
         tokens = self.tokenize(text, add_special=add_bos, parse_special=templated)
         if not tokens:
             raise BackendError("the prompt is empty after tokenization; send some text")
@@ -350,12 +367,16 @@ class LlamaCppBackend:
         return self._stream(self._prompt_tokens(text, templated=True), params, adapter)
 
     def complete(self, prompt: str, params: SamplingParams, *, adapter: str | None = None) -> Completion:
-        return collect_stream(self.stream_complete(prompt, params, adapter=adapter), model=self.name, adapter=adapter)
+        return collect_stream(
+            self.stream_complete(prompt, params, adapter=adapter), model=self.name, adapter=adapter
+        )
 
     def chat(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Completion:
-        return collect_stream(self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter)
+        return collect_stream(
+            self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter
+        )
 
     def batch_chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Run ``requests`` concurrently; those naming the same adapter decode together in one batch."""
@@ -373,7 +394,9 @@ class LlamaCppBackend:
         stream.start()
         return stream.seq, t0
 
-    def _stream(self, tokens: list[int], params: SamplingParams, adapter_name: str | None) -> Iterator[StreamChunk]:
+    def _stream(
+        self, tokens: list[int], params: SamplingParams, adapter_name: str | None
+    ) -> Iterator[StreamChunk]:
         self._check_open()
         tokens = self._fit(tokens, params)
         seq = _Seq(tokens=tokens, params=params, adapter=self._adapter(adapter_name))
@@ -480,7 +503,7 @@ class LlamaCppBackend:
                     # process (llama.cpp's sums depend on cell placement; this keeps greedy runs repeatable).
                     self._lib.llama_memory_clear(self._mem, True)
                     free_slots.sort(reverse=True)
-        except BaseException as err:  # noqa: BLE001 - report engine failures to every caller, never hang
+        except BaseException as err:
             self._engine_error = err
             log.exception("llama.cpp engine failed")
             self._fail_all([*waiting, *running], BackendError(f"llama.cpp engine failed: {err}"))
@@ -533,7 +556,9 @@ class LlamaCppBackend:
             scales = (ctypes.c_float * 1)(adapter.scale)
             rc = lib.llama_set_adapters_lora(self._ctx, handles, 1, scales)
         if rc != 0:
-            raise BackendError(f"llama.cpp could not apply adapter {adapter.name if adapter else None!r} (rc={rc})")
+            raise BackendError(
+                f"llama.cpp could not apply adapter {adapter.name if adapter else None!r} (rc={rc})"
+            )
         self._active_set = wanted
 
     def _step(self, group: list[_Seq]) -> list[tuple[_Seq, FinishReason]]:
@@ -599,7 +624,9 @@ class LlamaCppBackend:
             logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx, idx), shape=(self.n_vocab,))
             peak = float(logits.max())
             lse = peak + math.log(float(np.exp(logits - peak).sum()))
-            logprob = TokenLogprob(token=raw.decode("utf-8", errors="replace"), logprob=float(logits[token]) - lse)
+            logprob = TokenLogprob(
+                token=raw.decode("utf-8", errors="replace"), logprob=float(logits[token]) - lse
+            )
         text = seq.decoder.decode(raw)
         assert seq.stop is not None
         emit, stopped = seq.stop.feed(text)
@@ -677,6 +704,3 @@ def _replace_stop(params: SamplingParams, stops: tuple[str, ...]) -> SamplingPar
     from dataclasses import replace
 
     return replace(params, stop=stops)
-
-
-warnings.filterwarnings("ignore", message="llama_set_adapter_lora is deprecated")

@@ -113,7 +113,9 @@ class OpenAIBackend:
 
     # -- requests -------------------------------------------------------------------------------------------
 
-    def _body(self, params: SamplingParams, adapter: str | None, *, chat: bool, stream: bool) -> dict[str, Any]:
+    def _body(
+        self, params: SamplingParams, adapter: str | None, *, chat: bool, stream: bool
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self._model_for(adapter),
             "max_tokens": params.max_tokens,
@@ -137,7 +139,9 @@ class OpenAIBackend:
     def _error(self, resp: httpx.Response) -> BackendError:
         try:
             detail = resp.json()
-            message = detail.get("error", {}).get("message") if isinstance(detail.get("error"), dict) else None
+            message = (
+                detail.get("error", {}).get("message") if isinstance(detail.get("error"), dict) else None
+            )
             message = message or detail.get("detail") or detail.get("error") or resp.text
         except (json.JSONDecodeError, AttributeError):
             message = resp.text
@@ -145,10 +149,16 @@ class OpenAIBackend:
         code = ""
         with contextlib.suppress(Exception):
             code = str(resp.json()["error"].get("code") or "")
-        if code == "context_length_exceeded" or "context" in text.lower() and ("length" in text.lower() or "window" in text.lower()):
-            return ContextLengthError(f"{self.base_url}: the prompt is too long for the model ({text}); shorten it")
+        if code == "context_length_exceeded" or (
+            "context" in text.lower() and ("length" in text.lower() or "window" in text.lower())
+        ):
+            return ContextLengthError(
+                f"{self.base_url}: the prompt is too long for the model ({text}); shorten it"
+            )
         if resp.status_code in (401, 403):
-            return BackendError(f"{self.base_url} refused the API key (HTTP {resp.status_code}); set OPENAI_API_KEY")
+            return BackendError(
+                f"{self.base_url} refused the API key (HTTP {resp.status_code}); set OPENAI_API_KEY"
+            )
         if resp.status_code == 404:
             return BackendError(
                 f"{self.base_url} answered 404 for model {self.model!r} ({text}); check the model name and base_url "
@@ -169,7 +179,9 @@ class OpenAIBackend:
                 if stale_retry:
                     stale_retry = False
                     continue
-                raise BackendError(f"{self.base_url} dropped the connection twice; check the server") from None
+                raise BackendError(
+                    f"{self.base_url} dropped the connection twice; check the server"
+                ) from None
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as err:
                 if attempt >= self.max_retries:
                     raise BackendError(
@@ -194,10 +206,8 @@ class OpenAIBackend:
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
         delay = self.backoff * (2**attempt) * (0.75 + 0.5 * random.random())  # exponential backoff + jitter
         if retry_after:
-            try:
+            with contextlib.suppress(ValueError):
                 delay = max(delay, min(float(retry_after), 60.0))
-            except ValueError:
-                pass
         time.sleep(delay)
 
     def _stream(self, path: str, body: dict[str, Any], *, chat: bool) -> Iterator[StreamChunk]:
@@ -229,7 +239,9 @@ class OpenAIBackend:
                 try:
                     event = json.loads(data)
                 except json.JSONDecodeError:
-                    raise BackendError(f"{self.base_url} sent a malformed stream event: {data[:100]}") from None
+                    raise BackendError(
+                        f"{self.base_url} sent a malformed stream event: {data[:100]}"
+                    ) from None
                 if "error" in event:
                     raise BackendError(f"{self.base_url} failed mid-stream: {event['error']}")
                 if event.get("usage"):
@@ -250,13 +262,17 @@ class OpenAIBackend:
                     if choice.get("finish_reason"):
                         finish = "length" if choice["finish_reason"] == "length" else "stop"
         except httpx.HTTPError as err:
-            raise BackendError(f"the stream from {self.base_url} broke ({type(err).__name__}: {err}); retry") from None
+            raise BackendError(
+                f"the stream from {self.base_url} broke ({type(err).__name__}: {err}); retry"
+            ) from None
         finally:
             resp.close()
         if n_events == 0:
             # Some servers (llama-cpp-python's) answer 200 and close an empty stream on a bad request, e.g. a
             # prompt longer than the context; the same request without streaming returns the real error.
-            once = self._once(path, {k: v for k, v in body.items() if k not in ("stream", "stream_options")}, chat=chat)
+            once = self._once(
+                path, {k: v for k, v in body.items() if k not in ("stream", "stream_options")}, chat=chat
+            )
             yield StreamChunk(text=once.text)
             yield StreamChunk(text="", finish_reason=once.finish_reason, usage=once.usage)
             return
@@ -271,7 +287,9 @@ class OpenAIBackend:
             resp.read()
             data = resp.json()
         except (httpx.HTTPError, json.JSONDecodeError) as err:
-            raise BackendError(f"{self.base_url} sent an unreadable answer ({err}); check the endpoint") from None
+            raise BackendError(
+                f"{self.base_url} sent an unreadable answer ({err}); check the endpoint"
+            ) from None
         finally:
             resp.close()
         total = time.perf_counter() - t0
@@ -284,7 +302,8 @@ class OpenAIBackend:
         return Completion(
             text=text,
             usage=Usage(
-                prompt_tokens=int(u.get("prompt_tokens") or 0), completion_tokens=int(u.get("completion_tokens") or 0)
+                prompt_tokens=int(u.get("prompt_tokens") or 0),
+                completion_tokens=int(u.get("completion_tokens") or 0),
             ),
             finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
             model=self.name,
@@ -365,7 +384,9 @@ class OpenAIBackend:
         try:
             resp = self._client.get("/models")
         except httpx.HTTPError as err:
-            raise BackendError(f"cannot reach {self.base_url} ({err}); start the server or fix the base_url") from None
+            raise BackendError(
+                f"cannot reach {self.base_url} ({err}); start the server or fix the base_url"
+            ) from None
         if resp.status_code >= 300:
             raise self._error(resp)
         return [m["id"] for m in resp.json().get("data", [])]
@@ -389,4 +410,6 @@ def _logprobs(block: Any, *, chat: bool) -> list[TokenLogprob] | None:
             return None
         return [TokenLogprob(token=str(t.get("token", "")), logprob=float(t["logprob"])) for t in content]
     tokens, values = block.get("tokens") or [], block.get("token_logprobs") or []
-    return [TokenLogprob(token=str(t), logprob=float(v)) for t, v in zip(tokens, values) if v is not None] or None
+    return [
+        TokenLogprob(token=str(t), logprob=float(v)) for t, v in zip(tokens, values) if v is not None
+    ] or None

@@ -149,7 +149,9 @@ class Backend(Protocol):
         ...
 
 
-def collect_stream(chunks: Iterator[StreamChunk], *, model: str = "", adapter: str | None = None) -> Completion:
+def collect_stream(
+    chunks: Iterator[StreamChunk], *, model: str = "", adapter: str | None = None
+) -> Completion:
     """Drain a stream into a Completion, timing the first token (used to implement non-streaming calls)."""
     t0 = time.perf_counter()
     first: float | None = None

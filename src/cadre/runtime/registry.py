@@ -64,7 +64,7 @@ def _hub_snapshot(hub_id: str) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(hub_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
+    except Exception:
         raise ModelLoadError(
             f"model {hub_id!r} looks like a Hugging Face hub id but is not in the local cache and cadre does not "
             f"download at run time; on a connected machine run `huggingface-cli download {hub_id} --local-dir "
@@ -77,7 +77,9 @@ def _from_path(path: Path, *, forced: BackendKind | None, spec: str) -> ModelRef
         raise NotFoundError(f"model file or folder {str(path)!r} does not exist; check the path ({spec!r})")
     if path.is_file():
         if path.suffix.lower() != ".gguf":
-            raise ModelLoadError(f"{path} is not a .gguf file; pass a GGUF file or a Hugging Face model folder")
+            raise ModelLoadError(
+                f"{path} is not a .gguf file; pass a GGUF file or a Hugging Face model folder"
+            )
         if forced == "transformers":
             return ModelRef(name=path.stem, backend="transformers", path=path.parent, gguf_file=path.name)
         return ModelRef(name=path.stem, backend="llamacpp", path=path)

@@ -46,7 +46,9 @@ def _compile(source: str) -> Any:
 class ChatTemplate:
     """A compiled chat template plus the special-token strings it refers to."""
 
-    def __init__(self, source: str | None, *, bos_token: str = "", eos_token: str = "", model: str = "") -> None:
+    def __init__(
+        self, source: str | None, *, bos_token: str = "", eos_token: str = "", model: str = ""
+    ) -> None:
         self.is_fallback = not source
         if self.is_fallback:
             log.warning("model %s has no chat template; using a plain 'User:/Assistant:' transcript", model)
@@ -56,8 +58,10 @@ class ChatTemplate:
         self.extra_stops: tuple[str, ...] = _FALLBACK_STOPS if self.is_fallback else ()
         try:
             self._template = _compile(self.source)
-        except Exception as err:  # noqa: BLE001 - jinja syntax errors
-            raise ConfigError(f"the chat template of {model or 'the model'} does not compile: {err}") from None
+        except Exception as err:
+            raise ConfigError(
+                f"the chat template of {model or 'the model'} does not compile: {err}"
+            ) from None
 
     def render(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
         if not messages:

@@ -60,7 +60,9 @@ def check_peft_adapter_fits(adapter_dir: Path, model: Any) -> None:
         )
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     if str(cfg.get("peft_type", "LORA")).upper() != "LORA":
-        raise ModelLoadError(f"{adapter_dir} is a {cfg.get('peft_type')} adapter; only LoRA adapters are supported")
+        raise ModelLoadError(
+            f"{adapter_dir} is a {cfg.get('peft_type')} adapter; only LoRA adapters are supported"
+        )
     modules = dict(model.named_modules())
     checked = 0
     for key, shape in _safetensors_shapes(weights).items():
@@ -125,18 +127,22 @@ class TransformersBackend:
             kw["gguf_file"] = gguf_file
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
-            base = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, **kw)
+            base: Any = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, **kw)
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             what = f"{folder / gguf_file}" if gguf_file else str(folder)
-            raise ModelLoadError(f"transformers could not load {what} ({type(err).__name__}: {err})") from None
+            raise ModelLoadError(
+                f"transformers could not load {what} ({type(err).__name__}: {err})"
+            ) from None
         base.to(self.device).eval()
         self.name = name or (Path(gguf_file).stem if gguf_file else folder.name)
         self.path = folder
         max_pos = int(getattr(base.config, "max_position_embeddings", n_ctx) or n_ctx)
         self.n_ctx = min(n_ctx, max_pos)
-        self._base = base
+        self._base: Any = base
         # transformers 5 renamed the KV-cache argument from past_key_values to cache
-        self._cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        self._cache_kw = (
+            "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        )
         self._model: Any = base  # becomes a PeftModel once an adapter is loaded
         self._adapters: dict[str, Path] = {}
         self._lock = threading.Lock()
@@ -168,7 +174,13 @@ class TransformersBackend:
         if ref.path is None:
             raise ModelLoadError(f"model {ref.name!r} has no local files for transformers")
         return cls(
-            ref.path, gguf_file=ref.gguf_file, name=ref.name, adapters=adapters, n_ctx=n_ctx, n_threads=n_threads, **kw
+            ref.path,
+            gguf_file=ref.gguf_file,
+            name=ref.name,
+            adapters=adapters,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            **kw,
         )
 
     # -- adapters -------------------------------------------------------------------------------------------
@@ -181,13 +193,17 @@ class TransformersBackend:
         safe_name(name, kind="adapter")
         folder = Path(path).expanduser()
         if not folder.is_dir():
-            raise NotFoundError(f"adapter folder {str(folder)!r} does not exist; pass the folder `cadre train` wrote")
+            raise NotFoundError(
+                f"adapter folder {str(folder)!r} does not exist; pass the folder `cadre train` wrote"
+            )
         check_peft_adapter_fits(folder, self._base)
         from peft import PeftModel
 
         with self._lock:
             if self._model is self._base:
-                self._model = PeftModel.from_pretrained(self._base, str(folder), adapter_name=name, is_trainable=False)
+                self._model = PeftModel.from_pretrained(
+                    self._base, str(folder), adapter_name=name, is_trainable=False
+                )
             else:
                 if name in self._adapters:
                     self._model.delete_adapter(name)
@@ -255,8 +271,8 @@ class TransformersBackend:
                 logprob = None
                 if params.logprobs:
                     lp = float(torch.log_softmax(logits, dim=-1)[token])
-                    logprob = TokenLogprob(token=self.tokenizer.decode([token]), logprob=lp)
-                text = self.tokenizer.decode(generated, skip_special_tokens=True)
+                    logprob = TokenLogprob(token=self._decode([token]), logprob=lp)
+                text = self._decode(generated)
                 new = ""
                 if not text.endswith("\ufffd"):  # wait for the rest of a multi-byte character
                     new, emitted = text[len(emitted) :], text
@@ -268,7 +284,7 @@ class TransformersBackend:
                 inputs = torch.tensor([[token]], device=self.device)
         tail = ""
         if not stop.stopped:
-            rest = self.tokenizer.decode(generated, skip_special_tokens=True)[len(emitted) :]
+            rest = self._decode(generated)[len(emitted) :]
             tail, hit = stop.feed(rest)
             tail += stop.flush()
             finish = "stop" if hit else finish
@@ -277,6 +293,9 @@ class TransformersBackend:
             finish_reason=finish,
             usage=Usage(prompt_tokens=len(ids), completion_tokens=len(generated)),
         )
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def _pick(self, logits: Any, params: SamplingParams, generator: Any) -> int:
         torch = self._torch
@@ -319,12 +338,16 @@ class TransformersBackend:
         return self._generate(self._encode(self.template.render(messages), templated=True), params, adapter)
 
     def complete(self, prompt: str, params: SamplingParams, *, adapter: str | None = None) -> Completion:
-        return collect_stream(self.stream_complete(prompt, params, adapter=adapter), model=self.name, adapter=adapter)
+        return collect_stream(
+            self.stream_complete(prompt, params, adapter=adapter), model=self.name, adapter=adapter
+        )
 
     def chat(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Completion:
-        return collect_stream(self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter)
+        return collect_stream(
+            self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter
+        )
 
     def batch_chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Run the requests grouped by adapter (one at a time: this backend is for checks, not throughput)."""
@@ -344,4 +367,3 @@ class TransformersBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -228,12 +228,16 @@ class Gateway:
         workers, self._workers = list(self._workers.values()), {}
         await asyncio.gather(*(w.close(drain_s=max(0.0, deadline - time.perf_counter())) for w in workers))
 
-    def _load(self, name: str, **kw: Any) -> Backend:
+    def _load(self, name: str, *, n_parallel: int | None = None, **kw: Any) -> Backend:
+        """Load a backend (runs in a thread: resolving a bundled model may assemble its file)."""
         loader = self._loader
         if loader is None:
             from cadre.runtime import load_backend
+            from cadre.runtime.registry import resolve_model
 
             loader = load_backend
+            if n_parallel is not None and resolve_model(name).backend == "llamacpp":
+                kw["n_parallel"] = n_parallel  # sequences the engine decodes together per step
         return loader(name, **kw)
 
     async def _ensure_worker(self, spec: EcosystemSpec, model: str, *, api_key_env: str | None = None) -> str:
@@ -248,6 +252,8 @@ class Gateway:
             if api_key_env and not kw["api_key"]:
                 log.warning("environment variable %s (the API key for %s) is not set", api_key_env, model)
             kw["timeout"] = spec.server.generalist_timeout_s
+        else:
+            kw["n_parallel"] = spec.server.max_batch_size
         backend = await asyncio.to_thread(self._load, model, **kw)
         remote = _is_remote(model)
         concurrency = spec.server.remote_concurrency if remote else max(spec.server.max_batch_size, 1)
@@ -362,8 +368,17 @@ class Gateway:
             raise ConfigError(f"invalid specialist: {err}") from None
         if new_spec_obj.adapter is not None and not _is_remote(new_spec_obj.base):
             check_adapter_path(current, new_spec_obj.adapter)
-        if not _is_remote(new_spec_obj.base) and Path(new_spec_obj.base).suffix:
-            raise ConfigError("an admin-added specialist's base must be a named model (no file paths)")
+        known_bases = {s.base for s in current.specialists}
+        if current.generalist is not None:
+            known_bases.add(current.generalist.model)
+        if not _is_remote(new_spec_obj.base) and new_spec_obj.base not in known_bases:
+            from cadre.runtime.bundled import get_bundled
+
+            if get_bundled(new_spec_obj.base) is None:
+                raise ConfigError(
+                    f"base {new_spec_obj.base!r}: an admin-added specialist must use a bundled model, a base already "
+                    "in the ecosystem, or an openai: endpoint (no file paths from requests)"
+                )
         specialists = [s for s in current.specialists if s.name != new_spec_obj.name] + [new_spec_obj]
         dumped = current.model_dump(mode="json")
         dumped["specialists"] = [s.model_dump(mode="json") for s in specialists]

@@ -474,6 +474,7 @@ def _run(config: TrainConfig, out: Path, prep: _Prepared, ckpt: Path | None, rep
     budget = config.parsed_budget
     hard_stop = 1.25 * budget.seconds if budget is not None and budget.seconds is not None else None
     recent: deque[float] = deque(maxlen=20)
+    run_log: list[tuple[float, int]] = []  # (seconds, tokens) of each step run by this process
     started = time.perf_counter()
 
     def evaluate() -> dict[str, Any]:
@@ -529,6 +530,7 @@ def _run(config: TrainConfig, out: Path, prep: _Prepared, ckpt: Path | None, rep
                     state["micro"] = 0
                 state["tokens_seen"] += step_tokens
                 state["train_seconds"] += dt
+                run_log.append((dt, step_tokens))
                 train_loss = step_loss / max(1, n_label)
                 recent.append(train_loss)
                 state["recent_train_loss"] = sum(recent) / len(recent)
@@ -569,6 +571,10 @@ def _run(config: TrainConfig, out: Path, prep: _Prepared, ckpt: Path | None, rep
         reporter.note(f"interrupted at step {state['step']}; continue with --resume")
         raise
 
+    steady = run_log[1:]  # the first step pays one-off allocation costs
+    state["steady_tokens_per_second"] = (
+        sum(t for _, t in steady) / max(1e-9, sum(s for s, _ in steady)) if steady else None
+    )
     return _finish(config, out, model, prep, info, state, resumed_from, bf16, device)
 
 
@@ -642,6 +648,7 @@ def _finish(
         "tokens_seen": state["tokens_seen"],
         "train_seconds": round(state["train_seconds"], 2),
         "tokens_per_second": state["tokens_seen"] / max(1e-9, state["train_seconds"]),
+        "steady_tokens_per_second": state.get("steady_tokens_per_second"),
         "final_train_loss": state.get("recent_train_loss"),
         "best": best,
         "history": history,

@@ -1,0 +1,39 @@
+"""Shared helpers for the runtime benchmarks (not a benchmark itself)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "runtime"))
+
+from lora_files import write_random_lora
+
+__all__ = ["cores", "median", "rss_bytes", "write_random_lora"]
+
+# A completion prompt the model continues for a long time (no early end-of-text), so every run decodes N tokens.
+PROMPT = "Once upon a time, in a small village by the sea, there lived an old fisherman who"
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def machine_note() -> str:
+    load = os.getloadavg()[0]
+    return f"{cores()} cores visible, load average {load:.1f} at start (shared machine: expect noise)"
