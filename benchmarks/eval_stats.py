@@ -32,11 +32,11 @@ def main() -> None:
         a = (rng.random(n) < 0.82).astype(float)  # a specialist right 82% of the time
         b = np.where(rng.random(n) < 0.7, a, (rng.random(n) < 0.7).astype(float))  # correlated generalist
 
-        def ours() -> tuple[float, float]:
+        def ours(a: np.ndarray = a, b: np.ndarray = b) -> tuple[float, float]:
             r = paired_bootstrap(a, b, resamples=10_000, seed=1)
             return r.low, r.high
 
-        def theirs() -> tuple[float, float]:
+        def theirs(a: np.ndarray = a, b: np.ndarray = b) -> tuple[float, float]:
             r = bootstrap(
                 (a, b),
                 lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis),

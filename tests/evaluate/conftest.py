@@ -12,9 +12,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pytest
 from eval_helpers import INTENT_ROWS, write_jsonl
 
+
 @pytest.fixture
 def intents_file(tmp_path: Path) -> Path:
-    return write_jsonl(tmp_path / "intents.jsonl", [{"id": i, "text": t, "label": y} for i, t, y in INTENT_ROWS])
+    return write_jsonl(
+        tmp_path / "intents.jsonl", [{"id": i, "text": t, "label": y} for i, t, y in INTENT_ROWS]
+    )
 
 
 @pytest.fixture

@@ -50,7 +50,9 @@ INTENT_ROWS = [
 class KeywordBackend:
     """A Backend that answers an intent label by keyword lookup on the last user turn (deterministic)."""
 
-    def __init__(self, name: str = "keywords", *, fail_on: Sequence[str] = (), interrupt_after: int | None = None):
+    def __init__(
+        self, name: str = "keywords", *, fail_on: Sequence[str] = (), interrupt_after: int | None = None
+    ):
         self.name = name
         self.fail_on = tuple(fail_on)
         self.interrupt_after = interrupt_after
@@ -88,7 +90,9 @@ class KeywordBackend:
     def chat(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Completion:
-        return collect_stream(self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter)
+        return collect_stream(
+            self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter
+        )
 
     def complete(self, prompt: str, params: SamplingParams, *, adapter: str | None = None) -> Completion:
         return self.chat([{"role": "user", "content": prompt}], params, adapter=adapter)
@@ -114,8 +118,6 @@ class KeywordBackend:
 def write_jsonl(path: Path, rows: Sequence[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
-
-
 
 
 class OpenAIStub:
@@ -144,28 +146,47 @@ class OpenAIStub:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                self._send(200, json.dumps({"object": "list", "data": [{"id": "stub-model"}]}).encode(), "application/json")
+                self._send(
+                    200,
+                    json.dumps({"object": "list", "data": [{"id": "stub-model"}]}).encode(),
+                    "application/json",
+                )
 
             def do_POST(self) -> None:
                 stub.requests += 1
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 last = req["messages"][-1]["content"]
                 if "REJECTME" in last:
-                    err = {"error": {"message": "content rejected", "type": "invalid_request_error", "code": 400}}
+                    err = {
+                        "error": {"message": "content rejected", "type": "invalid_request_error", "code": 400}
+                    }
                     self._send(400, json.dumps(err).encode(), "application/json")
                     return
                 text = backend._answer(last)
                 prompt_tokens = sum(len(m["content"].split()) for m in req["messages"])
                 events = [
-                    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": w + " "}, "finish_reason": None}]}
+                    {
+                        "choices": [
+                            {
+                                "index": 0,
+                                "delta": {"role": "assistant", "content": w + " "},
+                                "finish_reason": None,
+                            }
+                        ]
+                    }
                     for w in text.split()
                 ]
                 events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 events.append(
-                    {"choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(events) - 1}}
+                    {
+                        "choices": [],
+                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(events) - 1},
+                    }
                 )
                 body = "".join(
-                    "data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "model": req["model"], **e}) + "\n\n"
+                    "data: "
+                    + json.dumps({"id": "x", "object": "chat.completion.chunk", "model": req["model"], **e})
+                    + "\n\n"
                     for e in events
                 )
                 self._send(200, (body + "data: [DONE]\n\n").encode(), "text/event-stream")

@@ -42,13 +42,19 @@ def test_unknown_prices_are_reported_not_invented(tmp_path: Path, monkeypatch: p
 
     free = tmp_path / "free.yaml"  # hardware with no price per hour: the cost is unknown, not $0
     free.write_text(yaml.safe_dump({**load_hardware("l4").model_dump(mode="json"), "price_per_hour": 0.0}))
-    local = summarize_cost(parse_system(f"base=smollm2-135m,hardware={free}"), _recs((1.0, 1, 1)), load_prices())
+    local = summarize_cost(
+        parse_system(f"base=smollm2-135m,hardware={free}"), _recs((1.0, 1, 1)), load_prices()
+    )
     assert local.per_request is None and "cadre cost calibrate" in local.note
-    remote = summarize_cost(parse_system("x=openai:mystery@https://example.com/v1"), _recs((1.0, 1, 1)), load_prices())
+    remote = summarize_cost(
+        parse_system("x=openai:mystery@https://example.com/v1"), _recs((1.0, 1, 1)), load_prices()
+    )
     assert remote.per_request is None and "no price for 'mystery'" in remote.note
     monkeypatch.setenv("CADRE_HOME", str(tmp_path))  # no calibration file: the catalog's default for `local`
     served = summarize_cost(
-        parse_system("x=openai:mystery@http://127.0.0.1:8000/v1,price_per_hour=3.6"), _recs((1.0, 1, 1)), load_prices()
+        parse_system("x=openai:mystery@http://127.0.0.1:8000/v1,price_per_hour=3.6"),
+        _recs((1.0, 1, 1)),
+        load_prices(),
     )
     assert served.method == "hardware:local" and served.per_request == pytest.approx(0.001)
     assert summarize_cost(parse_system("base=smollm2-135m"), [], load_prices()).note == "no answered requests"
@@ -61,6 +67,6 @@ def test_custom_price_table(tmp_path: Path) -> None:
     spec = SystemSpec(name="m", kind="openai", model="openai:whatever@https://x.example/v1", price="my-llm")
     assert summarize_cost(spec, _recs((1.0, 1_000_000, 500_000)), prices).per_request == pytest.approx(2.0)
     table.write_text("models:\n  bad: {input: 1.0}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="models.bad.output"):
+    with pytest.raises(ConfigError, match=r"models\.bad\.output"):
         load_prices(table)
     assert Price(input=0, output=0).as_of == ""

@@ -48,7 +48,9 @@ def test_base_model_few_shot_vs_zero_shot_with_report(task_file: Path, tmp_path:
         parse_system("zero-shot=smollm2-135m,shots=0,price_per_hour=0.05"),
     ]
     out = tmp_path / "run"
-    summary = run_eval(task, systems, out, limit=6, perturbations=["noop"], progress=False, baseline="zero-shot")
+    summary = run_eval(
+        task, systems, out, limit=6, perturbations=["noop"], progress=False, baseline="zero-shot"
+    )
     recs = read_records(out)
     assert len(recs) == 2 * 6 * 2 and not any(r["error"] for r in recs)
     few = [r for r in recs if r["system"] == "few-shot" and r["perturbation"] == "original"]
@@ -60,7 +62,11 @@ def test_base_model_few_shot_vs_zero_shot_with_report(task_file: Path, tmp_path:
     assert s_few.metric >= s_zero.metric  # exemplars teach the 135M model the label format
     assert s_few.cost.per_request is not None and s_few.cost.per_request > 0
     (comp,) = summary.comparisons
-    assert comp.n == 6 and comp.mcnemar is not None and comp.bootstrap.low <= comp.difference <= comp.bootstrap.high
+    assert (
+        comp.n == 6
+        and comp.mcnemar is not None
+        and comp.bootstrap.low <= comp.difference <= comp.bootstrap.high
+    )
     (noop_few,) = [r for r in summary.robustness if r.system == "few-shot"]
     assert noop_few.n == 6 and 0.0 <= noop_few.consistency <= 1.0
 

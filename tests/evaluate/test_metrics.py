@@ -85,7 +85,9 @@ def test_registry_and_plugin_metric() -> None:
             self.chars = chars
 
         def score(self, prediction: object, reference: object) -> float:
-            return float(prediction is not None and abs(len(str(prediction)) - len(str(reference))) <= self.chars)
+            return float(
+                prediction is not None and abs(len(str(prediction)) - len(str(reference))) <= self.chars
+            )
 
         def aggregate(self, predictions, references) -> float:  # type: ignore[no-untyped-def]
             s = [self.score(p, r) for p, r in zip(predictions, references)]
@@ -129,7 +131,7 @@ def test_regex_json_number_text_extractors() -> None:
         RegexExtractor("(")
     text = 'Sure! ```json\n{"total": 12.5, "currency": "EUR"}\n``` {"other": 1}'
     assert first_json_object(text) == {"total": 12.5, "currency": "EUR"}
-    assert first_json_object("{broken {\"a\": 1}") == {"a": 1}
+    assert first_json_object('{broken {"a": 1}') == {"a": 1}
     assert JsonExtractor("total")(text) == 12.5
     assert JsonExtractor()("no json") is None
     assert NumberExtractor()("first 3 then 1,250.5 apples") == 1250.5

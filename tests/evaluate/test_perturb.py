@@ -50,7 +50,11 @@ def test_whitespace_and_casing_only_change_surface(intents_task: Path) -> None:
 
 def test_noop_inserts_one_clause_and_typos_spare_the_answer(tmp_path: Path) -> None:
     spec = TaskSpec(name="x", data="d", input_field="text", noop_clauses=["Unrelated: my cat is called Io."])
-    it = Item(id="1", record={"text": "Total due is 45 EUR. Vendor is Acme Supplies. Thanks!"}, target="Acme Supplies")
+    it = Item(
+        id="1",
+        record={"text": "Total due is 45 EUR. Vendor is Acme Supplies. Thanks!"},
+        target="Acme Supplies",
+    )
     new = get_perturbation("noop").apply(it, _ctx(spec))
     assert new is not None and new.record["text"].count("Unrelated: my cat is called Io.") == 1
     assert new.record["text"].replace("Unrelated: my cat is called Io. ", "") == it.record["text"]
@@ -68,7 +72,10 @@ def test_text_level_name_substitution_updates_the_reference() -> None:
     assert new is not None
     sarah, tom = new.notes["mapping"]["Sarah"], new.notes["mapping"]["Tom"]
     assert new.record["text"] == f"{sarah} paid {tom} 5 EUR. Who paid?" and new.target == sarah
-    assert get_perturbation("names").apply(Item(id="8", record={"text": "no names"}, target="x"), _ctx(spec)) is None
+    assert (
+        get_perturbation("names").apply(Item(id="8", record={"text": "no names"}, target="x"), _ctx(spec))
+        is None
+    )
 
 
 def test_option_shuffle_moves_the_letter_answer() -> None:
@@ -78,7 +85,9 @@ def test_option_shuffle_moves_the_letter_answer() -> None:
     assert new is not None and sorted(new.record["options"]) == ["3", "4", "5", "6"]
     assert new.record["options"] != it.record["options"]
     assert new.record["options"][ord(new.target) - ord("A")] == "4" and new.record["answer"] == new.target
-    text_answer = Item(id="q2", record={"q": "x", "options": ["red", "blue"], "answer": "blue"}, target="blue")
+    text_answer = Item(
+        id="q2", record={"q": "x", "options": ["red", "blue"], "answer": "blue"}, target="blue"
+    )
     assert get_perturbation("shuffle_options").apply(text_answer, _ctx(spec)).target == "blue"  # type: ignore[union-attr]
     assert get_perturbation("shuffle_options").apply(it, _ctx(TaskSpec(name="y", data="d"))) is None
 
@@ -102,7 +111,9 @@ def test_number_resampling_recomputes_the_answer_through_synth() -> None:
     assert perturb_items([plain], ["numbers"], spec)["numbers"] == []
 
 
-def test_custom_resample_hook_and_plugin_perturbation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_custom_resample_hook_and_plugin_perturbation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "myhooks.py").write_text(
         "def double(record, kind, seed):\n"
         "    a = record['a'] * 2\n"
@@ -125,8 +136,13 @@ def test_custom_resample_hook_and_plugin_perturbation(tmp_path: Path, monkeypatc
         changes_answer = False
 
         def apply(self, item: Item, ctx: PerturbContext) -> Item | None:
-            rec = {**item.record, ctx.input_field: " ".join(reversed(str(item.record[ctx.input_field]).split()))}
-            return Item(id=item.id, record=rec, target=item.target, perturbation=self.name, original_id=item.id)
+            rec = {
+                **item.record,
+                ctx.input_field: " ".join(reversed(str(item.record[ctx.input_field]).split())),
+            }
+            return Item(
+                id=item.id, record=rec, target=item.target, perturbation=self.name, original_id=item.id
+            )
 
     PERTURBATIONS.register("reverse_words", Reverse(), replace=True)
     assert perturb_items([it], ["reverse_words"], spec)["reverse_words"][0].record["text"] == "1? + 3 is What"

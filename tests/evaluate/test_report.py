@@ -21,7 +21,9 @@ def run_dir(intents_task: Path, tmp_path: Path) -> Path:
     task = load_task(intents_task)
     out = tmp_path / "run"
     systems = [
-        BackendSystem(SystemSpec(name="generalist", model="kw", price_per_hour=2.0), KeywordBackend(fail_on=["refund"])),
+        BackendSystem(
+            SystemSpec(name="generalist", model="kw", price_per_hour=2.0), KeywordBackend(fail_on=["refund"])
+        ),
         BackendSystem(SystemSpec(name="specialist", model="kw", price_per_hour=0.1), KeywordBackend()),
     ]
     run_eval(task, systems, out, perturbations=["casing", "typos"], progress=False)
@@ -57,7 +59,13 @@ def test_lm_eval_results_shape(run_dir: Path) -> None:
 
 
 def test_pareto_frontier() -> None:
-    pts = [("big", 10.0, 0.9), ("small", 0.1, 0.85), ("mid", 1.0, 0.8), ("best", 5.0, 0.95), ("tie", 0.1, 0.7)]
+    pts = [
+        ("big", 10.0, 0.9),
+        ("small", 0.1, 0.85),
+        ("mid", 1.0, 0.8),
+        ("best", 5.0, 0.95),
+        ("tie", 0.1, 0.7),
+    ]
     assert pareto_frontier(pts) == ["small", "best"]
 
 
@@ -66,7 +74,9 @@ def test_cli_report_compare_and_json(run_dir: Path) -> None:
     r = runner.invoke(app, ["eval", "report", str(run_dir), "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert data["systems"]["specialist"]["metric"] == pytest.approx(0.9) and data["files"]["html"].endswith("report.html")
+    assert data["systems"]["specialist"]["metric"] == pytest.approx(0.9) and data["files"]["html"].endswith(
+        "report.html"
+    )
     r = runner.invoke(app, ["eval", "compare", str(run_dir), "specialist", "generalist", "--json"])
     assert r.exit_code == 0, r.output
     comp = json.loads(r.output)
@@ -77,3 +87,26 @@ def test_cli_report_compare_and_json(run_dir: Path) -> None:
     assert r.exit_code == 0 and "Robustness" in r.output
     r = runner.invoke(app, ["eval", "list", "--json"])
     assert "noop" in json.loads(r.output)["perturbations"]
+
+
+def test_cli_run_with_a_systems_file_against_an_http_endpoint(intents_task: Path, tmp_path: Path) -> None:
+    from eval_helpers import OpenAIStub
+
+    stub = OpenAIStub()
+    try:
+        systems = tmp_path / "systems.yaml"
+        systems.write_text(
+            f"systems:\n  - {{name: hosted, kind: openai, model: 'openai:m@{stub.base_url}', price: gpt-4o-mini}}\n",
+            encoding="utf-8",
+        )
+        out = tmp_path / "run"
+        args = ["eval", "run", str(intents_task), "--systems", str(systems), "--out", str(out)]
+        r = CliRunner().invoke(app, [*args, "--perturb", "casing", "--json"])
+        assert r.exit_code == 0, r.output
+        data = json.loads(r.output)
+        assert data["systems"]["hosted"]["metric"] == pytest.approx(0.9) and data["complete"] is True
+        assert data["robustness"][0]["perturbation"] == "casing" and (out / "report.html").is_file()
+        r = CliRunner().invoke(app, [*args, "--temperature", "0.7", "--repeats", "2"])
+        assert r.exit_code != 0 and "different task or settings" in str(r.exception)
+    finally:
+        stub.close()

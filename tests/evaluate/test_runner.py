@@ -10,7 +10,15 @@ import pytest
 from eval_helpers import KeywordBackend
 
 from cadre.errors import ConfigError
-from cadre.evaluate import BackendSystem, RoutedSystem, SystemSpec, load_task, parse_system, run_eval, summarize
+from cadre.evaluate import (
+    BackendSystem,
+    RoutedSystem,
+    SystemSpec,
+    load_task,
+    parse_system,
+    run_eval,
+    summarize,
+)
 from cadre.evaluate.runner import compare_run, read_records
 from cadre.route.protocol import RouteDecision
 from cadre.runtime.protocol import ChatMessage
@@ -28,7 +36,11 @@ def test_records_and_summary(intents_task: Path, tmp_path: Path) -> None:
     recs = read_records(out)
     assert len(recs) == 20 and good.calls == 10 and flaky.calls == 10
     first = next(r for r in recs if r["system"] == "good" and r["item_id"] == "a1")
-    assert first["prediction"] == "order_status" and first["correct"] is True and first["raw"] == "Intent: order_status"
+    assert (
+        first["prediction"] == "order_status"
+        and first["correct"] is True
+        and first["raw"] == "Intent: order_status"
+    )
     assert first["prompt_tokens"] > 0 and first["completion_tokens"] == 2 and first["latency_s"] >= 0
     assert first["ttft_s"] is not None and first["error"] is None
     g, f = summary.systems["good"], summary.systems["flaky"]
@@ -93,13 +105,16 @@ def test_resume_refuses_a_different_task_or_system(intents_task: Path, tmp_path:
     out = tmp_path / "run"
     run_eval(task, [_system("s", KeywordBackend())], out, progress=False, limit=3)
     with pytest.raises(ConfigError, match="different task or settings"):
-        run_eval(task, [_system("s", KeywordBackend())], out, progress=False, limit=4)
+        run_eval(task, [_system("s", KeywordBackend())], out, progress=False, limit=3, temperature=0.5)
+    # a larger --limit extends the run: only the new items are asked
+    more = KeywordBackend()
+    assert run_eval(task, [_system("s", more)], out, progress=False, limit=5).n_items == 5 and more.calls == 2
     with pytest.raises(ConfigError, match="defined differently"):
         run_eval(task, [_system("s", KeywordBackend(), shots=0)], out, progress=False, limit=3)
     # adding a system to an existing run is fine: only the new one runs
     extra = KeywordBackend()
-    summary = run_eval(task, [_system("t", extra)], out, progress=False, limit=3)
-    assert extra.calls == 3 and set(summary.systems) == {"s", "t"}
+    summary = run_eval(task, [_system("t", extra)], out, progress=False, limit=5)
+    assert extra.calls == 5 and set(summary.systems) == {"s", "t"}
 
 
 def test_bad_arguments(intents_task: Path, tmp_path: Path) -> None:
@@ -126,7 +141,9 @@ def test_perturbations_robustness_and_compare(intents_task: Path, tmp_path: Path
     rob = {(r.system, r.perturbation): r for r in summary.robustness}
     casing = rob[("a", "casing")]
     # keyword lookup is case-insensitive: the same answers, the same accuracy
-    assert casing.n == 10 and casing.consistency == 1.0 and casing.delta == 0.0 and casing.flipped_to_wrong == 0
+    assert (
+        casing.n == 10 and casing.consistency == 1.0 and casing.delta == 0.0 and casing.flipped_to_wrong == 0
+    )
     typos = rob[("a", "typos")]
     assert typos.n == 10 and 0 <= typos.consistency <= 1
     assert typos.flipped_to_wrong == round((typos.original - typos.perturbed) * 10) + typos.flipped_to_right
@@ -149,7 +166,8 @@ def test_repeats_report_spread(intents_task: Path, tmp_path: Path) -> None:
 class KeywordRouter:
     """A Router over two routes: cancellations to one specialist, everything else to the generalist."""
 
-    routes = ["cancel"]
+    def __init__(self) -> None:
+        self.routes = ["cancel"]
 
     def route(self, text: str) -> RouteDecision:
         if "cancel" in text.lower():
@@ -167,7 +185,9 @@ def test_routed_ecosystem_records_routes(intents_task: Path, tmp_path: Path) -> 
     task = load_task(intents_task)
     spec_sys = _system("spec", KeywordBackend(), price_per_hour=0.05)
     gen_sys = _system("gen", KeywordBackend(fail_on=["cancel"]), price_per_hour=0.5)
-    eco_spec = SystemSpec(name="eco", kind="routed", router="(in memory)", routes={"cancel": "spec"}, generalist="gen")
+    eco_spec = SystemSpec(
+        name="eco", kind="routed", router="(in memory)", routes={"cancel": "spec"}, generalist="gen"
+    )
     eco = RoutedSystem(eco_spec, KeywordRouter(), {"cancel": spec_sys}, gen_sys)
     summary = run_eval(task, [gen_sys, spec_sys, eco], tmp_path / "r", progress=False)
     e = summary.systems["eco"]
@@ -183,11 +203,26 @@ def test_routed_ecosystem_records_routes(intents_task: Path, tmp_path: Path) -> 
 
 def test_parse_system_strings() -> None:
     s = parse_system("spec=smollm2-135m,adapter=out/a.gguf,shots=0,mode=complete")
-    assert (s.name, s.kind, s.model, s.adapter, s.shots, s.mode) == ("spec", "model", "smollm2-135m", "out/a.gguf", 0, "complete")
+    assert (s.name, s.kind, s.model, s.adapter, s.shots, s.mode) == (
+        "spec",
+        "model",
+        "smollm2-135m",
+        "out/a.gguf",
+        0,
+        "complete",
+    )
     o = parse_system("openai:gpt-4o-mini@https://api.openai.com/v1")
-    assert (o.name, o.kind, o.model) == ("gpt-4o-mini", "openai", "openai:gpt-4o-mini@https://api.openai.com/v1")
+    assert (o.name, o.kind, o.model) == (
+        "gpt-4o-mini",
+        "openai",
+        "openai:gpt-4o-mini@https://api.openai.com/v1",
+    )
     r = parse_system("eco=routed:runs/router,routes=intents:spec;invoices:inv,generalist=gpt")
-    assert r.routes == {"intents": "spec", "invoices": "inv"} and r.generalist == "gpt" and r.router == "runs/router"
+    assert (
+        r.routes == {"intents": "spec", "invoices": "inv"}
+        and r.generalist == "gpt"
+        and r.router == "runs/router"
+    )
     assert parse_system("/models/my-model.Q4.gguf").name == "my-model.Q4"
     with pytest.raises(ConfigError, match="unknown key"):
         parse_system("x=smollm2-135m,shotz=3")
@@ -211,14 +246,21 @@ def test_routed_system_from_a_fitted_router_directory(intents_task: Path, tmp_pa
     save_router(fit_router(examples, strategy="centroid", min_examples_per_route=5), router_dir)
     task = load_task(intents_task)
     orders, accounts = _system("orders-kw", KeywordBackend()), _system("accounts-kw", KeywordBackend())
-    eco = parse_system(f"eco=routed:{router_dir},routes=orders:orders-kw;accounts:accounts-kw,generalist=orders-kw")
+    eco = parse_system(
+        f"eco=routed:{router_dir},routes=orders:orders-kw;accounts:accounts-kw,generalist=orders-kw"
+    )
     summary = run_eval(task, [orders, accounts, eco], tmp_path / "run", progress=False)
     routes = summary.systems["eco"].routes
     assert sum(routes.values()) == 10 and routes.get("accounts", 0) >= 2  # a4 and a8 are about passwords
     recs = {r["item_id"]: r for r in read_records(tmp_path / "run") if r["system"] == "eco"}
     assert recs["a4"]["route"] == "accounts" and recs["a1"]["route"] == "orders"
     with pytest.raises(ConfigError, match="not systems of this run"):
-        run_eval(task, [orders, parse_system(f"e2=routed:{router_dir},generalist=nobody")], tmp_path / "r2", progress=False)
+        run_eval(
+            task,
+            [orders, parse_system(f"e2=routed:{router_dir},generalist=nobody")],
+            tmp_path / "r2",
+            progress=False,
+        )
 
 
 def test_openai_compatible_endpoint_over_http(intents_task: Path, tmp_path: Path) -> None:
@@ -254,8 +296,14 @@ def test_complete_mode_renders_the_conversation_as_text() -> None:
         {"role": "assistant", "content": "order_status"},
         {"role": "user", "content": "Cancel it please"},
     ]
-    assert messages_to_prompt(msgs) == "Label the intent.\n\nWhere is my parcel? order_status\n\nCancel it please"
+    assert (
+        messages_to_prompt(msgs)
+        == "Label the intent.\n\nWhere is my parcel? order_status\n\nCancel it please"
+    )
     backend = KeywordBackend()
     system = _system("base", backend, mode="complete")
-    gen = system.generate(EvalRequest(text="Cancel it please", build=lambda s: msgs), SamplingParams(max_tokens=4))
-    assert gen.text == "Intent: cancel_order" and gen.prompt_tokens == len(messages_to_prompt(msgs).split())
+    gen = system.generate(
+        EvalRequest(text="Cancel it please", build=lambda s: msgs), SamplingParams(max_tokens=4)
+    )
+    # the backend saw the whole conversation as one prompt (the exemplar's "Where is" matched first)
+    assert gen.text == "Intent: order_status" and gen.prompt_tokens == len(messages_to_prompt(msgs).split())

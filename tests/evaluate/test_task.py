@@ -7,11 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
+from eval_helpers import INTENT_ROWS, write_jsonl
 
 from cadre.errors import ConfigError, DataError, NotFoundError
-from cadre.evaluate.task import FewShotSpec, PromptBuilder, TaskSpec, load_items, load_task, make_extractor, template_fields
-
-from eval_helpers import INTENT_ROWS, write_jsonl
+from cadre.evaluate.task import (
+    FewShotSpec,
+    PromptBuilder,
+    TaskSpec,
+    load_items,
+    load_task,
+    make_extractor,
+    template_fields,
+)
 
 
 def _spec(tmp_path: Path, body: str) -> TaskSpec:
@@ -31,16 +38,18 @@ def test_load_task_resolves_paths_and_metric_shorthand(intents_task: Path) -> No
 
 
 def test_unknown_keys_and_metrics_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="prompt.templte: unknown key"):
+    with pytest.raises(ConfigError, match=r"prompt\.templte: unknown key"):
         _spec(tmp_path, "name: x\ndata: d.jsonl\nprompt: {templte: '{text}'}\n")
     with pytest.raises(ConfigError, match="unknown metric 'acc'"):
         _spec(tmp_path, "name: x\ndata: d.jsonl\nmetric: acc\n")
-    with pytest.raises(ConfigError, match="needs extract.pattern"):
+    with pytest.raises(ConfigError, match=r"needs extract\.pattern"):
         _spec(tmp_path, "name: x\ndata: d.jsonl\nextract: {kind: regex}\n")
 
 
 def test_template_missing_field_names_it_and_the_available_ones(tmp_path: Path, intents_file: Path) -> None:
-    spec = _spec(tmp_path, "name: x\ndata: intents.jsonl\ntarget_field: label\nprompt: {template: 'Q: {question}'}\n")
+    spec = _spec(
+        tmp_path, "name: x\ndata: intents.jsonl\ntarget_field: label\nprompt: {template: 'Q: {question}'}\n"
+    )
     with pytest.raises(ConfigError, match=r"uses \{question\}.*available fields: id, label, text"):
         load_items(spec)
     assert template_fields("{a} {b[x]} {a.y} {{lit}}") == ["a", "b"]
@@ -71,7 +80,9 @@ def test_empty_missing_and_malformed_files(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"text": "a", "answer": 1}\n{oops\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.jsonl:2: not valid JSON"):
         load_items(_spec(tmp_path, "name: x\ndata: bad.jsonl\n"))
-    write_jsonl(tmp_path / "dup.jsonl", [{"id": 1, "text": "a", "answer": 1}, {"id": 1, "text": "b", "answer": 2}])
+    write_jsonl(
+        tmp_path / "dup.jsonl", [{"id": 1, "text": "a", "answer": 1}, {"id": 1, "text": "b", "answer": 2}]
+    )
     with pytest.raises(DataError, match="duplicate id '1'"):
         load_items(_spec(tmp_path, "name: x\ndata: dup.jsonl\n"))
     write_jsonl(tmp_path / "nt.jsonl", [{"text": "a"}])
@@ -110,8 +121,12 @@ def test_prompt_builder_fixed_and_random_few_shot(intents_task: Path) -> None:
     # the item is never its own exemplar
     assert msgs[1]["content"] == "Message: " + INTENT_ROWS[1][1] and msgs[2]["content"] == "cancel_order"
     assert msgs[-1]["content"] == "Message: " + INTENT_ROWS[0][1]
-    assert builder.messages(items[5], shots=0)[1:] == [{"role": "user", "content": "Message: " + INTENT_ROWS[5][1]}]
-    rnd = spec.model_copy(update={"prompt": spec.prompt.model_copy(update={"few_shot": FewShotSpec(k=3, selection="random")})})
+    assert builder.messages(items[5], shots=0)[1:] == [
+        {"role": "user", "content": "Message: " + INTENT_ROWS[5][1]}
+    ]
+    rnd = spec.model_copy(
+        update={"prompt": spec.prompt.model_copy(update={"few_shot": FewShotSpec(k=3, selection="random")})}
+    )
     b2 = PromptBuilder(rnd, items)
     ex = b2.exemplars(items[3])
     assert len(ex) == 3 and items[3].id not in {e.id for e in ex}

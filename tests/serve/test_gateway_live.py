@@ -296,3 +296,23 @@ def test_template_path_is_resolved(tmp_path: Path) -> None:
         {"specialists": [{"name": "a"}], "server": {"fallback": "error"}}, base_dir=tmp_path
     )
     assert spec.adapter_root() == tmp_path.resolve()
+
+
+@pytest.mark.slow
+def test_router_from_a_saved_folder_matches_the_one_fitted_from_the_spec(tmp_path: Path) -> None:
+    from cadre.route import save_router
+    from cadre.serve.wiring import build_router
+
+    data = {
+        "specialists": [{"name": "support", "examples": SUPPORT}, {"name": "invoices", "examples": INVOICES}],
+        "router": {"build": {"strategy": "centroid", "folds": 3}, "out_of_scope": OUT_OF_SCOPE},
+        "server": {"fallback": "error"},
+    }
+    fitted, note = build_router(parse_ecosystem(data))
+    assert fitted is not None and "fitted at start-up on 28 examples" in note
+    save_router(fitted, tmp_path / "router")
+    loaded, note = build_router(parse_ecosystem({**data, "router": {"path": "router"}}, base_dir=tmp_path))
+    assert loaded is not None and note.startswith("loaded from")
+    texts = ["Where is my refund?", "Invoice 9 from Acme, total $5", "Who painted the Mona Lisa?"]
+    assert [d.route for d in loaded.route_batch(texts)] == [d.route for d in fitted.route_batch(texts)]
+    assert [d.route for d in fitted.route_batch(texts)][:2] == ["support", "invoices"]

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from cadre.errors import BackendError, CapacityError, ConfigError, ContextLengthError, NotFoundError
-from cadre.serve.errors import APIError
+from cadre.serve.errors import APIError, ClientGone
 from cadre.serve.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from cadre.serve.workers import Admission
 
@@ -106,6 +106,7 @@ def test_completion_and_embedding_inputs() -> None:
         (ConfigError("bad"), 400, "invalid_value"),
         (BackendError("down"), 502, "backend_error"),
         (TimeoutError(), 504, "timeout"),
+        (ClientGone(), 499, "client_closed"),
         (RuntimeError("secret internals"), 500, "internal_error"),
     ],
 )
@@ -113,7 +114,14 @@ def test_library_errors_map_to_http(err: Exception, status: int, code: str) -> N
     api = APIError.from_exception(err)
     assert (api.status, api.code) == (status, code)
     assert "secret internals" not in api.message  # unexpected errors never leak their text
-    assert api.type in {"invalid_request_error", "not_found_error", "rate_limit_error", "server_error"}
+    assert api.type in {
+        "invalid_request_error",
+        "not_found_error",
+        "rate_limit_error",
+        "server_error",
+        "client_closed",
+    }
+    assert "Traceback" not in api.message
 
 
 def test_admission_bounds_requests_and_hints_a_retry() -> None:

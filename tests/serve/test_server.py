@@ -190,6 +190,8 @@ def test_metrics_count_requests_tokens_routes(live: LiveServer) -> None:
     assert 'cadre_tokens_total{kind="completion",route="generalist"}' in text
     assert "cadre_request_seconds_bucket" in text
     assert 'cadre_requests_total{endpoint="/v1/chat/completions",status="200"}' in text
+    assert "cadre_queue_depth 0.0" in text
+    assert 'cadre_generations_in_flight{model="smollm2-135m"} 0.0' in text
 
 
 def test_client_disconnect_cancels_a_non_streamed_generation(live: LiveServer) -> None:

@@ -66,7 +66,9 @@ def label_rows(n: int, seed: int = 0) -> list[dict]:
     for i in range(n):
         label = LABELS[i % len(LABELS)]
         text = f"ticket {rng.randint(100, 999)}: a question about {label} for account {rng.randint(1, 99)}"
-        rows.append({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": label}]})
+        rows.append(
+            {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": label}]}
+        )
     return rows
 
 

@@ -15,7 +15,17 @@ from cadre.cli.main import app
 def test_train_then_export_json(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "run"
-    args = ["train", "--base", str(tiny_base), "--data", str(chat_data), "--out", str(out), "--max-steps", "2"]
+    args = [
+        "train",
+        "--base",
+        str(tiny_base),
+        "--data",
+        str(chat_data),
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+    ]
     args += ["--rank", "4", "--batch-size", "4", "--max-length", "96", "--json"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output

@@ -38,7 +38,15 @@ def test_bad_budgets(text: str) -> None:
 def test_defaults_need_only_data_and_out(tmp_path: Path) -> None:
     c = TrainConfig(data=tmp_path / "d.jsonl", out=tmp_path / "o")
     assert c.base == "smollm2-135m" and c.lora.rank == 16 and c.lora.alpha == 32
-    assert c.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert c.lora.target_modules == [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ]
     assert (c.micro_batch, c.accumulation) == (8, 1)
 
 

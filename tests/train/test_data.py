@@ -91,7 +91,9 @@ def test_one_class_and_empty_datasets_are_unusable(tmp_path: Path) -> None:
         D.check_usable(examples, what="d.jsonl")
     with pytest.raises(DataError, match="no examples"):
         D.check_usable([], what="d.jsonl")
-    summary = D.check_usable(examples[:9] + [D.ChatExample((("user", "q"), ("assistant", "no")), "x")], what="d")
+    summary = D.check_usable(
+        [*examples[:9], D.ChatExample((("user", "q"), ("assistant", "no")), "x")], what="d"
+    )
     assert summary.distinct_answers == 2
 
 
@@ -122,7 +124,12 @@ def test_datasets_directory_with_splits(tmp_path: Path) -> None:
 
 def test_assistant_only_mask(tokenizer) -> None:
     ex = D.ChatExample(
-        (("user", "Where is my parcel?"), ("assistant", "shipping"), ("user", "And the bill?"), ("assistant", "billing")),
+        (
+            ("user", "Where is my parcel?"),
+            ("assistant", "shipping"),
+            ("user", "And the bill?"),
+            ("assistant", "billing"),
+        ),
         "mem:1",
     )
     (tok,), report = D.tokenize_examples([ex], tokenizer, max_length=512)

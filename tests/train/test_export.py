@@ -41,7 +41,9 @@ def tiny_adapter(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     ref = resolve_base(str(tiny_base))
     model = AutoModelForCausalLM.from_pretrained(str(tiny_base))
     torch.manual_seed(0)
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "down_proj"], init_lora_weights=False
+    )
     get_peft_model(model, lora).save_pretrained(str(out))
     (out / "cadre.json").write_text(json.dumps({"base": describe_base(ref, model.config).to_json()}))
     return out
@@ -71,14 +73,24 @@ def test_gguf_adapter_layout(tiny_adapter: Path, tmp_path: Path) -> None:
     def b(name: str) -> np.ndarray:
         return np.asarray(tensors[name].data)
 
-    np.testing.assert_allclose(b("blk.1.attn_q.weight.lora_b"), permute_qk_rows(peft[prefix + "self_attn.q_proj.lora_B.weight"], 4))
-    np.testing.assert_allclose(b("blk.1.attn_k.weight.lora_b"), permute_qk_rows(peft[prefix + "self_attn.k_proj.lora_B.weight"], 2))
-    np.testing.assert_allclose(b("blk.1.attn_v.weight.lora_b"), peft[prefix + "self_attn.v_proj.lora_B.weight"])
-    np.testing.assert_allclose(b("blk.1.attn_q.weight.lora_a"), peft[prefix + "self_attn.q_proj.lora_A.weight"])
+    np.testing.assert_allclose(
+        b("blk.1.attn_q.weight.lora_b"), permute_qk_rows(peft[prefix + "self_attn.q_proj.lora_B.weight"], 4)
+    )
+    np.testing.assert_allclose(
+        b("blk.1.attn_k.weight.lora_b"), permute_qk_rows(peft[prefix + "self_attn.k_proj.lora_B.weight"], 2)
+    )
+    np.testing.assert_allclose(
+        b("blk.1.attn_v.weight.lora_b"), peft[prefix + "self_attn.v_proj.lora_B.weight"]
+    )
+    np.testing.assert_allclose(
+        b("blk.1.attn_q.weight.lora_a"), peft[prefix + "self_attn.q_proj.lora_A.weight"]
+    )
 
     unpermuted = export_adapter(tiny_adapter, "gguf-adapter", out=tmp_path / "u.gguf", _permute_qk=False)
     raw = {t.name: np.asarray(t.data) for t in gguf.GGUFReader(str(unpermuted)).tensors}
-    np.testing.assert_allclose(raw["blk.1.attn_q.weight.lora_b"], peft[prefix + "self_attn.q_proj.lora_B.weight"])
+    np.testing.assert_allclose(
+        raw["blk.1.attn_q.weight.lora_b"], peft[prefix + "self_attn.q_proj.lora_B.weight"]
+    )
 
 
 def test_f16_adapter_and_default_name(tiny_adapter: Path) -> None:
@@ -92,7 +104,9 @@ def test_f16_adapter_and_default_name(tiny_adapter: Path) -> None:
 
 def test_peft_copy(tiny_adapter: Path, tmp_path: Path) -> None:
     out = export_adapter(tiny_adapter, "peft", out=tmp_path / "p")
-    assert {"adapter_config.json", "adapter_model.safetensors", "cadre.json"} <= {f.name for f in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "cadre.json"} <= {
+        f.name for f in out.iterdir()
+    }
 
 
 def test_bad_export_requests(tiny_adapter: Path, tmp_path: Path) -> None:

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.slow
 
 PROMPTS = [
     [{"role": "user", "content": "What is the capital of France?"}],
-    [{"role": "system", "content": "Classify the message."}, {"role": "user", "content": "My card was charged twice."}],
+    [
+        {"role": "system", "content": "Classify the message."},
+        {"role": "user", "content": "My card was charged twice."},
+    ],
 ]
 
 
@@ -26,8 +29,12 @@ def _cpp_logits(model_path: Path, token_lists: list[list[int]], lora: Path | Non
     from llama_cpp import Llama
 
     llm = Llama(
-        model_path=str(model_path), lora_path=str(lora) if lora else None,
-        n_ctx=256, logits_all=True, n_threads=2, verbose=False,
+        model_path=str(model_path),
+        lora_path=str(lora) if lora else None,
+        n_ctx=256,
+        logits_all=True,
+        n_threads=2,
+        verbose=False,
     )
     try:
         rows = []
@@ -68,7 +75,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     hf_base = hf_logits(model)
     torch.manual_seed(1)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets, init_lora_weights=False))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, target_modules=targets, init_lora_weights=False)
+    )
     hf_lora = hf_logits(peft_model)
     adapter = tmp_path_factory.mktemp("random-lora")
     peft_model.save_pretrained(str(adapter))
@@ -91,7 +100,9 @@ def test_exported_adapter_matches_peft_and_unpermuted_fails(setup) -> None:
 
     naive = export_adapter(adapter, "gguf-adapter", out=adapter / "unpermuted.gguf", _permute_qk=False)
     cpp_naive = _cpp_logits(ref.path, token_lists, lora=naive)
-    print(f"parity: permuted {_corr(cpp_lora - cpp_base, effect):.4f}, unpermuted {_corr(cpp_naive - cpp_base, effect):.4f}")
+    print(
+        f"parity: permuted {_corr(cpp_lora - cpp_base, effect):.4f}, unpermuted {_corr(cpp_naive - cpp_base, effect):.4f}"
+    )
     assert _corr(cpp_naive - cpp_base, effect) < 0.97  # loads and runs, but fails the parity gate
 
 
@@ -99,7 +110,9 @@ def test_merged_gguf_answers_like_the_adapter(setup) -> None:
     from cadre.train.export import export_adapter
 
     ref, adapter, token_lists, hf_base, hf_lora, cpp_base = setup
-    with_adapter = _cpp_logits(ref.path, token_lists, lora=export_adapter(adapter, "gguf-adapter", quant="F16"))
+    with_adapter = _cpp_logits(
+        ref.path, token_lists, lora=export_adapter(adapter, "gguf-adapter", quant="F16")
+    )
     merged = _cpp_logits(export_adapter(adapter, "gguf-merged"), token_lists)
     assert _corr(merged, with_adapter) >= 0.99
     assert _corr(merged - cpp_base, hf_lora - hf_base) >= 0.98

@@ -49,7 +49,9 @@ def test_kill9_and_resume_equals_uninterrupted_run(tiny_base: Path, chat_data: P
             if ckpt is not None and ckpt.name >= "step-00000004":
                 break
             if child.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the training child ended (rc={child.returncode}) or stalled before its 2nd checkpoint")
+                pytest.fail(
+                    f"the training child ended (rc={child.returncode}) or stalled before its 2nd checkpoint"
+                )
             time.sleep(0.02)
         os.kill(child.pid, signal.SIGKILL)
     finally:
@@ -59,7 +61,9 @@ def test_kill9_and_resume_equals_uninterrupted_run(tiny_base: Path, chat_data: P
     last = latest_checkpoint(interrupted.out)
     assert last is not None and last.name < "step-00000024"
     # a kill during a checkpoint write leaves only a .tmp- directory, which resume ignores
-    assert all(p.name.startswith(("step-", ".tmp-", ".old-")) for p in (interrupted.out / "checkpoints").iterdir())
+    assert all(
+        p.name.startswith(("step-", ".tmp-", ".old-")) for p in (interrupted.out / "checkpoints").iterdir()
+    )
 
     resumed = train(interrupted, progress=False, resume=True)
     assert resumed.resumed_from == int(last.name.split("-")[1]) and resumed.steps == 24

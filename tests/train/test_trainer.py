@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,25 @@ from cadre.train import TrainConfig, train
 from cadre.train import data as D
 from cadre.train.trainer import _LossFn, _plan_steps, cpu_supports_bf16, lr_at
 
-from .conftest import label_rows, write_jsonl
+from .conftest import write_jsonl
 
 
 def tiny_config(base: Path, data: Path, out: Path, **kw) -> TrainConfig:
-    defaults = {"batch_size": 4, "max_length": 96, "learning_rate": 3e-3, "lora": {"rank": 4, "alpha": 8}, "seed": 0}
-    return TrainConfig.model_validate({"base": str(base), "data": str(data), "out": str(out), **defaults, **kw})
+    defaults = {
+        "batch_size": 4,
+        "max_length": 96,
+        "learning_rate": 3e-3,
+        "lora": {"rank": 4, "alpha": 8},
+        "seed": 0,
+    }
+    return TrainConfig.model_validate(
+        {"base": str(base), "data": str(data), "out": str(out), **defaults, **kw}
+    )
 
 
-def test_train_writes_adapter_config_metrics_and_card(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
+def test_train_writes_adapter_config_metrics_and_card(
+    tiny_base: Path, chat_data: Path, tmp_path: Path
+) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -29,7 +38,12 @@ def test_train_writes_adapter_config_metrics_and_card(tiny_base: Path, chat_data
     result = train(tiny_config(tiny_base, chat_data, out, max_steps=16, eval_every=4), progress=False)
     assert result.adapter_dir == out and result.steps == 16 and result.stopped == "completed"
     names = {p.name for p in out.iterdir()}
-    assert {"adapter_model.safetensors", "adapter_config.json", "train_config.json", "train_config.yaml"} <= names
+    assert {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "train_config.json",
+        "train_config.yaml",
+    } <= names
     assert {"metrics.json", "README.md", "cadre.json", "checkpoints"} <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -38,7 +52,13 @@ def test_train_writes_adapter_config_metrics_and_card(tiny_base: Path, chat_data
     assert len(evals) == 4 and evals[-1] < evals[0]  # it learns the labels
     assert metrics["best"]["eval_loss"] == min(evals)
     card = (out / "README.md").read_text()
-    for section in ("## Base model", "## Data", "## Hyperparameters", "## Metrics", "## Intended use and limits"):
+    for section in (
+        "## Base model",
+        "## Data",
+        "## Hyperparameters",
+        "## Metrics",
+        "## Intended use and limits",
+    ):
         assert section in card
     # the adapter is a normal PEFT adapter
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_base)), str(out))
@@ -57,7 +77,10 @@ def test_loss_only_on_labelled_positions_matches_hf(tiny_base: Path, tokenizer) 
         AutoModelForCausalLM.from_pretrained(str(tiny_base)), LoraConfig(r=2, target_modules=["q_proj"])
     )
     model.eval()
-    exs = [D.ChatExample((("user", f"question {i}" * (i + 1)), ("assistant", f"answer {i}")), f"m:{i}") for i in range(3)]
+    exs = [
+        D.ChatExample((("user", f"question {i}" * (i + 1)), ("assistant", f"answer {i}")), f"m:{i}")
+        for i in range(3)
+    ]
     toks, _ = D.tokenize_examples(exs, tokenizer, max_length=128)
     from cadre.train.trainer import _collate
 
@@ -96,8 +119,14 @@ def test_step_planning_from_epochs_tokens_time_and_caps(tmp_path: Path) -> None:
 def test_token_budget_run_and_early_stopping(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
     # a learning rate of ~0 never improves the held-out loss: stop after `patience` evaluations
     cfg = tiny_config(
-        tiny_base, chat_data, tmp_path / "run", learning_rate=1e-12, schedule="constant",
-        budget="20k tokens", eval_every=1, early_stopping_patience=2,
+        tiny_base,
+        chat_data,
+        tmp_path / "run",
+        learning_rate=1e-12,
+        schedule="constant",
+        budget="20k tokens",
+        eval_every=1,
+        early_stopping_patience=2,
     )
     result = train(cfg, progress=False)
     assert result.stopped == "early_stopping" and result.steps == 3
@@ -110,7 +139,9 @@ def test_bad_inputs_fail_before_training(tiny_base: Path, chat_data: Path, tmp_p
         train(tiny_config("smollm9", chat_data, tmp_path / "a"), progress=False)  # type: ignore[arg-type]
     with pytest.raises(NotFoundError, match="does not exist"):
         train(tiny_config(tiny_base, tmp_path / "missing.jsonl", tmp_path / "b"), progress=False)
-    one_class = write_jsonl(tmp_path / "one.jsonl", [{"prompt": f"q{i}", "completion": "same"} for i in range(9)])
+    one_class = write_jsonl(
+        tmp_path / "one.jsonl", [{"prompt": f"q{i}", "completion": "same"} for i in range(9)]
+    )
     from cadre.errors import DataError
 
     with pytest.raises(DataError, match="same answer"):
@@ -123,5 +154,3 @@ def test_bad_inputs_fail_before_training(tiny_base: Path, chat_data: Path, tmp_p
 def test_bf16_detection_reads_cpuinfo() -> None:
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     assert cpu_supports_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
-
-

@@ -651,7 +651,10 @@ def _routing_lines(ev: dict[str, Any] | None) -> list[str]:
         f"p99 {ev.get('p99_ms', 0):.1f} ms.",
     ]
     for e in (ev.get("errors") or [])[:3]:
-        lines.append(f'misrouted: "{str(e.get("text", ""))[:90]}" → {e.get("predicted", e.get("route"))}')
+        lines.append(
+            f'misrouted: "{str(e.get("text", ""))[:90]}" → {e.get("routed", e.get("predicted"))} '
+            f"(true: {e.get('truth', '?')})"
+        )
     return lines
 
 

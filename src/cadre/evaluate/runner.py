@@ -220,7 +220,7 @@ def _check_resume(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     if old.get("fingerprint") != meta["fingerprint"]:
         raise ConfigError(
             f"{run_dir} holds a run of a different task or settings (task {old.get('task', {}).get('name')!r}); "
-            "resume with the same task spec and --limit/--temperature, or choose another --out"
+            "resume with the same task spec and --temperature, or choose another --out"
         )
     systems = {s["name"]: s for s in old.get("systems", [])}
     for s in meta["systems"]:
@@ -318,9 +318,8 @@ def run_eval(
 
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint_src = json.dumps(
-        {"task": task.fingerprint, "limit": limit, "perturb_seed": perturb_seed}, sort_keys=True
-    )
+    # --limit is not part of the fingerprint: a run can be resumed with more (or fewer) items
+    fingerprint_src = json.dumps({"task": task.fingerprint, "perturb_seed": perturb_seed}, sort_keys=True)
     import hashlib
 
     meta: dict[str, Any] = {

@@ -24,7 +24,7 @@ from cadre.errors import (
 )
 from cadre.serve.protocol import ErrorBody, ErrorResponse
 
-__all__ = ["APIError", "error_response", "install_error_handlers"]
+__all__ = ["APIError", "ClientGone", "error_response", "install_error_handlers"]
 
 log = logging.getLogger("cadre.serve")
 
@@ -37,11 +37,16 @@ _TYPES = {
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
+    499: "client_closed",
     500: "server_error",
     502: "server_error",
     503: "server_error",
     504: "server_error",
 }
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready; nothing is sent back."""
 
 
 class APIError(Exception):
@@ -78,8 +83,12 @@ class APIError(Exception):
             return cls(429, str(err), code="queue_full", headers={"Retry-After": "1"})
         if isinstance(err, ConfigError):
             return cls(400, str(err), code="invalid_value")
+        if isinstance(err, ClientGone):
+            return cls(499, "client closed the request", code="client_closed")
         if isinstance(err, BackendError):
-            return cls(502, f"the model backend failed: {err}", code="backend_error")
+            # The detail may name internal endpoints: it goes to the server log, not to the client.
+            log.warning("backend error: %s", err)
+            return cls(502, "the model backend failed; the server log has the details", code="backend_error")
         if isinstance(err, TimeoutError):
             return cls(504, "the model did not answer in time", code="timeout")
         if isinstance(err, CadreError):

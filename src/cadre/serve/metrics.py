@@ -66,10 +66,10 @@ class Metrics:
             "cadre_cancelled", "generations stopped because the client went away", registry=r
         )
         self.queue_depth = Gauge("cadre_queue_depth", "requests admitted and not finished", registry=r)
-        self.batch_size = Histogram(
-            "cadre_batch_size",
-            "requests decoded together",
-            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+        self.in_flight = Gauge(
+            "cadre_generations_in_flight",
+            "generations submitted to a loaded model and not finished",
+            ["model"],
             registry=r,
         )
         self.reloads = Counter("cadre_reloads", "ecosystem reloads by outcome", ["outcome"], registry=r)

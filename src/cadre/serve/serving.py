@@ -15,9 +15,8 @@ import asyncio
 import json
 import logging
 import os
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,29 +33,27 @@ from cadre.config.ecosystem import (
 )
 from cadre.errors import BackendError, CadreError, ConfigError, did_you_mean
 from cadre.route.protocol import GENERALIST, RouteDecision, Router
-from cadre.runtime.protocol import Backend, ChatMessage, Completion, StreamChunk, Usage
-from cadre.serve.errors import APIError
+from cadre.runtime.protocol import Backend, ChatMessage, Completion, Usage
+from cadre.serve.errors import APIError, ClientGone
 from cadre.serve.metrics import Metrics
 from cadre.serve.protocol import (
     AssistantMessage,
     CadreInfo,
     ChatChoice,
-    ChatCompletionChunk,
     ChatCompletionRequest,
     ChatCompletionResponse,
-    ChunkChoice,
     CompletionChoice,
     CompletionRequest,
     CompletionResponse,
-    DeltaMessage,
     EmbeddingData,
     EmbeddingRequest,
     EmbeddingResponse,
     ModelCard,
     ModelList,
     UsageInfo,
-    new_id,
 )
+from cadre.serve.streaming import StreamResult, finish_reason, sse_events, usage_info
+from cadre.serve.wiring import CorpusGrounder, build_router, embed_texts
 from cadre.serve.workers import Admission, Job, Worker
 
 __all__ = ["BackendLoader", "Gateway", "Snapshot", "StreamResult", "Target"]
@@ -113,20 +110,6 @@ class _Decision:
     info: CadreInfo
 
 
-@dataclass
-class StreamResult:
-    """A streamed answer: the SSE body, the response headers, and ``close`` (idempotent: cancels the generation
-    and frees the queue slot; the route also runs it after the response, in case the body never started)."""
-
-    body: AsyncIterator[bytes]
-    headers: dict[str, str]
-    close: Callable[[], None]
-
-
-class ClientGone(Exception):
-    """The client disconnected; nothing is sent back."""
-
-
 def _merge_system(system_prompt: str | None, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     """Put the target's system prompt first; a client's own system text follows it in the same message."""
     msgs = [dict(m) for m in messages]
@@ -143,17 +126,6 @@ def _last_user_text(messages: Sequence[ChatMessage]) -> str:
         if m["role"] == "user":
             return m["content"]
     return messages[-1]["content"] if messages else ""
-
-
-def _usage(u: Usage) -> UsageInfo:
-    return UsageInfo(
-        prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, total_tokens=u.total_tokens
-    )
-
-
-def _sse(obj: Any) -> bytes:
-    payload = obj.model_dump_json(exclude_none=True) if hasattr(obj, "model_dump_json") else json.dumps(obj)
-    return f"data: {payload}\n\n".encode()
 
 
 class Gateway:
@@ -196,6 +168,7 @@ class Gateway:
         self._router_key: str | None = None
         self._reload_lock = asyncio.Lock()
         self.admission = Admission(spec.server.queue_size)
+        self.metrics.queue_depth.set_function(lambda: self.admission.active)
         self.started = 0.0
         self.draining = False
 
@@ -257,7 +230,8 @@ class Gateway:
         backend = await asyncio.to_thread(self._load, model, **kw)
         remote = _is_remote(model)
         concurrency = spec.server.remote_concurrency if remote else max(spec.server.max_batch_size, 1)
-        self._workers[key] = Worker(backend, concurrency=concurrency, remote=remote)
+        worker = self._workers[key] = Worker(backend, concurrency=concurrency, remote=remote)
+        self.metrics.in_flight.labels(model.split("@", 1)[0]).set_function(worker.pending)
         return key
 
     async def _ensure_adapter(
@@ -455,7 +429,16 @@ class Gateway:
             )
         router = snap.router
         t0 = time.perf_counter()
-        decision: RouteDecision = await asyncio.to_thread(router.route_chat, list(messages))
+        try:
+            decision: RouteDecision = await asyncio.to_thread(router.route_chat, list(messages))
+        except CadreError as err:
+            if snap.generalist is None:
+                raise
+            log.warning("the router failed (%s); the generalist answers", err)
+            self.metrics.fallbacks.labels(AUTO_MODEL, "router_error").inc()
+            info = CadreInfo(route=GENERALIST, reason="the router failed: generalist", requested=AUTO_MODEL)
+            info.fallback = True
+            return _Decision(snap.generalist, info)
         self.metrics.router_latency.observe(time.perf_counter() - t0)
         route, reason = decision.route, decision.reason or "router"
         threshold = snap.spec.router.threshold
@@ -560,8 +543,8 @@ class Gateway:
     def _fallback_info(self, target: Target, info: CadreInfo, err: BaseException) -> CadreInfo:
         cause = "timeout" if isinstance(err, TimeoutError) else "error"
         self.metrics.fallbacks.labels(target.name, cause).inc()
-        detail = "timed out" if cause == "timeout" else f"failed ({str(err)[:120]})"
-        log.warning("specialist %r %s; the generalist answers", target.name, detail)
+        detail = "timed out" if cause == "timeout" else f"failed ({type(err).__name__})"
+        log.warning("specialist %r %s (%s); the generalist answers", target.name, detail, err)
         return CadreInfo(
             route=GENERALIST,
             reason=f"fallback: specialist {target.name!r} {detail}",
@@ -672,10 +655,10 @@ class Gateway:
             choices=[
                 ChatChoice(
                     message=AssistantMessage(content=completion.text),
-                    finish_reason=_finish(completion.finish_reason),
+                    finish_reason=finish_reason(completion.finish_reason),
                 )
             ],
-            usage=_usage(completion.usage),
+            usage=usage_info(completion.usage),
             cadre=info,
         )
         return response, self.headers(info)
@@ -715,8 +698,10 @@ class Gateway:
         self._account("completions", target, info, completion.usage, started)
         response = CompletionResponse(
             model=target.name,
-            choices=[CompletionChoice(text=completion.text, finish_reason=_finish(completion.finish_reason))],
-            usage=_usage(completion.usage),
+            choices=[
+                CompletionChoice(text=completion.text, finish_reason=finish_reason(completion.finish_reason))
+            ],
+            usage=usage_info(completion.usage),
             cadre=info,
         )
         return response, self.headers(info)
@@ -782,102 +767,19 @@ class Gateway:
             if not finished:
                 self.metrics.cancelled.inc()
 
-        body = self._stream_body(kind, job, first, target, info, include_usage, started, close)
+        ttft = self.metrics.ttft.labels(target.name)
+        body = sse_events(
+            kind,
+            job,
+            first,
+            model=target.name,
+            info=info,
+            include_usage=include_usage,
+            on_first_token=lambda: ttft.observe(time.perf_counter() - started),
+            on_done=lambda usage: self._account(kind, target, info, usage, started),
+            close=close,
+        )
         return StreamResult(body=body, headers=self.headers(info), close=close)
-
-    async def _stream_body(
-        self,
-        kind: Literal["chat", "complete"],
-        job: Job,
-        first: tuple[str, Any],
-        target: Target,
-        info: CadreInfo,
-        include_usage: bool,
-        started: float,
-        close: Callable[[bool], None],
-    ) -> AsyncIterator[bytes]:
-        rid, created = new_id("chatcmpl" if kind == "chat" else "cmpl"), int(time.time())
-        usage = Usage()
-        finish: str | None = None
-        finished = False
-        first_token_at: float | None = None
-
-        def chunk(
-            text: str | None, *, role: bool = False, finish_reason: str | None = None, cadre: bool = False
-        ) -> bytes:
-            if kind == "chat":
-                delta = DeltaMessage(role="assistant" if role else None, content=text)
-                return _sse(
-                    ChatCompletionChunk(
-                        id=rid,
-                        created=created,
-                        model=target.name,
-                        choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
-                        cadre=info if cadre else None,
-                    )
-                )
-            return _sse(
-                CompletionResponse(
-                    id=rid,
-                    created=created,
-                    model=target.name,
-                    choices=[CompletionChoice(text=text or "", finish_reason=finish_reason)],
-                    cadre=info if cadre else None,
-                )
-            )
-
-        try:
-            if kind == "chat":
-                yield chunk("", role=True, cadre=True)
-            event = first
-            while True:
-                ev_kind, payload = event
-                if ev_kind == "end":
-                    break
-                if ev_kind == "error":
-                    err = APIError.from_exception(payload)
-                    yield _sse(
-                        {"error": {"message": err.message, "type": err.type, "param": None, "code": err.code}}
-                    )
-                    finished = True
-                    return
-                c: StreamChunk = payload
-                if c.text:
-                    if first_token_at is None:
-                        first_token_at = time.perf_counter()
-                        self.metrics.ttft.labels(target.name).observe(first_token_at - started)
-                    yield chunk(c.text)
-                if c.finish_reason is not None:
-                    finish = _finish(c.finish_reason)
-                if c.usage is not None:
-                    usage = c.usage
-                event = await job.events.get()
-            yield chunk(
-                None if kind == "chat" else "", finish_reason=finish or "stop", cadre=kind == "complete"
-            )
-            if include_usage:
-                if kind == "chat":
-                    yield _sse(
-                        ChatCompletionChunk(
-                            id=rid,
-                            created=created,
-                            model=target.name,
-                            choices=[],
-                            usage=_usage(usage),
-                            cadre=info,
-                        )
-                    )
-                else:
-                    yield _sse(
-                        CompletionResponse(
-                            id=rid, created=created, model=target.name, choices=[], usage=_usage(usage)
-                        )
-                    )
-            yield b"data: [DONE]\n\n"
-            finished = True
-            self._account(kind, target, info, usage, started)
-        finally:
-            close(finished)
 
     # -- embeddings -----------------------------------------------------------------------------------------
 
@@ -895,7 +797,7 @@ class Gateway:
             raise APIError(400, "dimensions is not supported (the model has 384)", param="dimensions")
         started = self._admit()
         try:
-            vectors, n_tokens = await asyncio.to_thread(_embed, texts)
+            vectors, n_tokens = await asyncio.to_thread(embed_texts, texts)
         finally:
             self.admission.release(started)
         data = []
@@ -912,67 +814,3 @@ class Gateway:
         return EmbeddingResponse(
             data=data, model=EMBEDDING_MODEL, usage=UsageInfo(prompt_tokens=n_tokens, total_tokens=n_tokens)
         )
-
-
-def _finish(reason: str | None) -> str | None:
-    return "stop" if reason == "error" else reason
-
-
-def _embed(texts: list[str]) -> tuple[Any, int]:
-    from cadre.runtime.embeddings import get_embedder
-
-    embedder = get_embedder()
-    vectors = embedder.encode(texts)
-    tokenizer = getattr(getattr(embedder, "_model", None), "tokenizer", None)
-    n_tokens = 0
-    if tokenizer is not None:
-        limit = embedder.max_seq_length or None
-        for ids in tokenizer(texts, truncation=limit is not None, max_length=limit)["input_ids"]:
-            n_tokens += len(ids)
-    return vectors, n_tokens
-
-
-# -- default router and grounding (the route and knowledge layers) --------------------------------------------
-
-
-def build_router(spec: EcosystemSpec) -> tuple[Router | None, str]:
-    """The router of ``spec``: loaded from ``router.path``, else fitted from the specialists' examples.
-
-    Returns (None, why) when there is nothing to build a router from.
-    """
-    import cadre.route as route
-
-    if spec.router.path:
-        path = spec.resolve(spec.router.path)
-        return route.load_router(path), f"loaded from {path}"  # type: ignore[attr-defined]
-    with_examples = [s for s in spec.specialists if s.examples]
-    if not with_examples:
-        return None, "no specialist has examples"
-    from cadre.route.config import RouterSpec as RouteBuildSpec
-    from cadre.route.data import Example
-
-    examples = [Example(text=t, route=s.name) for s in with_examples for t in s.examples]
-    examples += [Example(text=t, route=None) for t in spec.router.out_of_scope]
-    build = RouteBuildSpec.model_validate(spec.router.build)
-    router = route.fit_router(examples, spec=build)  # type: ignore[attr-defined]
-    return router, f"fitted at start-up on {len(examples)} examples"
-
-
-class CorpusGrounder:
-    """Grounds chats in knowledge corpora (``cadre.knowledge.ground``), keeping each opened corpus."""
-
-    def __init__(self) -> None:
-        self._corpora: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def __call__(
-        self, ref: KnowledgeRef, messages: Sequence[ChatMessage]
-    ) -> tuple[list[ChatMessage], list[dict[str, Any]]]:
-        from cadre.knowledge import ground, open_corpus
-
-        with self._lock:
-            corpus = self._corpora.get(ref.corpus)
-            if corpus is None:
-                corpus = self._corpora[ref.corpus] = open_corpus(ref.corpus)
-            out, citations = ground(list(messages), corpus, k=ref.top_k)
-        return [{"role": str(m["role"]), "content": str(m.get("content") or "")} for m in out], citations

@@ -13,7 +13,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,7 +45,6 @@ class Job:
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     result: asyncio.Future[Completion] = field(init=False)
     events: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
-    started: float = 0.0
 
     def __post_init__(self) -> None:
         self.result = self.loop.create_future()
@@ -84,7 +83,6 @@ def _iter_stream(backend: Backend, job: Job) -> Iterator[StreamChunk]:
 
 def _run_one(backend: Backend, job: Job) -> None:
     """Generate one job on the calling thread, stopping at the next token once it is cancelled."""
-    job.started = time.perf_counter()
     stream = _iter_stream(backend, job)
     try:
         if job.stream:
@@ -157,10 +155,6 @@ class Worker:
             job._emit("error", err)
         finally:
             self._active -= 1
-
-    async def call(self, fn: Callable[[], Any]) -> Any:
-        """Run a blocking backend call (e.g. loading an adapter) off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(None, fn)
 
     async def close(self, *, drain_s: float = 30.0) -> None:
         """Finish the jobs in progress (up to ``drain_s``), then release the model."""

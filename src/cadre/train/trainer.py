@@ -393,7 +393,9 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
         torch.set_num_threads(threads_before)
 
 
-def _run(config: TrainConfig, out: Path, prep: _Prepared, ckpt: Path | None, reporter: _Reporter) -> TrainResult:
+def _run(
+    config: TrainConfig, out: Path, prep: _Prepared, ckpt: Path | None, reporter: _Reporter
+) -> TrainResult:
     import torch
     from peft import LoraConfig, get_peft_model
 
