@@ -29,6 +29,46 @@ QUESTIONS = [
 ]
 
 
+def raw_batch_scaling(path: str, threads: int, batch: int, steps: int = 24) -> float:
+    """The peer ceiling: raw llama_decode steps of ``batch`` sequences vs 1 on this machine, aggregate tok/s ratio."""
+    import statistics
+
+    import llama_cpp as lc
+
+    lc.llama_backend_init()
+    model = lc.llama_model_load_from_file(path.encode(), lc.llama_model_default_params())
+    cp = lc.llama_context_default_params()
+    cp.n_ctx, cp.n_batch, cp.n_seq_max, cp.kv_unified = 2048, 512, batch, True
+    cp.n_threads = cp.n_threads_batch = threads
+    ctx = lc.llama_init_from_model(model, cp)
+    b = lc.llama_batch_init(512, 0, 1)
+    rate = {}
+    for width in (1, batch):
+        lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
+        n = 0
+        for seq in range(width):
+            for j in range(16):  # a 16-token prompt per sequence
+                b.token[n], b.pos[n], b.n_seq_id[n], b.logits[n] = 100 + j, j, 1, 0
+                b.seq_id[n][0] = seq
+                n += 1
+        b.n_tokens = n
+        lc.llama_decode(ctx, b)
+        times = []
+        for step in range(steps):
+            for seq in range(width):
+                b.token[seq], b.pos[seq], b.n_seq_id[seq], b.logits[seq] = 200, 16 + step, 1, 1
+                b.seq_id[seq][0] = seq
+            b.n_tokens = width
+            t0 = time.perf_counter()
+            lc.llama_decode(ctx, b)
+            times.append(time.perf_counter() - t0)
+        rate[width] = width / statistics.median(times)
+    lc.llama_batch_free(b)
+    lc.llama_free(ctx)
+    lc.llama_model_free(model)
+    return rate[batch] / rate[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=cores())
@@ -72,11 +112,13 @@ def main() -> None:
             n_conc = sum(pool.map(one, qs))
         conc_tps.append(n_conc / (time.perf_counter() - t0))
     backend.close()
+    raw_ratio = raw_batch_scaling(str(base_path), args.threads, args.concurrency)
     result = {
         "one_by_one_tokens_per_second": median(seq_tps),
         "concurrent_tokens_per_second": median(conc_tps),
         "ratio": median(conc_tps) / median(seq_tps),
         "runs": {"one_by_one": seq_tps, "concurrent": conc_tps},
+        "raw_llama_decode_batch_scaling": raw_ratio,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -88,6 +130,10 @@ def main() -> None:
         f"concurrent : {result['concurrent_tokens_per_second']:6.1f} tok/s aggregate (runs {', '.join(f'{x:.0f}' for x in conc_tps)})"
     )
     print(f"ratio concurrent / one by one = {result['ratio']:.2f}x  (target > 1)")
+    print(
+        f"peer ceiling on this machine now: raw llama_decode, {args.concurrency} sequences per step vs 1 "
+        f"(bare base, decode only) = {raw_ratio:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -133,6 +133,14 @@ def test_regex_json_number_text_extractors() -> None:
     assert first_json_object(text) == {"total": 12.5, "currency": "EUR"}
     assert first_json_object('{broken {"a": 1}') == {"a": 1}
     assert JsonExtractor("total")(text) == 12.5
+    sloppy = '{"invoice_number": "166504", "total": 2,417.84, "currency": "EUR",}'
+    assert JsonExtractor()(sloppy) is None  # strict by default: a JSON consumer would fail too
+    assert JsonExtractor(lenient=True)(sloppy) == {
+        "invoice_number": "166504",
+        "total": 2417.84,
+        "currency": "EUR",
+    }
+    assert JsonExtractor("total", lenient=True)('{"a": "1,234", "total": -1,000}') == -1000
     assert JsonExtractor()("no json") is None
     assert NumberExtractor()("first 3 then 1,250.5 apples") == 1250.5
     assert NumberExtractor("first")("first 3 then 4") == 3.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from cadre.route.cascade import Cascade, MeanLogprob, SelfAgreement, calibrate_generalist_share
@@ -12,11 +14,9 @@ pytestmark = pytest.mark.slow
 QUESTIONS = [
     "What is 2 + 2? Answer with the number only.",
     "What is the capital of France? One word.",
-    "Spell the word cat backwards.",
     "What is 17 * 23? Answer with the number only.",
     "Name the largest planet in the solar system.",
     "What is the square root of 1521? Answer with the number only.",
-    "Which year did the Berlin Wall fall?",
     "Translate 'thank you' into Japanese.",
 ]
 
@@ -24,25 +24,25 @@ QUESTIONS = [
 def test_cascade_with_real_model_escalates_below_calibrated_threshold() -> None:
     from cadre.runtime import load_backend
 
-    backend = load_backend("smollm2-135m", n_ctx=512, n_threads=2)
+    backend = load_backend("smollm2-135m", n_ctx=256, n_threads=1)
     try:
-        params = SamplingParams(max_tokens=12, temperature=0.0, seed=0)
-        signal = MeanLogprob()
+        params = SamplingParams(max_tokens=8, temperature=0.0, seed=0)
         chats: list[list[ChatMessage]] = [[{"role": "user", "content": q}] for q in QUESTIONS]
-        confs = []
-        for msgs in chats:
-            out = backend.chat(msgs, SamplingParams(max_tokens=12, temperature=0.0, seed=0, logprobs=True))
-            confs.append(signal(msgs, out))
+        # calibration pass: a cascade that never escalates just reports the specialist's confidence
+        probe = Cascade(signal=MeanLogprob(), threshold=-math.inf)
+        first = [probe.answer(m, specialist=backend, generalist=None, params=params) for m in chats]
+        confs = [r.confidence for r in first]
+        assert not any(r.escalated for r in first)
         assert all(c <= 0 for c in confs) and len(set(confs)) > 1
         cal = calibrate_generalist_share(confs, max_share=0.5)
-        cascade = Cascade(signal=signal, threshold=cal.threshold, calibration=cal)
-        results = [cascade.answer(m, specialist=backend, generalist=backend, params=params) for m in chats]
-        for res, conf in zip(results, confs):
-            assert res.confidence == pytest.approx(conf, abs=1e-4)  # greedy decoding is repeatable
-            assert res.escalated == (conf < cal.threshold)
-            assert (res.generalist is not None) == res.escalated
-        assert 0 < sum(r.escalated for r in results) <= len(results) // 2 + 1
-        agree = SelfAgreement(n=2, max_tokens=8)(chats[0], results[0].specialist, backend=backend)
-        assert 0.0 <= agree <= 1.0
+        cascade = Cascade(signal=MeanLogprob(), threshold=cal.threshold, calibration=cal)
+        low, high = confs.index(min(confs)), confs.index(max(confs))
+        esc = cascade.answer(chats[low], specialist=backend, generalist=backend, params=params)
+        assert esc.escalated and esc.generalist is not None and esc.completion is esc.generalist
+        assert esc.confidence == pytest.approx(confs[low], abs=1e-4)  # greedy decoding is repeatable
+        kept = cascade.answer(chats[high], specialist=backend, generalist=backend, params=params)
+        assert not kept.escalated and kept.completion.text == first[high].completion.text
+        agree = SelfAgreement(n=1, max_tokens=8)(chats[high], kept.specialist, backend=backend)
+        assert agree in (0.0, 1.0)
     finally:
         backend.close()

@@ -290,6 +290,36 @@ def _ecosystem_step(r: _Runner, generalist: str) -> StepRecord:
     return r.step("ecosystem", [cfg.tasks, generalist, cfg.base], run, depends=deps)
 
 
+def _hardware_step(r: _Runner, price: float) -> StepRecord:
+    """This machine for the cost model: the calibrated ``local`` entry, else measured now (not saved to
+    ``$CADRE_HOME``: the demo leaves the user's calibration alone), with the demo's price per hour."""
+    cfg = r.cfg
+
+    def run() -> tuple[list[Path], dict[str, Any], str]:
+        try:
+            from cadre.costmodel import load_hardware
+        except ImportError as err:
+            raise _Skip(f"cadre.costmodel is not available ({err})") from None
+        hw = load_hardware(cfg.hardware)
+        note = f"{hw.display_name}"
+        if cfg.hardware == "local" and hw.measured is None:
+            from cadre.costmodel.calibrate import calibrate
+
+            hw = calibrate(decode=False, save=False).hardware
+            note = (
+                f"measured now: {hw.memory_bandwidth_bytes_per_s / 1e9:.1f} GB/s copy bandwidth, "
+                f"{hw.flops('fp32') / 1e9:.0f} GFLOP/s fp32 matmul (a shared CPU measures low)"
+            )
+        hw.price_per_hour = price
+        path = r.out / "hardware.yaml"
+        import yaml
+
+        path.write_text(yaml.safe_dump(hw.model_dump(mode="json", exclude_none=True), sort_keys=False))
+        return [path], {"name": hw.name}, note + f"; ${price:.2f}/hour"
+
+    return r.step("hardware", [cfg.hardware, price], run)
+
+
 def _ok(r: _Runner, step: str) -> bool:
     rec = r.manifest.get(step)
     return rec is not None and rec.status == "done"
@@ -328,6 +358,7 @@ def run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
         f"[bold]cadre demo[/] → {cfg.out} ({'fast' if cfg.fast else 'full'}); generalist: {generalist} ({why})"
     )
 
+    _hardware_step(r, price_per_hour(cfg))
     _data_step(r)
     for task in cfg.tasks:
         _train_step(r, task)

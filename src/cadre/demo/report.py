@@ -231,7 +231,35 @@ def _roofline(
     if not workloads:
         return None, facts, "no model could be placed"
     plot_roofline(hw, workloads, path, title=f"Decode on {hw.display_name}")
+    for f_ in facts:
+        f_["ridge"] = hw.ridge_point("bf16")
     return path, facts, ""
+
+
+def _roofline_text(facts: list[dict[str, Any]]) -> str:
+    """What the chart shows, worded from the numbers (a CPU with low FLOP/s can make decode compute-bound)."""
+    placed = [f for f in facts if "error" not in f]
+    if not placed:
+        return "No model could be placed on the roofline."
+    ridge = placed[0]["ridge"]
+    bound = [
+        f"{f['model']} at {f['arithmetic_intensity']:.2f} FLOP/byte is "
+        + ("memory-bound" if f["arithmetic_intensity"] < ridge else "compute-bound")
+        for f in placed
+    ]
+    text = (
+        "Each model's decode step placed on this machine's roofline by cadre.costmodel (batch 1, 8, 64; context "
+        f"512). The ridge point is {ridge:.2f} FLOP/byte; at batch 1, " + "; ".join(bound) + "."
+    )
+    if len(placed) > 1:
+        a, b = placed[0], placed[1]
+        text += (
+            f" The model predicts {a['seconds_per_token'] * 1000:.1f} ms per token for {a['model']} and "
+            f"{b['seconds_per_token'] * 1000:.1f} ms for {b['model']} "
+            f"({b['seconds_per_token'] / a['seconds_per_token']:.1f}× slower): per-token cost follows the bytes "
+            "moved and FLOPs done, both of which grow with parameter count."
+        )
+    return text
 
 
 # ------------------------------------------------------------------------------------------------- text
@@ -471,9 +499,8 @@ def write_demo_report(
     if generalist in g_catalog:
         placed.append((f"generalist: {generalist}", *g_catalog[generalist]))
     try:
-        roof_path, roof_facts, roof_note = _roofline(
-            cfg.hardware, price_per_hour, placed, out / "roofline.png"
-        )
+        hw_name = str(out / "hardware.yaml") if (out / "hardware.yaml").is_file() else cfg.hardware
+        roof_path, roof_facts, roof_note = _roofline(hw_name, price_per_hour, placed, out / "roofline.png")
     except Exception as err:
         roof_path, roof_facts, roof_note = None, [], f"roofline not drawn: {err}"
     if roof_path is not None:
@@ -488,7 +515,12 @@ def write_demo_report(
         "nearest-neighbour exemplars from the same training split. Test: "
         f"{sizes.test} held-out items per task, greedy decoding.",
         f"Cost per request = this machine's price ({_usd(price_per_hour)}/hour, "
-        f"{'configured' if cfg.price_per_hour is not None else 'assumed unless `cadre cost calibrate` set one'}) "
+        + (
+            "set with `--price-per-hour`"
+            if cfg.price_per_hour is not None
+            else f"cadre.costmodel's figure for `{cfg.hardware}` hardware; change it with `--price-per-hour`"
+        )
+        + ") "
         "× measured latency, one request at a time (cadre.costmodel `cost_per_request`). Latency is the median "
         "end-to-end time per request on a CPU that may be shared.",
     ]
@@ -540,11 +572,7 @@ def write_demo_report(
                 ]
             )
     routing = _routing_lines(router_eval)
-    roofline = [
-        "Both models' decode steps placed on this machine's roofline by cadre.costmodel (batch 1, 8, 64; context "
-        "512). At batch 1 both sit far left of the ridge point: decode is memory-bound, so time per token "
-        "scales with the bytes of weights read, which is why the smaller specialist is cheaper per token."
-    ]
+    roofline = [_roofline_text(roof_facts)]
     if roof_note:
         roofline.append(f"_{roof_note}_")
     roof_rows = []

@@ -161,4 +161,4 @@ def summarize_cost(
     except CadreError as err:
         return CostSummary(method=None, per_request=None, per_1000=None, note=str(err))
     mean = sum(costs) / len(costs)
-    return CostSummary(method="mixed", per_request=mean, per_1000=mean * 1000, note="per route")
+    return CostSummary(method="mixed", per_request=mean, per_1000=mean * 1000, note="")

@@ -22,6 +22,7 @@ __all__ = [
     "TextExtractor",
     "build_extractor",
     "first_json_object",
+    "repair_json",
 ]
 
 
@@ -93,30 +94,47 @@ class RegexExtractor:
         return value.strip() if value is not None else None
 
 
-def first_json_object(text: str) -> dict[str, Any] | None:
-    """The first ``{...}`` in ``text`` that parses as a JSON object (code fences and chatter around it ok)."""
+_THOUSANDS = re.compile(r"(:\s*-?)(\d{1,3}(?:,\d{3})+(?:\.\d+)?)(?=\s*[,}\]])")
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+
+
+def repair_json(text: str) -> str:
+    """Fix the two slips small models make most in JSON: thousands separators in bare numbers
+    (``"total": 2,417.84``) and trailing commas."""
+    text = _THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
+    return _TRAILING_COMMA.sub(r"\1", text)
+
+
+def first_json_object(text: str, *, lenient: bool = False) -> dict[str, Any] | None:
+    """The first ``{...}`` in ``text`` that parses as a JSON object (code fences and chatter around it ok).
+
+    With ``lenient``, text that does not parse is retried after :func:`repair_json`.
+    """
     decoder = json.JSONDecoder()
-    start = text.find("{")
-    while start != -1:
-        try:
-            obj, _ = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            start = text.find("{", start + 1)
-            continue
-        if isinstance(obj, dict):
-            return obj
-        start = text.find("{", start + 1)
+    candidates = [text, repair_json(text)] if lenient else [text]
+    for candidate in candidates:
+        start = candidate.find("{")
+        while start != -1:
+            try:
+                obj, _ = decoder.raw_decode(candidate, start)
+            except json.JSONDecodeError:
+                start = candidate.find("{", start + 1)
+                continue
+            if isinstance(obj, dict):
+                return obj
+            start = candidate.find("{", start + 1)
     return None
 
 
 class JsonExtractor:
-    """The first JSON object in the output, or one ``field`` of it."""
+    """The first JSON object in the output, or one ``field`` of it (``lenient``: repair common slips)."""
 
-    def __init__(self, field: str | None = None) -> None:
+    def __init__(self, field: str | None = None, *, lenient: bool = False) -> None:
         self.field = field
+        self.lenient = lenient
 
     def __call__(self, text: str) -> Any:
-        obj = first_json_object(text)
+        obj = first_json_object(text, lenient=self.lenient)
         if obj is None:
             return None
         return obj.get(self.field) if self.field else obj
@@ -142,7 +160,7 @@ def build_extractor(spec: ExtractSpec, *, labels: Sequence[str] | None = None) -
     if spec.kind == "regex":
         return RegexExtractor(spec.pattern or "")
     if spec.kind == "json":
-        return JsonExtractor(spec.field)
+        return JsonExtractor(spec.field, lenient=spec.lenient)
     if spec.kind == "number":
         return NumberExtractor(spec.position)
     return TextExtractor()

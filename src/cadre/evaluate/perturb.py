@@ -386,7 +386,3 @@ def perturb_items(
             kept.append(new)
         out[name] = kept
     return out
-
-
-def describe(names: Sequence[str]) -> dict[str, str]:
-    return {n: get_perturbation(n).description for n in names}

@@ -330,7 +330,8 @@ color:#1d2329;padding:0 1rem;line-height:1.45}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .meta{color:#555}table{border-collapse:collapse;width:100%;font-size:.86rem;margin:.6rem 0}
 th,td{border:1px solid #d9dee3;padding:.35rem .5rem;text-align:right;white-space:nowrap}
-th{background:#f2f5f8}td:first-child,th:first-child,td.l{text-align:left}
+th{background:#f2f5f8;white-space:normal}td:first-child,th:first-child,td.l{text-align:left}
+td.l{white-space:normal;word-break:break-word;max-width:18rem}
 tr.base td{background:#fafbfc;font-style:italic}.verdict{font-size:1rem;margin:.3rem 0}
 .sig{font-weight:600}.neutral{color:#555}img{max-width:100%;height:auto}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1rem}

@@ -19,7 +19,7 @@ import datetime as _dt
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -757,11 +757,6 @@ def _robustness(
         flipped_to_wrong=sum(1 for o, p in pairs if o.get("correct") and not p.get("correct")),
         flipped_to_right=sum(1 for o, p in pairs if not o.get("correct") and p.get("correct")),
     )
-
-
-def iter_items(run_dir: str | Path) -> Iterator[dict[str, Any]]:
-    """The latest record of every (system, item, perturbation, repeat) of a run."""
-    yield from latest_records(read_records(run_dir)).values()
 
 
 def compare_run(

@@ -88,6 +88,9 @@ class ExtractSpec(StrictModel):
     """For ``json``: the field to take from the first JSON object in the output (default: the whole object)."""
     position: Literal["first", "last"] = "last"
     """For ``number``: which number in the output (GSM8K practice: the last)."""
+    lenient: bool = False
+    """For ``json``: when the output is not valid JSON, retry after fixing thousands separators in numbers
+    and trailing commas (strict by default: a consumer of the JSON would fail on it too)."""
 
     @model_validator(mode="after")
     def _check(self) -> ExtractSpec:

@@ -140,7 +140,7 @@ def create_app(
     install_error_handlers(app)
     for module in (chat, completions, models, embeddings, admin):
         app.include_router(module.router)
-    app.add_middleware(_BodyLimit, limit=lambda: gw._initial.server.max_request_bytes)
+    app.add_middleware(_BodyLimit, limit=lambda: gw.current_spec.server.max_request_bytes)
 
     app.add_middleware(_CountRequests, gateway=gw)
     return app

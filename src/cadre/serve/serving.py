@@ -184,6 +184,11 @@ class Gateway:
     def spec(self) -> EcosystemSpec:
         return self.snapshot.spec
 
+    @property
+    def current_spec(self) -> EcosystemSpec:
+        """The running spec, or the one being started (never raises)."""
+        return self._snap.spec if self._snap is not None else self._initial
+
     async def start(self) -> None:
         """Load every base model (once each), the adapters over them, the generalist and the router."""
         self._snap = await self._build(self._initial)
