@@ -307,3 +307,33 @@ def test_complete_mode_renders_the_conversation_as_text() -> None:
     )
     # the backend saw the whole conversation as one prompt (the exemplar's "Where is" matched first)
     assert gen.text == "Intent: order_status" and gen.prompt_tokens == len(messages_to_prompt(msgs).split())
+
+
+def test_concurrent_requests_give_the_same_records(intents_task: Path, tmp_path: Path) -> None:
+    from eval_helpers import OpenAIStub
+
+    task = load_task(intents_task)
+    stub = OpenAIStub()
+    try:
+        spec = parse_system(
+            f"hosted=openai:m@{stub.base_url},price_per_hour=3.6"
+        )  # a local server: hardware cost
+        seq = run_eval(task, [spec], tmp_path / "seq", progress=False, perturbations=["casing"])
+        par = run_eval(
+            task, [spec], tmp_path / "par", progress=False, perturbations=["casing"], concurrency=4
+        )
+    finally:
+        stub.close()
+    assert stub.requests == 40
+    key = lambda r: (r["item_id"], r["perturbation"])  # noqa: E731
+    a = sorted(read_records(tmp_path / "seq"), key=key)
+    b = sorted(read_records(tmp_path / "par"), key=key)
+    assert [(r["item_id"], r["prediction"]) for r in a] == [(r["item_id"], r["prediction"]) for r in b]
+    assert {r["concurrency"] for r in b} == {4} and par.systems["hosted"].metric == seq.systems[
+        "hosted"
+    ].metric
+    # each request pays a quarter of the machine time it spanned
+    lat = [r["latency_s"] for r in b if r["perturbation"] == "original"]
+    assert par.systems["hosted"].cost.per_request == pytest.approx(3.6 * sum(lat) / len(lat) / 3600 / 4)
+    with pytest.raises(ConfigError, match="concurrency"):
+        run_eval(task, [spec], tmp_path / "x", concurrency=0, progress=False)

@@ -77,6 +77,9 @@ def run_cmd(
     ),
     prices: Path | None = typer.Option(None, help="Price table YAML for hosted APIs (default: shipped one)."),
     threads: int | None = typer.Option(None, help="CPU threads for local models."),
+    concurrency: int = typer.Option(
+        1, help="Requests in flight per system (fan out to servers; llama.cpp batches)."
+    ),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.md/report.html at the end."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -116,6 +119,7 @@ def run_cmd(
         prices=prices,
         progress=not json_out,
         backend_options=options,
+        concurrency=concurrency,
     )
     paths = write_report(out, prices=prices, baseline=baseline) if report else None
     if json_out:

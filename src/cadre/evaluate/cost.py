@@ -120,7 +120,11 @@ def _request_cost(
         )
     from cadre.costmodel.tco import cost_per_request
 
-    return cost_per_request(float(record.get("latency_s") or 0.0), _hardware(spec, hw_cache))
+    # with several requests in flight, each holds a share of the machine (the paper's C = n·c·t/3600 / batch)
+    concurrency = max(1, int(record.get("concurrency") or 1))
+    return cost_per_request(
+        float(record.get("latency_s") or 0.0), _hardware(spec, hw_cache), concurrency=concurrency
+    )
 
 
 def summarize_cost(

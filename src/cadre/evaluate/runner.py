@@ -253,6 +253,7 @@ def run_eval(
     perturb_seed: int = 0,
     progress: bool = True,
     backend_options: Mapping[str, Any] | None = None,
+    concurrency: int = 1,
 ) -> RunSummary:
     """Evaluate ``systems`` on ``task`` into ``out_dir`` (resuming what is already there) and summarise.
 
@@ -269,6 +270,9 @@ def run_eval(
         perturb_seed: seed for the perturbations.
         progress: show a progress bar.
         backend_options: passed to ``cadre.runtime.load_backend`` (e.g. ``n_threads``).
+        concurrency: requests in flight at once per system (fans out to HTTP endpoints; llama.cpp batches
+            them). Latency is then measured under load, and the cost of a request is its share of the machine
+            (seconds x price / concurrency).
 
     Returns:
         The run summary (also written to ``summary.json``).
@@ -281,6 +285,8 @@ def run_eval(
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be >= 1, got {limit}")
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     gen_spec = (
         task.generation
         if temperature is None
@@ -372,7 +378,9 @@ def run_eval(
             total = sum(len(v) for v in todo.values())
             with _progress(progress, total, task.name) as advance:
                 for s in specs:
-                    for r, pname, it in todo.get(s.name, []):
+
+                    def one(job: tuple[int, str, Item], s: SystemSpec = s) -> dict[str, Any]:
+                        r, pname, it = job
                         rec = _answer(
                             s,
                             loaded.get(s.name),
@@ -385,8 +393,16 @@ def run_eval(
                             extractor,
                             metric,
                         )
-                        writer.write(rec)
-                        advance(s.name)
+                        rec["concurrency"] = concurrency
+                        return rec
+
+                    work = todo.get(s.name, [])
+                    if concurrency == 1:
+                        for w in work:
+                            writer.write(one(w))
+                            advance(s.name)
+                    else:
+                        _fan_out(one, work, concurrency, writer, lambda name=s.name: advance(name))
     finally:
         writer.close()
         for sys_ in loaded.values():
@@ -398,6 +414,28 @@ def run_eval(
             json.dumps(summary.to_json(), indent=2, ensure_ascii=False), encoding="utf-8"
         )
     return summary
+
+
+def _fan_out(
+    fn: Any, work: Sequence[tuple[int, str, Item]], concurrency: int, writer: _RecordWriter, advance: Any
+) -> None:
+    """Run ``fn`` over ``work`` on ``concurrency`` threads; records are written as they complete."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cadre-eval")
+    try:
+        pending: set[Future[dict[str, Any]]] = set()
+        queue = list(work)[::-1]
+        while queue or pending:
+            while queue and len(pending) < concurrency:
+                pending.add(pool.submit(fn, queue.pop()))
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                writer.write(fut.result())
+                advance()
+    finally:
+        # on Ctrl-C: queued work is dropped, requests in flight finish in the background (not recorded)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _is_target_of(spec: SystemSpec, specs: Sequence[SystemSpec], todo: Mapping[str, Any]) -> bool:

@@ -453,13 +453,15 @@ class PromptBuilder:
         return [self._pool[i] for i in chosen]
 
     def _query_vec(self, text: str) -> np.ndarray:
-        if text not in self._query_cache:
+        vec = self._query_cache.get(text)
+        if vec is None:
             from cadre.runtime.embeddings import get_embedder
 
             if len(self._query_cache) > 4096:
-                self._query_cache.clear()
-            self._query_cache[text] = get_embedder(self.spec.prompt.few_shot.embedder).encode(text)[0]
-        return self._query_cache[text]
+                self._query_cache = {}
+            vec = get_embedder(self.spec.prompt.few_shot.embedder).encode(text)[0]
+            self._query_cache[text] = vec
+        return vec
 
     def messages(self, item: Item, *, shots: int | None = None) -> list[ChatMessage]:
         """System prompt, ``shots`` exemplars as user/assistant turns (default: the task's k), then the item."""
