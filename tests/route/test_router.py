@@ -156,7 +156,9 @@ def test_single_route_router(embedder: object, train_examples: list[Example]) ->
     assert router.route("Normalize: 12 Jan 2020").route == "normalize"
 
 
-def test_int8_router_records_its_precision(train_examples: list[Example], tmp_path: Path, embedder: object) -> None:
+def test_int8_router_records_its_precision(
+    train_examples: list[Example], tmp_path: Path, embedder: object
+) -> None:
     small = [ex for ex in train_examples if ex.route is not None][::3]
     router = fit_router(small, embedding_precision="int8", min_examples_per_route=5)
     assert router.embedder.model_id.endswith("+int8")  # type: ignore[attr-defined]

@@ -36,7 +36,8 @@ def fit_cmd(
     ),
     min_examples: int | None = typer.Option(None, help="Fewest examples a route needs."),
     precision: str | None = typer.Option(
-        None, help="Embedding precision: fp32 (default), bf16, or int8 (about half the routing latency on CPU)."
+        None,
+        help="Embedding precision: fp32 (default), bf16, or int8 (about half the routing latency on CPU).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
 ) -> None:

@@ -235,7 +235,10 @@ def _train_step(r: _Runner, task: str) -> StepRecord:
             note,
         )
 
-    return r.step(f"train-{task}", [task, settings], run, depends=("data",))
+    # Depends on this task's data only (its sizes, seed and generator version), not on the whole data step:
+    # adding a task to the demo does not retrain the others.
+    data_fp = [cfg.sizes.train, cfg.seed, _synth_version()]
+    return r.step(f"train-{task}", [task, settings, data_fp], run)
 
 
 def _router_step(r: _Runner) -> StepRecord:

@@ -51,7 +51,9 @@ def _reduced(name: str, precision: str, base_id: str) -> Embedder:
     try:
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     except (OSError, ValueError) as err:
-        raise ModelLoadError(f"cannot load embedding model from {path}: {err}; reinstall its package") from None
+        raise ModelLoadError(
+            f"cannot load embedding model from {path}: {err}; reinstall its package"
+        ) from None
     model.eval()
     if precision == "bf16":
         model = model.to(torch.bfloat16)
