@@ -34,7 +34,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Replace one generalist LLM with a cadre of small specialized models."""

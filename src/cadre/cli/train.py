@@ -96,16 +96,18 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path | None = typer.Option(None, "--out", help="output directory"),
         base: str | None = typer.Option(
-            None, "--base", help="bundled name, .gguf file or model dir [smollm2-135m]"
+            None, "--base", help="bundled name, .gguf file or model dir (default: smollm2-135m)"
         ),
         eval_data: Path | None = typer.Option(
-            None, "--eval-data", help="held-out data [split off --eval-fraction]"
+            None, "--eval-data", help="held-out data (default: split off --eval-fraction)"
         ),
         config: Path | None = typer.Option(None, "--config", help="YAML file with TrainConfig fields"),
         resume: bool = typer.Option(
             False, "--resume", help="continue the run in --out from its last checkpoint"
         ),
-        eval_fraction: float | None = typer.Option(None, "--eval-fraction", help="share held out [0.1]"),
+        eval_fraction: float | None = typer.Option(
+            None, "--eval-fraction", help="share held out (default: 0.1)"
+        ),
         system: str | None = typer.Option(None, "--system", help="system prompt for examples without one"),
         template: str | None = typer.Option(
             None, "--template", help="user message from row fields: 'Classify: {text}'"
@@ -113,41 +115,53 @@ def register(app: typer.Typer) -> None:
         target: str | None = typer.Option(
             None, "--target", help="row field holding the answer (with --template)"
         ),
-        prompt_column: str | None = typer.Option(None, "--prompt-column", help="CSV prompt column [prompt]"),
+        prompt_column: str | None = typer.Option(
+            None, "--prompt-column", help="CSV prompt column (default: prompt)"
+        ),
         completion_column: str | None = typer.Option(
-            None, "--completion-column", help="answer column [completion]"
+            None, "--completion-column", help="answer column (default: completion)"
         ),
-        max_length: int | None = typer.Option(None, "--max-length", help="tokens per example [512]"),
-        too_long: str | None = typer.Option(None, "--too-long", help="truncate | drop | error [truncate]"),
-        rank: int | None = typer.Option(None, "--rank", help="LoRA rank [16]"),
-        alpha: float | None = typer.Option(None, "--alpha", help="LoRA alpha [32]"),
-        dropout: float | None = typer.Option(None, "--dropout", help="LoRA dropout [0.05]"),
+        max_length: int | None = typer.Option(None, "--max-length", help="tokens per example (default: 512)"),
+        too_long: str | None = typer.Option(
+            None, "--too-long", help="truncate | drop | error (default: truncate)"
+        ),
+        rank: int | None = typer.Option(None, "--rank", help="LoRA rank (default: 16)"),
+        alpha: float | None = typer.Option(None, "--alpha", help="LoRA alpha (default: 32)"),
+        dropout: float | None = typer.Option(None, "--dropout", help="LoRA dropout (default: 0.05)"),
         target_modules: str | None = typer.Option(
-            None, "--target-modules", help="comma-separated [all 7 linear]"
+            None, "--target-modules", help="comma-separated (default: all 7 linear)"
         ),
-        lr: float | None = typer.Option(None, "--lr", help="peak learning rate [2e-4]"),
-        schedule: str | None = typer.Option(None, "--schedule", help="cosine | linear | constant [cosine]"),
-        warmup: float | None = typer.Option(None, "--warmup", help="share of steps warming up [0.05]"),
-        batch_size: int | None = typer.Option(None, "--batch-size", help="examples per optimizer step [8]"),
+        lr: float | None = typer.Option(None, "--lr", help="peak learning rate (default: 2e-4)"),
+        schedule: str | None = typer.Option(
+            None, "--schedule", help="cosine | linear | constant (default: cosine)"
+        ),
+        warmup: float | None = typer.Option(
+            None, "--warmup", help="share of steps warming up (default: 0.05)"
+        ),
+        batch_size: int | None = typer.Option(
+            None, "--batch-size", help="examples per optimizer step (default: 8)"
+        ),
         micro_batch_size: int | None = typer.Option(
-            None, "--micro-batch-size", help="per forward pass [batch]"
+            None, "--micro-batch-size", help="per forward pass (default: batch)"
         ),
         epochs: float | None = typer.Option(
-            None, "--epochs", help="passes over the data [3 without --budget]"
+            None, "--epochs", help="passes over the data (default: 3 without --budget)"
         ),
         budget: str | None = typer.Option(None, "--budget", help="time (10m, 1h) or tokens (200k tokens)"),
         max_steps: int | None = typer.Option(None, "--max-steps", help="hard cap on optimizer steps"),
         eval_every: int | None = typer.Option(
-            None, "--eval-every", help="steps between evaluations [~8 per run]"
+            None, "--eval-every", help="steps between evaluations (default: ~8 per run)"
         ),
         metric: str | None = typer.Option(None, "--metric", help="exact_match | json_match (by generation)"),
         patience: int | None = typer.Option(
-            None, "--patience", help="evals without improvement before stopping [3]"
+            None, "--patience", help="evals without improvement before stopping (default: 3)"
         ),
-        save_every: int | None = typer.Option(None, "--save-every", help="steps between checkpoints [50]"),
-        seed: int | None = typer.Option(None, "--seed", help="random seed [0]"),
-        device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda [auto]"),
-        precision: str | None = typer.Option(None, "--precision", help="auto | bf16 | fp32 [auto]"),
+        save_every: int | None = typer.Option(
+            None, "--save-every", help="steps between checkpoints (default: 50)"
+        ),
+        seed: int | None = typer.Option(None, "--seed", help="random seed (default: 0)"),
+        device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: auto)"),
+        precision: str | None = typer.Option(None, "--precision", help="auto | bf16 | fp32 (default: auto)"),
         qlora: bool | None = typer.Option(
             None, "--qlora/--no-qlora", help="4-bit NF4 base (CUDA + bitsandbytes)"
         ),
@@ -170,7 +184,7 @@ def register(app: typer.Typer) -> None:
         directory: Path = typer.Argument(..., help="a `cadre train` output directory"),
         format: str = typer.Option("gguf-adapter", "--format", help="gguf-adapter | gguf-merged | peft"),
         quant: str | None = typer.Option(
-            None, "--quant", help="F32|F16|Q8_0|Q4_0 [adapter F32; merged Q8_0 on adapted tensors]"
+            None, "--quant", help="F32|F16|Q8_0|Q4_0 (default: adapter F32; merged Q8_0 on adapted tensors)"
         ),
         out: Path | None = typer.Option(None, "--out", help="output file (directory for peft)"),
         json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),

@@ -305,7 +305,7 @@ def _verdicts(rows: list[Table1Row], tasks: list[str], fast: bool) -> list[str]:
             )
         elif r.significant:
             lines.append(
-                f"**{task}**: the specialist is *worse* than the generalist by {_pp(r.difference)} "
+                f"**{task}**: the specialist is *worse* than the generalist by {100 * abs(r.difference or 0):.1f} pp "
                 f"(95% CI [{_pp(r.low)}, {_pp(r.high)}], n = {r.n})."
             )
         else:
@@ -680,7 +680,7 @@ def _routing_lines(ev: dict[str, Any] | None) -> list[str]:
     ]
     for e in (ev.get("errors") or [])[:3]:
         lines.append(
-            f'misrouted: "{str(e.get("text", ""))[:90]}" → {e.get("routed", e.get("predicted"))} '
+            f'misrouted: "{" ".join(str(e.get("text", "")).split())[:90]}" → {e.get("routed", e.get("predicted"))} '
             f"(true: {e.get('truth', '?')})"
         )
     return lines
