@@ -174,8 +174,9 @@ class OpenAIBackend:
             try:
                 request = self._client.build_request("POST", path, json=body)
                 resp = self._client.send(request, stream=True)
-            except httpx.RemoteProtocolError:
-                # A pooled keep-alive connection the server had already closed: the request never ran.
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # A pooled keep-alive connection the server had already closed (reset, or closed without an
+                # answer): no response came back, so sending the request again on a fresh connection is safe.
                 if stale_retry:
                     stale_retry = False
                     continue
