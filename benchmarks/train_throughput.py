@@ -106,7 +106,7 @@ def run_hf_trainer(data: Path, steps: int, batch: int, precision: str) -> dict:
             max_steps=steps,
             learning_rate=2e-4,
             lr_scheduler_type="cosine",
-            warmup_ratio=0.05,
+            warmup_steps=0,
             bf16=bf16,
             use_cpu=True,
             save_strategy="no",

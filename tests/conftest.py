@@ -7,5 +7,5 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# llama.cpp's OpenMP workers spin between tokens by default and starve each other on small shared machines.
+# Set before anything loads OpenMP (torch may load before llama_cpp); see cadre.runtime.llamacpp._lib.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -27,7 +27,7 @@ from cadre.synth import write_task
 def test_presets_and_strict_config(tmp_path: Path) -> None:
     fast, full = DemoConfig.preset(fast=True), DemoConfig.preset(fast=False, out=tmp_path)
     assert fast.fast and not full.fast and full.out == tmp_path
-    assert fast.sizes.test < full.sizes.test and fast.train_budget == "20s"
+    assert fast.sizes.test < full.sizes.test and fast.train_budget == "4k tokens"
     with pytest.raises(ConfigError, match="not understood"):
         DemoConfig.preset(fast=True, train_budget="a while")
     with pytest.raises(Exception, match="extra"):

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-# llama.cpp's OpenMP threads spin-wait between tokens and starve each other on a shared CPU; must be set before
-# llama_cpp loads (the slow tests load the bundled model in this process)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 from eval_helpers import INTENT_ROWS, write_jsonl

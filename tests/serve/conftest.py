@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-# As `cadre serve` does: llama.cpp's OpenMP threads sleep between tokens (effective only if llama_cpp is not
-# loaded yet in this process).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import socket
 import threading
 import time

@@ -84,12 +84,8 @@ def run_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Evaluate systems on a task; records go to OUT/items.jsonl, figures to OUT/summary.json."""
-    import os
 
     import yaml
-
-    # llama.cpp's OpenMP threads spin between tokens; on a shared CPU that starves them (measured ~10x slower)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from cadre.config.base import parse_spec
     from cadre.errors import ConfigError

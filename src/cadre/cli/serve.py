@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
@@ -29,8 +28,6 @@ def serve_cmd(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Serve every specialist, the router and the generalist behind one OpenAI-compatible endpoint."""
-    # llama.cpp's OpenMP threads must sleep, not spin, between tokens: a server shares its CPUs (10x on 2 cores).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from cadre.serve.app import serve
     from cadre.serve.auth import ApiKeys, keys_from_env
 

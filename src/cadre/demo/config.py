@@ -70,7 +70,7 @@ class DemoConfig(StrictModel):
                 "sizes": TaskSizes(
                     train=160, validation=16, test=12, out_of_scope_train=60, out_of_scope_test=16
                 ),
-                "train_budget": "20s",
+                "train_budget": "4k tokens",  # a few optimizer steps on any machine (a 20s budget can plan 1)
                 "shots": 2,
                 "perturbations": ["numbers"],
                 "robustness_items": 6,
