@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import typer
@@ -60,7 +62,7 @@ def data_generate(
 
 def demo(
     fast: bool = typer.Option(
-        False, "--fast", help="The ~3-minute version: tiny splits, seconds of training."
+        False, "--fast", help="The few-minute smoke run: tiny splits, 4k training tokens per task."
     ),
     out: Path = typer.Option(
         Path("demo-out"), "--out", "-o", help="Output folder; a re-run reuses finished steps."
@@ -97,7 +99,11 @@ def demo(
     if budget is not None:
         overrides["train_budget"] = budget
     cfg = DemoConfig.preset(fast=fast, **overrides)
-    result = run_demo(cfg)
+    if as_json:  # stdout carries only the JSON: progress output of the steps goes to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_demo(cfg)
+    else:
+        result = run_demo(cfg)
     if as_json:
         print_json(
             {
