@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -34,7 +35,7 @@ class DemoConfig(StrictModel):
         "150s", description="training per specialist: a duration (150s, 3m) or a token count (60k tokens)"
     )
     max_length: int = Field(448, ge=64, description="training tokens per example")
-    learning_rate: float = Field(4e-4, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(8, ge=1)
     lora_rank: int = Field(16, ge=1)
     generalist: str | None = Field(
@@ -45,6 +46,12 @@ class DemoConfig(StrictModel):
     )
     remote_api_key_env: str | None = Field(None, description="env var with the remote generalist's API key")
     shots: int = Field(3, ge=0, le=16, description="few-shot exemplars shown to the generalist")
+    few_shot_selection: Literal["fixed", "random", "nearest"] = Field(
+        "fixed",
+        description="how the generalist's exemplars are chosen: the same first k training examples for every "
+        "item (the usual few-shot prompt), k random ones, or the k nearest neighbours of each test item (on "
+        "templated data the neighbours nearly share the answer, which makes the generalist a kNN classifier)",
+    )
     perturbations: list[str] = Field(default_factory=lambda: ["numbers", "typos"])
     robustness_items: int = Field(30, ge=1, description="test items per task the robustness battery uses")
     hardware: str = Field("local", description="cost-model hardware for the local systems")

@@ -117,6 +117,7 @@ def evaluate_step(r: _Runner, *, generalist: str, price_per_hour: float) -> None
     settings = [
         generalist,
         cfg.shots,
+        cfg.few_shot_selection,
         cfg.perturbations,
         cfg.robustness_items,
         price_per_hour,
@@ -144,7 +145,7 @@ def _eval_task(r: _Runner, systems: _Systems, task: str) -> tuple[list[Path], di
     if not _ok(r, "data"):
         raise _Skip("no data (the data step did not finish)")
     cfg = r.cfg
-    spec = task_spec(task, r.out / "data", shots=cfg.shots)
+    spec = task_spec(task, r.out / "data", shots=cfg.shots, selection=cfg.few_shot_selection)
     run: list[Any] = [systems.generalist()]
     specialist = systems.specialist(task)
     if specialist is not None:

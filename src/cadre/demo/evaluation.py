@@ -2,7 +2,7 @@
 
 Per task, one ``cadre.evaluate`` run compares three systems on the same test items, with paired statistics:
 
-- ``generalist``: the largest bundled model, few-shot (nearest-neighbour exemplars from the training split);
+- ``generalist``: the largest bundled model, few-shot (exemplars from the training split, chosen as `DemoConfig.few_shot_selection` says);
 - ``specialist``: SmolLM2-135M with the task's LoRA adapter, zero-shot;
 - ``ecosystem``: the router in front of all specialists and the generalist (what ``cadre serve`` does with
   ``model="auto"``), so routing mistakes cost it points.
@@ -19,7 +19,7 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cadre.evaluate.systems import EvalRequest, EvalSystem, Generation, SystemSpec
 from cadre.evaluate.task import TaskSpec
@@ -41,7 +41,14 @@ def generation_settings(task: str) -> dict[str, Any]:
     return dict(_GENERATION.get(task, {"max_tokens": 64, "stop": []}))
 
 
-def task_spec(task: str, data_dir: Path, *, shots: int, split: str = "test") -> TaskSpec:
+def task_spec(
+    task: str,
+    data_dir: Path,
+    *,
+    shots: int,
+    split: str = "test",
+    selection: Literal["fixed", "random", "nearest"] = "fixed",
+) -> TaskSpec:
     """The ``cadre.evaluate`` task spec for a generated task (its data files under ``data_dir/task``)."""
     gen = get_generator(task)
     folder = data_dir / task
@@ -63,7 +70,7 @@ def task_spec(task: str, data_dir: Path, *, shots: int, split: str = "test") -> 
         "prompt": {
             "system": gen.system_prompt,
             "template": "{text}",
-            "few_shot": {"k": shots, "selection": "nearest", "source": str(folder / "train.jsonl")},
+            "few_shot": {"k": shots, "selection": selection, "source": str(folder / "train.jsonl")},
         },
         "extract": extract,
         "metric": metric,

@@ -377,6 +377,12 @@ def _render_md(rep: _Report) -> str:
     return "".join(parts)
 
 
+_SELECTION_WORDS = {
+    "fixed": "the same first",
+    "random": "randomly drawn",
+    "nearest": "nearest-neighbour",
+}
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#1f2933;line-height:1.45}
@@ -512,7 +518,7 @@ def write_demo_report(
         f"({_cpu_count()} CPU threads visible), {'fast' if cfg.fast else 'full'} run, seed {cfg.seed}. "
         f"Specialists: {cfg.base} + one LoRA adapter per task, trained for {cfg.train_budget} each on "
         f"{sizes.train} generated examples. Generalist: {generalist} ({generalist_why}), {cfg.shots}-shot with "
-        "nearest-neighbour exemplars from the same training split. Test: "
+        f"{_SELECTION_WORDS[cfg.few_shot_selection]} exemplars from the training split. Test: "
         f"{sizes.test} held-out items per task, greedy decoding.",
         f"Cost per request = this machine's price ({_usd(price_per_hour)}/hour, "
         + (
