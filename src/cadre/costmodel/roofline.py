@@ -168,6 +168,43 @@ def _fit_check(
     return need, have
 
 
+def _distinct_experts(model: ModelArch, tokens: float) -> float | None:
+    """Expected distinct experts read per MoE layer for ``tokens`` tokens; None for a dense model."""
+    return (
+        expected_distinct_experts(model.num_experts, model.experts_per_token, tokens)
+        if model.is_moe
+        else None
+    )
+
+
+def _roofline_seconds(
+    hardware: Hardware,
+    prec: str,
+    bytes_moved: float,
+    flops: float,
+    *,
+    tp: int,
+    efficiency: Efficiency,
+    measured: bool,
+) -> tuple[float, float]:
+    """(memory seconds, compute seconds): bytes over ``tp`` × bandwidth, FLOPs over ``tp`` × peak compute."""
+    bw = tp * hardware.bandwidth(measured=measured) * efficiency.bandwidth
+    peak = tp * hardware.flops(compute_precision(prec), measured=measured) * efficiency.compute
+    return bytes_moved / bw, flops / peak
+
+
+def _tp_comm_seconds(model: ModelArch, hardware: Hardware, tp: int, tokens: int) -> float:
+    """Two all-reduces of the activations (tokens × hidden, 16-bit) per layer (Megatron-LM, Shoeybi et al. 2019)."""
+    msg = tokens * model.hidden_size * 2.0
+    return (
+        2
+        * model.num_layers
+        * allreduce_seconds(msg, tp, hardware.interconnect_bytes_per_s or 1.0, hardware.allreduce_latency_s)
+        if tp > 1
+        else 0.0
+    )
+
+
 def decode_step(
     model: ModelArch,
     hardware: Hardware,
@@ -191,25 +228,15 @@ def decode_step(
         raise ConfigError(f"context must be >= 0, got {context}")
     prec = _resolve_precision(model, precision)
     need, have = _fit_check(model, hardware, precision, batch, context, tp, kv_precision, enforce_memory)
-    distinct = (
-        expected_distinct_experts(model.num_experts, model.experts_per_token, batch) if model.is_moe else None
-    )
+    distinct = _distinct_experts(model, batch)
     w_read = model.weight_params_read(distinct) * _bpp(model, precision)
     kv = kv_bytes(model, context, batch=batch, precision=kv_precision)
     bytes_moved = w_read + kv
     flops = batch * (2.0 * model.matmul_params_per_token() + _attention_flops_per_token(model, context))
-    bw = tp * hardware.bandwidth(measured=measured) * efficiency.bandwidth
-    peak = tp * hardware.flops(compute_precision(prec), measured=measured) * efficiency.compute
-    t_mem, t_comp = bytes_moved / bw, flops / peak
-    # two all-reduces of the activations (batch × hidden, 16-bit) per layer (Megatron-LM, Shoeybi et al. 2019)
-    msg = batch * model.hidden_size * 2.0
-    t_comm = (
-        2
-        * model.num_layers
-        * allreduce_seconds(msg, tp, hardware.interconnect_bytes_per_s or 1.0, hardware.allreduce_latency_s)
-        if tp > 1
-        else 0.0
+    t_mem, t_comp = _roofline_seconds(
+        hardware, prec, bytes_moved, flops, tp=tp, efficiency=efficiency, measured=measured
     )
+    t_comm = _tp_comm_seconds(model, hardware, tp, batch)
     t_over = model.num_layers * efficiency.layer_overhead_s
     step = max(t_mem, t_comp) + t_comm + t_over
     ridge = hardware.ridge_point(compute_precision(prec), measured=measured)
@@ -270,8 +297,7 @@ def critical_batch(
     bpp = _bpp(model, precision)
 
     def intensity(b: float) -> float:
-        d = expected_distinct_experts(model.num_experts, model.experts_per_token, b) if model.is_moe else None
-        return b * f / (model.weight_params_read(d) * bpp + b * kv1)
+        return b * f / (model.weight_params_read(_distinct_experts(model, b)) * bpp + b * kv1)
 
     if intensity(max_batch) < ridge:
         return None
@@ -306,12 +332,7 @@ def prefill(
     prec = _resolve_precision(model, precision)
     _fit_check(model, hardware, precision, batch, prompt_tokens, tp, kv_precision, enforce_memory)
     tokens = batch * prompt_tokens
-    distinct = (
-        expected_distinct_experts(model.num_experts, model.experts_per_token, tokens)
-        if model.is_moe
-        else None
-    )
-    w_read = model.weight_params_read(distinct) * _bpp(model, precision)
+    w_read = model.weight_params_read(_distinct_experts(model, tokens)) * _bpp(model, precision)
     kv = kv_bytes(model, prompt_tokens, batch=batch, precision=kv_precision)
     # causal attention: token t attends to min(t, w) tokens → sum ≈ S²/2 for full layers
     attn = 0.0
@@ -323,17 +344,10 @@ def prefill(
         attn += 2.0 * model.num_heads * (d_qk + d_v) * attended
     flops = batch * (2.0 * model.matmul_params_per_token() * s + attn)
     bytes_moved = w_read + kv
-    bw = tp * hardware.bandwidth(measured=measured) * efficiency.bandwidth
-    peak = tp * hardware.flops(compute_precision(prec), measured=measured) * efficiency.compute
-    t_mem, t_comp = bytes_moved / bw, flops / peak
-    msg = tokens * model.hidden_size * 2.0
-    t_comm = (
-        2
-        * model.num_layers
-        * allreduce_seconds(msg, tp, hardware.interconnect_bytes_per_s or 1.0, hardware.allreduce_latency_s)
-        if tp > 1
-        else 0.0
+    t_mem, t_comp = _roofline_seconds(
+        hardware, prec, bytes_moved, flops, tp=tp, efficiency=efficiency, measured=measured
     )
+    t_comm = _tp_comm_seconds(model, hardware, tp, tokens)
     t_over = model.num_layers * efficiency.layer_overhead_s + efficiency.request_overhead_s
     return Prefill(
         model=model.name,

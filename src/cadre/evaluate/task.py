@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from cadre.config.base import StrictModel, load_spec
+from cadre.config.jsonl import iter_jsonl
 from cadre.errors import ConfigError, DataError, NotFoundError
 from cadre.evaluate.extract import Extractor, build_extractor
 from cadre.evaluate.metrics import METRICS, Metric, build_metric, normalize_label
@@ -204,19 +205,10 @@ class Item:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"{path}:{lineno}: not valid JSON ({err.msg}); fix or remove that line"
-                ) from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
-            rows.append(row)
+    for lineno, row in iter_jsonl(path, fix="fix or remove that line"):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
+        rows.append(row)
     return rows
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cadre.config.jsonl import iter_jsonl
 from cadre.errors import DataError, NotFoundError
 from cadre.route.protocol import GENERALIST
 
@@ -83,17 +83,9 @@ def load_examples(path: str | Path) -> list[Example]:
     if not p.is_file():
         raise NotFoundError(f"data file {str(p)!r} does not exist")
     out: list[Example] = []
-    with p.open(encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            where = f"{p}:{n}"
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg}); one object per line") from None
-            ex = parse_example(obj, where=where)
-            out.append(Example(text=ex.text, route=ex.route, quality=ex.quality, line=n))
+    for n, obj in iter_jsonl(p, fix="one object per line"):
+        ex = parse_example(obj, where=f"{p}:{n}")
+        out.append(Example(text=ex.text, route=ex.route, quality=ex.quality, line=n))
     if not out:
         raise DataError(f"{p}: no examples; write one JSON object per line with 'text' and 'route'")
     return out

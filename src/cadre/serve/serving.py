@@ -588,6 +588,28 @@ class Gateway:
             await self._worker(gen).submit(job)
             return await self._await_result(job, self._timeout(gen), is_disconnected), gen, info
 
+    async def _generate_admitted(
+        self,
+        snap: Snapshot,
+        decision: _Decision,
+        kind: Literal["chat", "complete"],
+        original: Any,
+        req: Any,
+        is_disconnected: IsDisconnected | None,
+        *,
+        endpoint: str,
+    ) -> tuple[Completion, Target, CadreInfo]:
+        """A non-streamed answer: take a queue slot, generate (with fallback), free the slot, count it."""
+        started = self._admit()
+        try:
+            completion, target, info = await self._generate(
+                snap, decision, kind, original, req, is_disconnected
+            )
+        finally:
+            self.admission.release(started)
+        self._account(endpoint, target, info, completion.usage, started)
+        return completion, target, info
+
     def _account(self, endpoint: str, target: Target, info: CadreInfo, usage: Usage, started: float) -> None:
         m = self.metrics
         how = "fallback" if info.fallback else ("router" if info.requested == AUTO_MODEL else "name")
@@ -647,14 +669,9 @@ class Gateway:
         messages = self._chat_input(req)
         snap = self.snapshot
         decision = await self._decide(snap, req.model, messages)
-        started = self._admit()
-        try:
-            completion, target, info = await self._generate(
-                snap, decision, "chat", messages, req, is_disconnected
-            )
-        finally:
-            self.admission.release(started)
-        self._account("chat", target, info, completion.usage, started)
+        completion, target, info = await self._generate_admitted(
+            snap, decision, "chat", messages, req, is_disconnected, endpoint="chat"
+        )
         response = ChatCompletionResponse(
             model=target.name,
             choices=[
@@ -693,14 +710,9 @@ class Gateway:
         prompt = self._completion_input(req)
         snap = self.snapshot
         decision = await self._decide(snap, req.model, [{"role": "user", "content": prompt}])
-        started = self._admit()
-        try:
-            completion, target, info = await self._generate(
-                snap, decision, "complete", prompt, req, is_disconnected
-            )
-        finally:
-            self.admission.release(started)
-        self._account("completions", target, info, completion.usage, started)
+        completion, target, info = await self._generate_admitted(
+            snap, decision, "complete", prompt, req, is_disconnected, endpoint="completions"
+        )
         response = CompletionResponse(
             model=target.name,
             choices=[

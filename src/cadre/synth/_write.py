@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cadre.errors import DataError, NotFoundError
+from cadre.config.jsonl import iter_jsonl
+from cadre.errors import NotFoundError
 from cadre.synth._base import Record, generate, router_view
 
 __all__ = ["TaskFiles", "read_jsonl", "write_jsonl", "write_router_data", "write_task"]
@@ -49,16 +50,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"data file {str(p)!r} does not exist; generate it with `cadre data generate`")
-    rows = []
-    with p.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{p}:{i}: not valid JSON ({err.msg}); fix or delete that line") from None
-    return rows
+    return [row for _, row in iter_jsonl(p, fix="fix or delete that line")]
 
 
 def write_task(

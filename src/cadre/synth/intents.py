@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 from cadre.errors import ConfigError
+from cadre.synth._formats import MONTHS
 from cadre.synth._noise import apply_noise
 from cadre.synth._vocab import CUSTOMER_NAMES, PRODUCTS
 
@@ -171,23 +172,9 @@ def _amount(rng: random.Random) -> str:
 
 
 def _date(rng: random.Random) -> str:
-    months = (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    )
     return rng.choice(
         (
-            f"{months[rng.randrange(12)]} {rng.randrange(1, 29)}",
+            f"{MONTHS[rng.randrange(12)]} {rng.randrange(1, 29)}",
             f"the {rng.randrange(1, 29)}th",
             "Monday",
             "last Friday",

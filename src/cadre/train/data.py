@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from cadre.config.jsonl import iter_jsonl
 from cadre.errors import DataError, NotFoundError
 from cadre.train.config import TrainConfig
 
@@ -123,18 +124,11 @@ def load_examples(path: Path, config: TrainConfig) -> tuple[list[ChatExample], l
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            src = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{src}: not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{src}: expected a JSON object per line, got {type(row).__name__}")
-            yield src, row
+    for lineno, row in iter_jsonl(path, column=True):
+        src = f"{path}:{lineno}"
+        if not isinstance(row, dict):
+            raise DataError(f"{src}: expected a JSON object per line, got {type(row).__name__}")
+        yield src, row
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:

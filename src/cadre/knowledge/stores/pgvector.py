@@ -23,6 +23,7 @@ from cadre.errors import StoreError
 from cadre.knowledge.filters import COLUMN_KEYS, normalize_filters
 from cadre.knowledge.protocol import Chunk
 from cadre.knowledge.stores._locking import locked
+from cadre.knowledge.stores._vectors import embedding_matrix, query_vector
 
 __all__ = ["PgVectorStore"]
 
@@ -100,9 +101,7 @@ class PgVectorStore:
 
     @locked
     def add(self, chunks: Sequence[Chunk], embeddings: Any) -> None:
-        vecs = np.ascontiguousarray(embeddings, dtype=np.float32)
-        if vecs.shape != (len(chunks), self.dim):
-            raise StoreError(f"expected embeddings of shape ({len(chunks)}, {self.dim}), got {vecs.shape}")
+        vecs = embedding_matrix(embeddings, len(chunks), self.dim)
         rows = [
             (c.chunk_id, c.file, c.source, c.start, c.end, c.text, json.dumps(c.metadata), _vector_literal(v))
             for c, v in zip(chunks, vecs)
@@ -146,9 +145,7 @@ class PgVectorStore:
     def dense_search(
         self, query_embedding: Any, k: int, *, filters: dict[str, Any] | None = None
     ) -> list[tuple[Chunk, float]]:
-        q = np.ascontiguousarray(query_embedding, dtype=np.float32).reshape(-1)
-        if q.shape[0] != self.dim:
-            raise StoreError(f"query vector has {q.shape[0]} dimensions; this store holds {self.dim}")
+        q = query_vector(query_embedding, self.dim)
         if k <= 0:
             return []
         clauses: list[str] = []

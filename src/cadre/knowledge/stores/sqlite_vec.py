@@ -15,12 +15,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cadre.errors import StoreError
 from cadre.knowledge.filters import COLUMN_KEYS, normalize_filters
 from cadre.knowledge.protocol import Chunk
 from cadre.knowledge.stores._locking import locked
+from cadre.knowledge.stores._vectors import embedding_matrix, query_vector
 
 __all__ = ["SqliteVecStore"]
 
@@ -89,9 +88,7 @@ class SqliteVecStore:
     # --- writing -----------------------------------------------------------------------------------------
     @locked
     def add(self, chunks: Sequence[Chunk], embeddings: Any) -> None:
-        vecs = np.ascontiguousarray(embeddings, dtype=np.float32)
-        if vecs.shape != (len(chunks), self.dim):
-            raise StoreError(f"expected embeddings of shape ({len(chunks)}, {self.dim}), got {vecs.shape}")
+        vecs = embedding_matrix(embeddings, len(chunks), self.dim)
         with self._db:
             for chunk, vec in zip(chunks, vecs):
                 self._db.execute("DELETE FROM vectors WHERE rowid IN (SELECT id FROM chunks WHERE chunk_id=?)",
@@ -151,9 +148,7 @@ class SqliteVecStore:
     def dense_search(
         self, query_embedding: Any, k: int, *, filters: dict[str, Any] | None = None
     ) -> list[tuple[Chunk, float]]:
-        q = np.ascontiguousarray(query_embedding, dtype=np.float32).reshape(-1)
-        if q.shape[0] != self.dim:
-            raise StoreError(f"query vector has {q.shape[0]} dimensions; this store holds {self.dim}")
+        q = query_vector(query_embedding, self.dim)
         if k <= 0 or self.count() == 0:
             return []
         if filters:
