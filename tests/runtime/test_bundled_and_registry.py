@@ -6,7 +6,7 @@ import pytest
 
 from cadre.errors import ConfigError, ModelLoadError, NotFoundError
 from cadre.runtime.bundled import bundled_model_path, bundled_models, get_bundled, list_models
-from cadre.runtime.registry import resolve_model
+from cadre.runtime.registry import parse_model, resolve_model
 
 
 def test_catalog_is_valid_and_aliases_are_unique() -> None:
@@ -76,3 +76,26 @@ def test_hub_id_offline_says_how_to_provide_the_file(tmp_path: Path, monkeypatch
 def test_embedding_model_is_not_a_chat_backend() -> None:
     with pytest.raises(ModelLoadError, match="get_embedder"):
         resolve_model("all-minilm-l6-v2")
+
+
+@pytest.mark.parametrize(
+    ("spec", "name", "backend", "remote", "loopback"),
+    [
+        ("openai:gpt-4o-mini@https://api.openai.com/v1/", "gpt-4o-mini", "openai", True, False),
+        ("openai:org/m@x@http://127.0.0.1:8000/v1", "org/m@x", "openai", True, True),
+        ("smollm2-135m", "smollm2-135m", None, False, False),
+        ("transformers:./runs/a/model.gguf", "model", "transformers", False, False),
+        ("llamacpp:/no/such/file.gguf", "file", "llamacpp", False, False),
+    ],
+)
+def test_parse_model_reads_the_text_alone(
+    spec: str, name: str, backend: str | None, remote: bool, loopback: bool
+) -> None:
+    ref = parse_model(spec)
+    assert (ref.name, ref.backend, ref.is_remote, ref.is_loopback) == (name, backend, remote, loopback)
+    assert ref.spec == spec
+
+
+def test_resolve_keeps_what_the_user_typed() -> None:
+    ref = resolve_model("transformers:smollm2")
+    assert ref.spec == "transformers:smollm2" and ref.name == "smollm2-135m" and ref.backend == "transformers"

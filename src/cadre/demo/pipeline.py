@@ -258,7 +258,7 @@ def _router_step(r: _Runner) -> StepRecord:
         router = fit_router(load_examples(data / "router_train.jsonl"), progress=True)
         save_router(router, router_dir)
         report = evaluate_router(router, load_examples(data / "router_test.jsonl"))
-        from cadre.cli.output import to_jsonable
+        from cadre.config import to_jsonable
 
         rep = to_jsonable(report)
         (router_dir / "demo_eval.json").write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")

@@ -13,15 +13,16 @@ Accepted forms (exact, no fuzzy matching; aliases are declared in ``catalog/mode
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 from cadre.errors import ConfigError, ModelLoadError, NotFoundError
 from cadre.registry import Registry
 from cadre.runtime.bundled import bundled_model_path, get_bundled
 
-__all__ = ["BACKENDS", "ModelRef", "resolve_model"]
+__all__ = ["BACKENDS", "ModelRef", "parse_model", "resolve_model"]
 
 BackendKind = Literal["llamacpp", "transformers", "openai"]
 
@@ -37,15 +38,31 @@ _PREFIXES = ("llamacpp:", "transformers:", "openai:")
 
 @dataclass(frozen=True)
 class ModelRef:
-    """What a model name resolved to."""
+    """A model name, read once: the only place in cadre that takes a model string apart.
 
+    :func:`parse_model` reads the text alone (no file system, no catalog): enough to know whether the model is
+    remote, its display name and its endpoint. :func:`resolve_model` also finds the file and the engine.
+    """
+
+    spec: str  # what the user typed, stripped
     name: str  # the display name (bundled name, file stem, or the remote model id)
-    backend: str
+    backend: str | None  # None until resolved, unless forced by a prefix or implied by ``openai:``
     path: Path | None = None  # a GGUF file, or a HF model folder
     gguf_file: str | None = None  # for transformers: the GGUF file name inside ``path``
     remote_model: str | None = None  # for openai: the model id sent to the endpoint
     base_url: str | None = None  # for openai
     bundled: bool = False
+
+    @property
+    def is_remote(self) -> bool:
+        """An OpenAI-compatible HTTP endpoint rather than weights on this machine."""
+        return self.backend == "openai"
+
+    @property
+    def is_loopback(self) -> bool:
+        """A remote endpoint on this machine (its requests cost no API price)."""
+        host = urlparse(self.base_url or "").hostname or ""
+        return self.is_remote and host in ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 
 def _parse_openai(spec: str) -> ModelRef:
@@ -56,7 +73,34 @@ def _parse_openai(spec: str) -> ModelRef:
             f"model {spec!r}: write an OpenAI-compatible endpoint as openai:<model>@<base_url>, "
             "e.g. openai:gpt-4o-mini@https://api.openai.com/v1"
         )
-    return ModelRef(name=model, backend="openai", remote_model=model, base_url=base_url.rstrip("/"))
+    return ModelRef(
+        spec=spec, name=model, backend="openai", remote_model=model, base_url=base_url.rstrip("/")
+    )
+
+
+def _split_prefix(spec: str) -> tuple[BackendKind | None, str]:
+    for prefix in _PREFIXES:
+        if spec.startswith(prefix):
+            return prefix[:-1], spec[len(prefix) :]  # type: ignore[return-value]
+    return None, spec
+
+
+def parse_model(spec: str) -> ModelRef:
+    """Read a model name without touching the disk: remote or local, display name, endpoint.
+
+    A local model's ``backend`` is the forced prefix, if any, else None (see :func:`resolve_model`).
+
+    Raises:
+        ConfigError: a malformed ``openai:`` spec.
+    """
+    spec = spec.strip()
+    if spec.startswith("openai:"):
+        return _parse_openai(spec)
+    forced, rest = _split_prefix(spec)
+    stem = rest.rstrip("/")
+    if "/" in stem or stem.endswith(".gguf"):
+        stem = Path(stem).name.removesuffix(".gguf")
+    return ModelRef(spec=spec, name=stem or rest, backend=forced)
 
 
 def _hub_snapshot(hub_id: str) -> Path:
@@ -81,12 +125,14 @@ def _from_path(path: Path, *, forced: BackendKind | None, spec: str) -> ModelRef
                 f"{path} is not a .gguf file; pass a GGUF file or a Hugging Face model folder"
             )
         if forced == "transformers":
-            return ModelRef(name=path.stem, backend="transformers", path=path.parent, gguf_file=path.name)
-        return ModelRef(name=path.stem, backend="llamacpp", path=path)
+            return ModelRef(
+                spec=spec, name=path.stem, backend="transformers", path=path.parent, gguf_file=path.name
+            )
+        return ModelRef(spec=spec, name=path.stem, backend="llamacpp", path=path)
     if (path / "config.json").is_file():
         if forced == "llamacpp":
             raise ModelLoadError(f"{path} is a Hugging Face folder; llama.cpp needs a .gguf file")
-        return ModelRef(name=path.name, backend="transformers", path=path)
+        return ModelRef(spec=spec, name=path.name, backend="transformers", path=path)
     ggufs = sorted(path.glob("*.gguf"))
     if len(ggufs) == 1:
         return _from_path(ggufs[0], forced=forced, spec=spec)
@@ -103,15 +149,14 @@ def resolve_model(spec: str) -> ModelRef:
         NotFoundError: an unknown name or a missing path.
         ModelLoadError: a hub id that is not cached locally, or a bundled model whose package is missing.
     """
-    spec = spec.strip()
-    if spec.startswith("openai:"):
-        return _parse_openai(spec)
-    forced: BackendKind | None = None
-    for prefix in _PREFIXES:
-        if spec.startswith(prefix):
-            forced = prefix[:-1]  # type: ignore[assignment]
-            spec = spec[len(prefix) :]
-            break
+    ref = parse_model(spec)
+    if ref.is_remote:
+        return ref
+    return replace(_resolve_local(_split_prefix(ref.spec)), spec=ref.spec)
+
+
+def _resolve_local(parsed: tuple[BackendKind | None, str]) -> ModelRef:
+    forced, spec = parsed
     entry = get_bundled(spec)
     if entry is not None:
         if entry.kind == "embedding":
@@ -121,9 +166,14 @@ def resolve_model(spec: str) -> ModelRef:
         path = bundled_model_path(entry.name)
         if forced == "transformers":
             return ModelRef(
-                name=entry.name, backend="transformers", path=path.parent, gguf_file=path.name, bundled=True
+                spec=spec,
+                name=entry.name,
+                backend="transformers",
+                path=path.parent,
+                gguf_file=path.name,
+                bundled=True,
             )
-        return ModelRef(name=entry.name, backend="llamacpp", path=path, bundled=True)
+        return ModelRef(spec=spec, name=entry.name, backend="llamacpp", path=path, bundled=True)
     path = Path(spec).expanduser()
     if path.exists() or spec.endswith(".gguf") or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         return _from_path(path, forced=forced, spec=spec)
