@@ -15,8 +15,8 @@ from cadre.demo import DemoConfig
 from cadre.demo.ecosystem import write_ecosystem
 from cadre.demo.evaluation import CachedSystem, task_spec
 from cadre.demo.manifest import Manifest, StepRecord, fingerprint
-from cadre.demo.pipeline import _Runner, _Skip
 from cadre.demo.report import table1, write_demo_report
+from cadre.demo.steps import SkipStep, StepRunner
 from cadre.errors import ConfigError, DataError
 from cadre.evaluate import run_eval
 from cadre.evaluate.systems import EvalRequest, Generation, SystemSpec
@@ -59,18 +59,18 @@ def test_runner_skips_done_steps_records_skips_and_failures(tmp_path: Path) -> N
         p.write_text("done")
         return [p], {"n": 1}, "wrote it"
 
-    r = _Runner(cfg, Console(quiet=True))
+    r = StepRunner(cfg, Console(quiet=True))
     assert r.step("s", {"k": 1}, work).status == "done"
     assert r.step("s", {"k": 1}, work).status == "done"
     assert calls == ["work"]  # reused
-    r2 = _Runner(cfg, Console(quiet=True))  # a new run reads the manifest
+    r2 = StepRunner(cfg, Console(quiet=True))  # a new run reads the manifest
     r2.step("s", {"k": 1}, work)
     assert calls == ["work"]
     r2.step("s", {"k": 2}, work)  # settings changed: redone
     assert calls == ["work", "work"]
 
     def skip() -> tuple[list[Path], dict[str, Any], str]:
-        raise _Skip("part missing")
+        raise SkipStep("part missing")
 
     def fail() -> tuple[list[Path], dict[str, Any], str]:
         raise ConfigError("bad setting")
@@ -146,7 +146,7 @@ def test_report_from_real_evaluation_runs(tmp_path: Path) -> None:
     assert row.significant and row.low is not None and row.low > 0
     assert row.cost_ratio == pytest.approx(4.0)  # same machine, 0.8 s vs 0.2 s per request
 
-    r = _Runner(cfg, Console(quiet=True))
+    r = StepRunner(cfg, Console(quiet=True))
     r.manifest.record(StepRecord(name="eval-intents", fingerprint="x", status="done", note="toy"))
     result = write_demo_report(r, generalist="toy", generalist_why="test", price_per_hour=0.1)
     md = result["md"].read_text()
@@ -175,7 +175,7 @@ def test_report_says_so_when_the_advantage_is_not_shown(tmp_path: Path) -> None:
         baseline="generalist",
         progress=False,
     )
-    r = _Runner(cfg, Console(quiet=True))
+    r = StepRunner(cfg, Console(quiet=True))
     md = write_demo_report(r, generalist="toy", generalist_why="test", price_per_hour=0.1)["md"].read_text()
     assert "not shown" in md and "includes zero" in md
     assert "beats" not in md

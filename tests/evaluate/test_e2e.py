@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cadre.evaluate import load_task, parse_system, read_records, run_eval, write_report
+from cadre.evaluate import load_task, parse_system, read_run_records, run_eval, write_report
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_base_model_few_shot_vs_zero_shot_with_report(task_file: Path, tmp_path:
     summary = run_eval(
         task, systems, out, limit=6, perturbations=["noop"], progress=False, baseline="zero-shot"
     )
-    recs = read_records(out)
+    recs = read_run_records(out)
     assert len(recs) == 2 * 6 * 2 and not any(r["error"] for r in recs)
     few = [r for r in recs if r["system"] == "few-shot" and r["perturbation"] == "original"]
     zero = [r for r in recs if r["system"] == "zero-shot" and r["perturbation"] == "original"]
@@ -100,12 +100,12 @@ def test_interrupted_cli_run_resumes_where_it_stopped(task_file: Path, tmp_path:
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130, proc.stdout.read().decode()[-2000:]  # type: ignore[union-attr]
-    done_before = {r["item_id"] for r in read_records(out)}
+    done_before = {r["item_id"] for r in read_run_records(out)}
     assert 2 <= len(done_before) < 6
 
     resumed = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     summary = json.loads(resumed.stdout)
     assert summary["complete"] is True and summary["systems"]["zs"]["n"] == 6
-    recs = read_records(out)
+    recs = read_run_records(out)
     assert len(recs) == 6 and len({r["item_id"] for r in recs}) == 6  # nothing answered twice

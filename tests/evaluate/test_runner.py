@@ -19,7 +19,8 @@ from cadre.evaluate import (
     run_eval,
     summarize,
 )
-from cadre.evaluate.runner import compare_run, read_records
+from cadre.evaluate.records import read_run_records
+from cadre.evaluate.summary import compare_run
 from cadre.route.protocol import RouteDecision
 from cadre.runtime.protocol import ChatMessage
 
@@ -33,7 +34,7 @@ def test_records_and_summary(intents_task: Path, tmp_path: Path) -> None:
     good, flaky = KeywordBackend(), KeywordBackend(fail_on=["refund", "money back"])
     out = tmp_path / "run"
     summary = run_eval(task, [_system("good", good), _system("flaky", flaky)], out, progress=False)
-    recs = read_records(out)
+    recs = read_run_records(out)
     assert len(recs) == 20 and good.calls == 10 and flaky.calls == 10
     first = next(r for r in recs if r["system"] == "good" and r["item_id"] == "a1")
     assert (
@@ -73,16 +74,16 @@ def test_interrupted_run_resumes_where_it_stopped(intents_task: Path, tmp_path: 
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         run_eval(task, [_system("good", KeywordBackend(interrupt_after=4))], out, progress=False)
-    assert len(read_records(out)) == 4
+    assert len(read_run_records(out)) == 4
     partial = json.loads((out / "summary.json").read_text())
     assert partial["complete"] is False and partial["systems"]["good"]["n"] == 4
     with (out / "items.jsonl").open("a") as fh:  # a write cut off mid-line by the interruption
         fh.write('{"system": "good", "item_id": "a5", "perturb')
-    assert len(read_records(out)) == 4
+    assert len(read_run_records(out)) == 4
     fresh = KeywordBackend()
     summary = run_eval(task, [_system("good", fresh)], out, progress=False)
     assert fresh.calls == 6  # only the items not yet answered
-    recs = read_records(out)
+    recs = read_run_records(out)
     assert len(recs) == 10 and len({r["item_id"] for r in recs}) == 10
     assert summary.complete and summary.systems["good"].metric == pytest.approx(0.9)
     again = KeywordBackend()
@@ -97,7 +98,7 @@ def test_failed_items_are_retried_on_resume(intents_task: Path, tmp_path: Path) 
     healthy = KeywordBackend()
     summary = run_eval(task, [_system("s", healthy)], out, progress=False)
     assert healthy.calls == 1 and summary.systems["s"].failures == 0  # "a3" only ("a7" said "money back")
-    assert len(read_records(out)) == 11  # the failure stays in the log; the latest record counts
+    assert len(read_run_records(out)) == 11  # the failure stays in the log; the latest record counts
 
 
 def test_resume_refuses_a_different_task_or_system(intents_task: Path, tmp_path: Path) -> None:
@@ -147,7 +148,7 @@ def test_perturbations_robustness_and_compare(intents_task: Path, tmp_path: Path
     typos = rob[("a", "typos")]
     assert typos.n == 10 and 0 <= typos.consistency <= 1
     assert typos.flipped_to_wrong == round((typos.original - typos.perturbed) * 10) + typos.flipped_to_right
-    recs = read_records(out)
+    recs = read_run_records(out)
     assert len(recs) == 2 * 10 * 4
     comp = compare_run(out, "b", "a", resamples=2000)
     assert comp.a_value == pytest.approx(0.7) and comp.difference == pytest.approx(-0.2)
@@ -160,7 +161,7 @@ def test_repeats_report_spread(intents_task: Path, tmp_path: Path) -> None:
     )
     s = summary.systems["s"]
     assert s.repeats is not None and s.repeats.values == (0.9, 0.9, 0.9) and s.repeats.std == 0.0
-    assert len(read_records(tmp_path / "r")) == 30 and summary.temperature == 0.8
+    assert len(read_run_records(tmp_path / "r")) == 30 and summary.temperature == 0.8
 
 
 class KeywordRouter:
@@ -193,7 +194,7 @@ def test_routed_ecosystem_records_routes(intents_task: Path, tmp_path: Path) -> 
     e = summary.systems["eco"]
     assert e.routes == {"cancel": 2, "generalist": 8}
     assert e.metric == pytest.approx(0.9) and summary.systems["gen"].metric == pytest.approx(0.7)
-    eco_recs = [r for r in read_records(tmp_path / "r") if r["system"] == "eco"]
+    eco_recs = [r for r in read_run_records(tmp_path / "r") if r["system"] == "eco"]
     assert all(r["latency_s"] >= 0.001 for r in eco_recs)
     # each request is costed by the system it went to (its hardware's price per hour x its latency)
     assert e.cost.method == "mixed" and e.cost.per_request is not None
@@ -252,7 +253,7 @@ def test_routed_system_from_a_fitted_router_directory(intents_task: Path, tmp_pa
     summary = run_eval(task, [orders, accounts, eco], tmp_path / "run", progress=False)
     routes = summary.systems["eco"].routes
     assert sum(routes.values()) == 10 and routes.get("accounts", 0) >= 2  # a4 and a8 are about passwords
-    recs = {r["item_id"]: r for r in read_records(tmp_path / "run") if r["system"] == "eco"}
+    recs = {r["item_id"]: r for r in read_run_records(tmp_path / "run") if r["system"] == "eco"}
     assert recs["a4"]["route"] == "accounts" and recs["a1"]["route"] == "orders"
     with pytest.raises(ConfigError, match="not systems of this run"):
         run_eval(
@@ -279,7 +280,7 @@ def test_openai_compatible_endpoint_over_http(intents_task: Path, tmp_path: Path
     h = summary.systems["hosted"]
     assert stub.requests == 10 and h.failures == 1 and h.metric == pytest.approx(0.8)
     assert "BackendError" in h.errors[0] and "content rejected" in h.errors[0]
-    recs = [r for r in read_records(tmp_path / "run") if not r["error"]]
+    recs = [r for r in read_run_records(tmp_path / "run") if not r["error"]]
     assert all(r["prompt_tokens"] > 0 and r["completion_tokens"] >= 1 for r in recs)
     # tokens x list price (gpt-4o-mini: $0.15 / $0.60 per million)
     expected = sum(r["prompt_tokens"] * 0.15 + r["completion_tokens"] * 0.60 for r in recs) / 1e6 / len(recs)
@@ -326,8 +327,8 @@ def test_concurrent_requests_give_the_same_records(intents_task: Path, tmp_path:
         stub.close()
     assert stub.requests == 40
     key = lambda r: (r["item_id"], r["perturbation"])  # noqa: E731
-    a = sorted(read_records(tmp_path / "seq"), key=key)
-    b = sorted(read_records(tmp_path / "par"), key=key)
+    a = sorted(read_run_records(tmp_path / "seq"), key=key)
+    b = sorted(read_run_records(tmp_path / "par"), key=key)
     assert [(r["item_id"], r["prediction"]) for r in a] == [(r["item_id"], r["prediction"]) for r in b]
     assert {r["concurrency"] for r in b} == {4} and par.systems["hosted"].metric == seq.systems[
         "hosted"

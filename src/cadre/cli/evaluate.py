@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,7 @@ import typer
 from cadre.cli.output import console, print_json
 
 if TYPE_CHECKING:
-    from cadre.evaluate.runner import RunSummary
+    from cadre.evaluate import RunSummary
 
 eval_app = typer.Typer(
     help="Task-specific evaluation: accuracy with paired statistics, robustness, latency and cost.",
@@ -28,7 +29,7 @@ def _split(values: list[str] | None) -> list[str]:
 def _print_summary(summary: RunSummary) -> None:
     from rich.table import Table
 
-    from cadre.evaluate.report import robustness_rows, table1_rows
+    from cadre.evaluate import robustness_rows, table1_rows
 
     rows = table1_rows(summary)
     table = Table(title=f"{summary.task}: {summary.n_items} items, baseline {summary.baseline}")
@@ -87,7 +88,7 @@ def run_cmd(
 
     import yaml
 
-    from cadre.config.base import parse_spec
+    from cadre.config import parse_spec
     from cadre.errors import ConfigError
     from cadre.evaluate import SystemSpec, load_task, parse_system, run_eval, write_report
 
@@ -117,7 +118,7 @@ def run_cmd(
         backend_options=options,
         concurrency=concurrency,
     )
-    paths = write_report(out, prices=prices, baseline=baseline) if report else None
+    paths = write_report(out, summary) if report else None
     if json_out:
         print_json(summary.to_json())
         return
@@ -135,10 +136,14 @@ def report_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Recompute the figures from the recorded items and write report.md, report.html and lm_eval/ results."""
-    from cadre.evaluate import summarize, write_report
+    from cadre.errors import DataError
+    from cadre.evaluate import read_summary, summarize, write_report, write_summary
 
-    paths = write_report(run_dir, html_page=html, prices=prices, baseline=baseline)
     summary = summarize(run_dir, prices=prices, baseline=baseline)
+    with contextlib.suppress(DataError):  # keep the run's own duration, measured by `eval run`
+        summary.seconds = read_summary(run_dir).seconds
+    write_summary(run_dir, summary)
+    paths = write_report(run_dir, summary, html_page=html)
     if json_out:
         print_json({**summary.to_json(), "files": {"markdown": paths.markdown, "html": paths.html}})
         return
@@ -156,7 +161,7 @@ def compare_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Paired comparison of two systems of a run: bootstrap CI of the difference, McNemar, verdict."""
-    from cadre.evaluate.runner import compare_run
+    from cadre.evaluate import compare_run
 
     comp = compare_run(run_dir, a, b, confidence=confidence, resamples=resamples)
     if json_out:
@@ -182,8 +187,7 @@ def compare_cmd(
 @eval_app.command("list")
 def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """The registered metrics and perturbations (including plugins)."""
-    from cadre.evaluate import METRICS, PERTURBATIONS
-    from cadre.evaluate.perturb import get_perturbation
+    from cadre.evaluate import METRICS, PERTURBATIONS, get_perturbation
 
     perts = {n: get_perturbation(n).description for n in PERTURBATIONS.names()}
     if json_out:

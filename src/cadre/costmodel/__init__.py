@@ -45,6 +45,7 @@ __all__ = [
     "RooflinePoint",
     "RooflineWorkload",
     "audit",
+    "audit_summary",
     "bytes_per_param",
     "calibrate",
     "chinchilla_optimal",
@@ -78,6 +79,7 @@ __all__ = [
 
 _LAZY = {
     "audit": "cadre.costmodel.audit",
+    "audit_summary": "cadre.costmodel.audit",
     "validate": "cadre.costmodel.validate",
     "engine_efficiency": "cadre.costmodel.validate",
     "calibrate": "cadre.costmodel.calibrate",

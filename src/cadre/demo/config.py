@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from cadre.config.base import StrictModel, parse_spec
+from cadre.config import StrictModel, parse_spec
 
 __all__ = ["DemoConfig", "TaskSizes"]
 
@@ -63,7 +63,7 @@ class DemoConfig(StrictModel):
     @field_validator("train_budget")
     @classmethod
     def _budget(cls, v: str) -> str:
-        from cadre.train.config import parse_budget
+        from cadre.train import parse_budget
 
         parse_budget(v)  # raises ConfigError naming the accepted forms
         return v.strip()

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cadre.demo.evaluation import CachedSystem, task_spec
+from cadre.demo.steps import SkipStep, StepRunner, step_done
 from cadre.errors import CadreError
 
 if TYPE_CHECKING:
-    from cadre.demo.pipeline import _Runner
-    from cadre.evaluate.systems import EvalSystem, SystemSpec
+    from cadre.evaluate import EvalSystem, SystemSpec
 
 __all__ = ["evaluate_step"]
 
@@ -21,7 +21,7 @@ class _Systems:
     """The systems under test, loaded on first use and shared by every task's runs."""
 
     def __init__(
-        self, r: _Runner, *, generalist: str, price_per_hour: float, trained: dict[str, Path]
+        self, r: StepRunner, *, generalist: str, price_per_hour: float, trained: dict[str, Path]
     ) -> None:
         self.r = r
         self.generalist_model = generalist
@@ -33,7 +33,7 @@ class _Systems:
         self._router: Any = None
 
     def _spec(self, **kw: Any) -> SystemSpec:
-        from cadre.evaluate.systems import SystemSpec
+        from cadre.evaluate import SystemSpec
 
         return SystemSpec(hardware=self.r.cfg.hardware, price_per_hour=self.pph, **kw)
 
@@ -46,7 +46,7 @@ class _Systems:
 
     def generalist(self) -> CachedSystem:
         if self._generalist is None:
-            from cadre.evaluate.systems import BackendSystem
+            from cadre.evaluate import BackendSystem
 
             spec = self._spec(name="generalist", model=self.generalist_model, shots=self.r.cfg.shots)
             self._generalist = CachedSystem(BackendSystem(spec, self._load(self.generalist_model)))
@@ -56,7 +56,7 @@ class _Systems:
         if task not in self.trained:
             return None
         if not self._specialists:
-            from cadre.evaluate.systems import BackendSystem
+            from cadre.evaluate import BackendSystem
 
             backend = self._load(self.r.cfg.base, {t: str(p) for t, p in self.trained.items()})
             for t, path in self.trained.items():
@@ -65,7 +65,7 @@ class _Systems:
         return self._specialists[task]
 
     def ecosystem(self) -> EvalSystem | None:
-        from cadre.evaluate.systems import RoutedSystem
+        from cadre.evaluate import RoutedSystem
 
         router_dir = self.r.out / "router"
         if not (router_dir / "demo_eval.json").is_file():
@@ -87,7 +87,7 @@ class _Systems:
         return RoutedSystem(spec, self._router, routes, self.generalist())
 
     def remote(self) -> list[SystemSpec]:
-        from cadre.evaluate.systems import SystemSpec
+        from cadre.evaluate import SystemSpec
 
         cfg = self.r.cfg
         return [
@@ -107,12 +107,10 @@ class _Systems:
                 b.close()
 
 
-def evaluate_step(r: _Runner, *, generalist: str, price_per_hour: float) -> None:
+def evaluate_step(r: StepRunner, *, generalist: str, price_per_hour: float) -> None:
     """Evaluate every task (a step each, so an interruption loses one task at most)."""
-    from cadre.demo.pipeline import _ok
-
     cfg = r.cfg
-    trained = {t: r.out / "specialists" / f"{t}.gguf" for t in cfg.tasks if _ok(r, f"train-{t}")}
+    trained = {t: r.out / "specialists" / f"{t}.gguf" for t in cfg.tasks if step_done(r, f"train-{t}")}
     systems = _Systems(r, generalist=generalist, price_per_hour=price_per_hour, trained=trained)
     settings = [
         generalist,
@@ -123,7 +121,7 @@ def evaluate_step(r: _Runner, *, generalist: str, price_per_hour: float) -> None
         price_per_hour,
         cfg.remote_generalists,
         sorted(trained),
-        _ok(r, "router"),
+        step_done(r, "router"),
     ]
     deps = ("data", "router", *[f"train-{t}" for t in cfg.tasks])
     try:
@@ -138,12 +136,11 @@ def evaluate_step(r: _Runner, *, generalist: str, price_per_hour: float) -> None
         systems.close()
 
 
-def _eval_task(r: _Runner, systems: _Systems, task: str) -> tuple[list[Path], dict[str, Any], str]:
-    from cadre.demo.pipeline import _ok, _Skip
+def _eval_task(r: StepRunner, systems: _Systems, task: str) -> tuple[list[Path], dict[str, Any], str]:
     from cadre.evaluate import run_eval, write_report
 
-    if not _ok(r, "data"):
-        raise _Skip("no data (the data step did not finish)")
+    if not step_done(r, "data"):
+        raise SkipStep("no data (the data step did not finish)")
     cfg = r.cfg
     spec = task_spec(task, r.out / "data", shots=cfg.shots, selection=cfg.few_shot_selection)
     run: list[Any] = [systems.generalist()]
@@ -156,7 +153,7 @@ def _eval_task(r: _Runner, systems: _Systems, task: str) -> tuple[list[Path], di
     run += systems.remote()
     main_dir = r.out / "eval" / task
     summary = run_eval(spec, run, main_dir, baseline="generalist", progress=True)
-    write_report(main_dir, baseline="generalist")
+    write_report(main_dir, summary)
     outputs = [main_dir / "summary.json", main_dir / "report.html"]
     rob_summary = None
     if cfg.perturbations:
@@ -173,7 +170,7 @@ def _eval_task(r: _Runner, systems: _Systems, task: str) -> tuple[list[Path], di
                 perturb_seed=cfg.seed,
                 progress=True,
             )
-            write_report(rob_dir, baseline="generalist")
+            write_report(rob_dir, rob_summary)
             outputs.append(rob_dir / "summary.json")
         except CadreError as err:
             r.console.print(f"[yellow]robustness run for {task} failed: {err}[/]")

@@ -17,13 +17,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from cadre.evaluate.systems import EvalRequest, EvalSystem, Generation, SystemSpec
-from cadre.evaluate.task import TaskSpec
-from cadre.runtime.protocol import SamplingParams
+from cadre.evaluate import EvalRequest, EvalSystem, Generation, SystemSpec, TaskSpec
+from cadre.runtime import SamplingParams
 from cadre.synth import get_generator
 
 __all__ = ["CachedSystem", "generation_settings", "task_spec"]
@@ -109,30 +107,3 @@ class CachedSystem:
 
     def close(self) -> None:
         self.inner.close()
-
-
-def renamed(system: CachedSystem, name: str, **updates: Any) -> CachedSystem:
-    """The same cached system under another run-level name (the cache is shared)."""
-    clone = CachedSystem.__new__(CachedSystem)
-    clone.__dict__.update(system.__dict__)
-    clone.spec = system.spec.model_copy(update={"name": name, **updates})
-    clone.name = name
-    return clone
-
-
-def summary_row(summary: Any, name: str) -> Mapping[str, Any] | None:
-    """The JSON view of one system's result in a run summary, or None when the system is absent."""
-    systems = summary.get("systems", {}) if isinstance(summary, dict) else {}
-    row = systems.get(name)
-    return row if isinstance(row, dict) else None
-
-
-def comparison(summary: Mapping[str, Any], a: str, b: str) -> Mapping[str, Any] | None:
-    for c in summary.get("comparisons", []):
-        if c.get("a") == a and c.get("b") == b:
-            return dict(c)
-    return None
-
-
-def names_of(systems: Sequence[EvalSystem]) -> list[str]:
-    return [s.name for s in systems]

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,8 @@ from typing import Any
 from rich.console import Console
 
 from cadre.demo.config import DemoConfig
-from cadre.demo.manifest import Manifest, StepRecord, fingerprint
+from cadre.demo.manifest import StepRecord
+from cadre.demo.steps import SkipStep, StepRunner, step_done
 from cadre.errors import CadreError
 
 __all__ = ["DemoResult", "run_demo"]
@@ -44,76 +43,10 @@ class DemoResult:
     seconds: float = 0.0
 
 
-class _Runner:
-    """Runs steps with fingerprints, timing, and honest skipping."""
-
-    def __init__(self, cfg: DemoConfig, console: Console) -> None:
-        self.cfg = cfg
-        self.out = cfg.out
-        self.console = console
-        self.manifest = Manifest(self.out)
-        self.fps: dict[str, str] = {}
-
-    def rel(self, p: Path) -> str:
-        return str(Path(p).resolve().relative_to(self.out.resolve()))
-
-    @contextmanager
-    def _timed(self) -> Iterator[dict[str, float]]:
-        t = {"start": time.perf_counter()}
-        yield t
-        t["seconds"] = time.perf_counter() - t["start"]
-
-    def step(
-        self,
-        name: str,
-        fp_parts: Any,
-        fn: Callable[[], tuple[list[Path], dict[str, Any], str]],
-        *,
-        depends: tuple[str, ...] = (),
-        always: bool = False,
-    ) -> StepRecord:
-        """Run ``fn`` unless done with the same fingerprint; ``fn`` returns (outputs, data, note)."""
-        fp = fingerprint(fp_parts, [self.fps.get(d, "") for d in depends])
-        self.fps[name] = fp
-        if not always and self.manifest.is_done(name, fp):
-            rec = self.manifest.get(name)
-            assert rec is not None
-            self.console.print(f"[green]✓[/] {name}: reused ({rec.note or 'done earlier'})")
-            return rec
-        self.console.print(f"[bold]→ {name}[/]")
-        with self._timed() as t:
-            try:
-                outputs, data, note = fn()
-                status = "done"
-            except _Skip as skip:
-                outputs, data, note, status = [], {}, str(skip), "skipped"
-            except CadreError as err:
-                outputs, data, note, status = [], {}, f"{type(err).__name__}: {err}", "failed"
-        rec = StepRecord(
-            name=name,
-            fingerprint=fp,
-            status=status,
-            outputs=[self.rel(p) for p in outputs],
-            seconds=round(t["seconds"], 2),
-            note=note,
-            data=data,
-        )
-        self.manifest.record(rec)
-        colour = {"done": "green", "skipped": "yellow", "failed": "red"}[status]
-        self.console.print(
-            f"[{colour}]{status}[/] {name} in {rec.seconds:.1f} s" + (f": {note}" if note else "")
-        )
-        return rec
-
-
-class _Skip(Exception):
-    """A step cannot run here (a part of cadre is missing, or an earlier step failed); the message says why."""
-
-
 # ------------------------------------------------------------------------------------------------- steps
 
 
-def _data_step(r: _Runner) -> StepRecord:
+def _data_step(r: StepRunner) -> StepRecord:
     cfg = r.cfg
 
     def run() -> tuple[list[Path], dict[str, Any], str]:
@@ -158,7 +91,7 @@ def _synth_version() -> str:
     return h.hexdigest()[:12]
 
 
-def _train_step(r: _Runner, task: str) -> StepRecord:
+def _train_step(r: StepRunner, task: str) -> StepRecord:
     cfg = r.cfg
     peft_dir = r.out / "specialists" / task
     gguf = r.out / "specialists" / f"{task}.gguf"
@@ -174,12 +107,11 @@ def _train_step(r: _Runner, task: str) -> StepRecord:
 
     def run() -> tuple[list[Path], dict[str, Any], str]:
         if r.manifest.get("data") is None or r.manifest.steps["data"].status != "done":
-            raise _Skip("no data (the data step did not finish)")
+            raise SkipStep("no data (the data step did not finish)")
         try:
-            from cadre.train import TrainConfig, train
-            from cadre.train.export import export_adapter
+            from cadre.train import TrainConfig, export_adapter, train
         except ImportError as err:  # the training part is not available in this build
-            raise _Skip(f"cadre.train is not available ({err}); no specialist trained") from None
+            raise SkipStep(f"cadre.train is not available ({err}); no specialist trained") from None
         resume = False
         if peft_dir.exists():
             has_ckpt = (peft_dir / "checkpoints").is_dir() and any((peft_dir / "checkpoints").iterdir())
@@ -241,16 +173,16 @@ def _train_step(r: _Runner, task: str) -> StepRecord:
     return r.step(f"train-{task}", [task, settings, data_fp], run)
 
 
-def _router_step(r: _Runner) -> StepRecord:
+def _router_step(r: StepRunner) -> StepRecord:
     cfg = r.cfg
 
     def run() -> tuple[list[Path], dict[str, Any], str]:
         if r.manifest.get("data") is None or r.manifest.steps["data"].status != "done":
-            raise _Skip("no data (the data step did not finish)")
+            raise SkipStep("no data (the data step did not finish)")
         try:
             from cadre.route import evaluate_router, fit_router, load_examples, save_router
         except ImportError as err:
-            raise _Skip(f"cadre.route is not available ({err}); requests cannot be routed") from None
+            raise SkipStep(f"cadre.route is not available ({err}); requests cannot be routed") from None
         data = r.out / "data"
         router_dir = r.out / "router"
         if router_dir.exists():
@@ -273,14 +205,16 @@ def _router_step(r: _Runner) -> StepRecord:
     return r.step("router", [cfg.tasks], run, depends=("data",))
 
 
-def _ecosystem_step(r: _Runner, generalist: str) -> StepRecord:
+def _ecosystem_step(r: StepRunner, generalist: str) -> StepRecord:
     cfg = r.cfg
 
     def run() -> tuple[list[Path], dict[str, Any], str]:
         from cadre.demo.ecosystem import write_ecosystem
 
-        trained = [t for t in cfg.tasks if _ok(r, f"train-{t}")]
-        path = write_ecosystem(r.out, cfg, trained=trained, generalist=generalist, routed=_ok(r, "router"))
+        trained = [t for t in cfg.tasks if step_done(r, f"train-{t}")]
+        path = write_ecosystem(
+            r.out, cfg, trained=trained, generalist=generalist, routed=step_done(r, "router")
+        )
         missing = [t for t in cfg.tasks if t not in trained]
         note = (
             "specialists "
@@ -293,7 +227,7 @@ def _ecosystem_step(r: _Runner, generalist: str) -> StepRecord:
     return r.step("ecosystem", [cfg.tasks, generalist, cfg.base], run, depends=deps)
 
 
-def _hardware_step(r: _Runner, price: float) -> StepRecord:
+def _hardware_step(r: StepRunner, price: float) -> StepRecord:
     """This machine for the cost model: the calibrated ``local`` entry, else measured now (not saved to
     ``$CADRE_HOME``: the demo leaves the user's calibration alone), with the demo's price per hour."""
     cfg = r.cfg
@@ -302,11 +236,11 @@ def _hardware_step(r: _Runner, price: float) -> StepRecord:
         try:
             from cadre.costmodel import load_hardware
         except ImportError as err:
-            raise _Skip(f"cadre.costmodel is not available ({err})") from None
+            raise SkipStep(f"cadre.costmodel is not available ({err})") from None
         hw = load_hardware(cfg.hardware)
         note = f"{hw.display_name}"
         if cfg.hardware == "local" and hw.measured is None:
-            from cadre.costmodel.calibrate import calibrate
+            from cadre.costmodel import calibrate
 
             hw = calibrate(decode=False, save=False).hardware
             note = (
@@ -323,17 +257,12 @@ def _hardware_step(r: _Runner, price: float) -> StepRecord:
     return r.step("hardware", [cfg.hardware, price], run)
 
 
-def _ok(r: _Runner, step: str) -> bool:
-    rec = r.manifest.get(step)
-    return rec is not None and rec.status == "done"
-
-
 def pick_generalist(cfg: DemoConfig) -> tuple[str, str]:
     """The local generalist model and why: the configured one, else the largest bundled model available."""
     if cfg.generalist:
         return cfg.generalist, "configured"
     try:
-        from cadre.runtime.bundled import bundled_model_path
+        from cadre.runtime import bundled_model_path
 
         bundled_model_path("gemma3-270m")
         return "gemma3-270m", "the largest bundled model"
@@ -354,7 +283,7 @@ def run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
     t0 = time.perf_counter()
     con = console or Console(stderr=True)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    r = _Runner(cfg, con)
+    r = StepRunner(cfg, con)
     (cfg.out / "demo_config.json").write_text(cfg.model_dump_json(indent=2) + "\n", encoding="utf-8")
     generalist, why = pick_generalist(cfg)
     con.print(

@@ -1,19 +1,56 @@
 """Task-specific evaluation: systems on a task's items, with paired statistics, robustness, latency and cost.
 
->>> from cadre.evaluate import load_task, parse_system, run_eval, write_report
+>>> from cadre.evaluate import load_task, parse_system, read_summary, run_eval, write_report
 >>> summary = run_eval(load_task("task.yaml"), [parse_system("base=smollm2-135m,shots=5")], "runs/x")  # doctest: +SKIP
->>> write_report("runs/x").html  # doctest: +SKIP
+>>> write_report("runs/x", summary).html  # doctest: +SKIP
+>>> read_summary("runs/x").systems["base"].metric  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from cadre.evaluate.cost import CostSummary, Price, PriceTable, load_prices
+from cadre.evaluate.formatting import (
+    finite,
+    inline_md,
+    markdown_html_table,
+    md_table,
+    p_value,
+    percent,
+    png_file_html,
+    points,
+    seconds_plain,
+    usd_rounded,
+)
 from cadre.evaluate.metrics import METRICS, Metric, build_metric
-from cadre.evaluate.perturb import PERTURBATIONS, Perturbation, PerturbContext, perturb_items
-from cadre.evaluate.report import ReportPaths, write_report
-from cadre.evaluate.runner import RunSummary, SystemResult, read_records, run_eval, summarize
+from cadre.evaluate.perturb import (
+    PERTURBATIONS,
+    Perturbation,
+    PerturbContext,
+    get_perturbation,
+    perturb_items,
+)
+from cadre.evaluate.records import read_run_records
+from cadre.evaluate.report import ReportPaths, robustness_rows, table1_rows, write_report
+from cadre.evaluate.results import (
+    LatencyStats,
+    RobustnessResult,
+    RunSummary,
+    SystemResult,
+    read_summary,
+    write_summary,
+)
+from cadre.evaluate.runner import run_eval
 from cadre.evaluate.stats import Comparison, mcnemar, paired_bootstrap, paired_comparison, spread
-from cadre.evaluate.systems import BackendSystem, EvalSystem, RoutedSystem, SystemSpec, parse_system
+from cadre.evaluate.summary import compare_run, summarize
+from cadre.evaluate.systems import (
+    BackendSystem,
+    EvalRequest,
+    EvalSystem,
+    Generation,
+    RoutedSystem,
+    SystemSpec,
+    parse_system,
+)
 from cadre.evaluate.task import Item, TaskSpec, load_items, load_task
 
 __all__ = [
@@ -22,31 +59,51 @@ __all__ = [
     "BackendSystem",
     "Comparison",
     "CostSummary",
+    "EvalRequest",
     "EvalSystem",
+    "Generation",
     "Item",
+    "LatencyStats",
     "Metric",
     "PerturbContext",
     "Perturbation",
     "Price",
     "PriceTable",
     "ReportPaths",
+    "RobustnessResult",
     "RoutedSystem",
     "RunSummary",
     "SystemResult",
     "SystemSpec",
     "TaskSpec",
     "build_metric",
+    "compare_run",
+    "finite",
+    "get_perturbation",
+    "inline_md",
     "load_items",
     "load_prices",
     "load_task",
+    "markdown_html_table",
     "mcnemar",
+    "md_table",
+    "p_value",
     "paired_bootstrap",
     "paired_comparison",
     "parse_system",
+    "percent",
     "perturb_items",
-    "read_records",
+    "png_file_html",
+    "points",
+    "read_run_records",
+    "read_summary",
+    "robustness_rows",
     "run_eval",
+    "seconds_plain",
     "spread",
     "summarize",
+    "table1_rows",
+    "usd_rounded",
     "write_report",
+    "write_summary",
 ]

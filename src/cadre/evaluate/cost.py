@@ -14,13 +14,13 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 import yaml
 from pydantic import Field
 
 from cadre.config.base import StrictModel, load_spec, parse_spec
 from cadre.errors import CadreError
+from cadre.runtime.registry import parse_model
 
 if TYPE_CHECKING:
     from cadre.evaluate.systems import SystemSpec
@@ -67,25 +67,16 @@ class CostSummary:
     note: str = ""
 
 
-def _is_local_url(model: str) -> bool:
-    url = model.rpartition("@")[2]
-    host = urlparse(url).hostname or ""
-    return host in ("localhost", "127.0.0.1", "::1", "0.0.0.0")
-
-
-def _remote_model(model: str) -> str:
-    return model.removeprefix("openai:").rpartition("@")[0]
-
-
 def cost_method(spec: SystemSpec, prices: PriceTable) -> tuple[str | None, str]:
     """How a system's requests are costed: ``hardware:NAME``, ``price:NAME`` or None (with the reason)."""
     if spec.kind == "model":
         return f"hardware:{spec.hardware}", ""
     if spec.kind == "openai":
-        key = spec.price or _remote_model(spec.model or "")
+        ref = parse_model(spec.model or "")
+        key = spec.price or ref.remote_model or ""
         if key in prices.models:
             return f"price:{key}", ""
-        if spec.price is None and _is_local_url(spec.model or ""):
+        if spec.price is None and ref.is_loopback:
             return f"hardware:{spec.hardware}", "a local OpenAI-compatible server, costed as local hardware"
         return (
             None,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Literal, Protocol
 
+from pydantic import model_validator
+
+from cadre.config.base import StrictModel
 from cadre.errors import ConfigError
 from cadre.evaluate.metrics import _NUMBER, normalize_label, parse_number
 
-if TYPE_CHECKING:
-    from cadre.evaluate.task import ExtractSpec
-
 __all__ = [
+    "ExtractSpec",
     "Extractor",
     "JsonExtractor",
     "LabelExtractor",
@@ -24,6 +25,29 @@ __all__ = [
     "first_json_object",
     "repair_json",
 ]
+
+
+class ExtractSpec(StrictModel):
+    """How the answer is read from the generated text."""
+
+    kind: Literal["label", "regex", "json", "number", "text"] = "text"
+    labels: list[str] | None = None
+    """For ``label``: the label set; default: every distinct target in the data."""
+    pattern: str | None = None
+    """For ``regex``: a pattern; the named group ``answer``, else group 1, else the whole match."""
+    field: str | None = None
+    """For ``json``: the field to take from the first JSON object in the output (default: the whole object)."""
+    position: Literal["first", "last"] = "last"
+    """For ``number``: which number in the output (GSM8K practice: the last)."""
+    lenient: bool = False
+    """For ``json``: when the output is not valid JSON, retry after fixing thousands separators in numbers
+    and trailing commas (strict by default: a consumer of the JSON would fail on it too)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ExtractSpec:
+        if self.kind == "regex" and not self.pattern:
+            raise ValueError("extract.kind 'regex' needs extract.pattern")
+        return self
 
 
 class Extractor(Protocol):

@@ -8,9 +8,7 @@ a quality-vs-cost chart with the Pareto frontier, latency distributions and the 
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from collections.abc import Sequence
@@ -18,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cadre.evaluate.cost import PriceTable
-from cadre.evaluate.runner import RunSummary, SystemResult, read_run, summarize
+from cadre.evaluate.formatting import html_table, md_table, p_value, percent, png_base64, points, seconds, usd
+from cadre.evaluate.records import read_run
+from cadre.evaluate.results import SUMMARY_FILE, RunSummary, SystemResult, read_summary
 from cadre.evaluate.stats import Comparison
 
 __all__ = [
@@ -40,37 +39,7 @@ class ReportPaths:
     lm_eval: list[Path]
 
 
-# ---------------------------------------------------------------------------------------------- formatting
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x * 100:.1f}"
-
-
-def _pts(x: float | None) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x * 100:+.1f}"
-
-
-def _money(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if x == 0:
-        return "$0"
-    if x >= 0.01:
-        return f"${x:,.4f}"
-    return f"${x:.3g}"
-
-
-def _secs(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if x < 0.001:
-        return f"{x * 1e6:.0f} µs"
-    return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
-
-
-def _pval(p: float) -> str:
-    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+# ---------------------------------------------------------------------------------------------- tables
 
 
 def cost_ratio(system: SystemResult, baseline: SystemResult) -> str:
@@ -94,17 +63,17 @@ def table1_rows(summary: RunSummary) -> list[dict[str, str]]:
     rows = []
     for name, s in summary.systems.items():
         comp = _comparison_for(summary, name)
-        metric = _pct(s.metric)
+        metric = percent(s.metric)
         if s.repeats is not None:
             metric += f" ± {s.repeats.std * 100:.1f}"
         if name == summary.baseline:
             adv = "baseline"
         elif comp is not None:
             b = comp.bootstrap
-            adv = f"{_pts(b.difference)} [{_pts(b.low)}, {_pts(b.high)}]"
+            adv = f"{points(b.difference)} [{points(b.low)}, {points(b.high)}]"
         else:
             adv = "n/a"
-        p = _pval(comp.mcnemar.p_value) if comp is not None and comp.mcnemar is not None else ""
+        p = p_value(comp.mcnemar.p_value) if comp is not None and comp.mcnemar is not None else ""
         model = s.model or ""
         if s.adapter:
             model += f" + {Path(s.adapter).name}"
@@ -116,11 +85,11 @@ def table1_rows(summary: RunSummary) -> list[dict[str, str]]:
                 summary.metric: metric,
                 "Advantage (pts, 95% CI)": adv,
                 "McNemar p": p,
-                "Cost / request": _money(s.cost.per_request),
-                "Cost / 1k req": _money(s.cost.per_1000),
+                "Cost / request": usd(s.cost.per_request),
+                "Cost / 1k req": usd(s.cost.per_1000),
                 "Cost ratio": cost_ratio(s, base) if base else "n/a",
-                "Latency p50": _secs(s.latency.p50_s),
-                "Latency p95": _secs(s.latency.p95_s),
+                "Latency p50": seconds(s.latency.p50_s),
+                "Latency p95": seconds(s.latency.p95_s),
                 "Failures": f"{s.failures} ({s.failure_rate * 100:.1f}%)",
             }
         )
@@ -130,16 +99,16 @@ def table1_rows(summary: RunSummary) -> list[dict[str, str]]:
 def robustness_rows(summary: RunSummary) -> list[dict[str, str]]:
     rows = []
     for r in summary.robustness:
-        ci = f" [{_pts(r.delta_low)}, {_pts(r.delta_high)}]" if r.delta_low is not None else ""
+        ci = f" [{points(r.delta_low)}, {points(r.delta_high)}]" if r.delta_low is not None else ""
         rows.append(
             {
                 "System": r.system,
                 "Perturbation": r.perturbation,
                 "n": str(r.n),
-                "Original": _pct(r.original),
-                "Perturbed": _pct(r.perturbed),
-                "Δ (pts, 95% CI)": _pts(r.delta) + ci,
-                "Consistency": _pct(r.consistency) + "%",
+                "Original": percent(r.original),
+                "Perturbed": percent(r.perturbed),
+                "Δ (pts, 95% CI)": points(r.delta) + ci,
+                "Consistency": percent(r.consistency) + "%",
                 "Right→wrong": str(r.flipped_to_wrong),
                 "Wrong→right": str(r.flipped_to_right),
             }
@@ -149,12 +118,9 @@ def robustness_rows(summary: RunSummary) -> list[dict[str, str]]:
 
 def _md_table(rows: Sequence[dict[str, str]]) -> str:
     if not rows:
-        return "_none_\n"
+        return md_table([], [])
     cols = list(rows[0])
-    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for r in rows:
-        out.append("| " + " | ".join(r[c].replace("|", "\\|") for c in cols) + " |")
-    return "\n".join(out) + "\n"
+    return md_table(cols, [[row[c] for c in cols] for row in rows])
 
 
 def _notes(summary: RunSummary) -> list[str]:
@@ -221,15 +187,6 @@ def pareto_frontier(points: Sequence[tuple[str, float, float]]) -> list[str]:
     return frontier
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _charts(summary: RunSummary) -> dict[str, str]:
     import matplotlib
 
@@ -257,7 +214,7 @@ def _charts(summary: RunSummary) -> dict[str, str]:
         ax.set_yticks(range(len(summary.comparisons)), [c.a for c in summary.comparisons])
         ax.set_xlabel(f"{summary.metric} difference vs {summary.baseline} (points, 95% CI)")
         ax.invert_yaxis()
-        charts["difference"] = _png(fig)
+        charts["difference"] = png_base64(fig)
 
     # quality vs cost, with the Pareto frontier
     pts = [
@@ -282,7 +239,7 @@ def _charts(summary: RunSummary) -> dict[str, str]:
         ax.set_ylabel(f"{summary.metric} (%)")
         ax.set_title("Quality vs cost (outlined: Pareto frontier)")
         ax.grid(alpha=0.3)
-        charts["pareto"] = _png(fig)
+        charts["pareto"] = png_base64(fig)
 
     # latency distributions
     lat = [(n, s.latency.values_s) for n, s in summary.systems.items() if s.latency.values_s]
@@ -296,7 +253,7 @@ def _charts(summary: RunSummary) -> dict[str, str]:
         ax.set_xlabel("latency per request (s)")
         ax.invert_yaxis()
         ax.grid(alpha=0.3, axis="x")
-        charts["latency"] = _png(fig)
+        charts["latency"] = png_base64(fig)
 
     # robustness: metric per perturbation
     if summary.robustness:
@@ -318,7 +275,7 @@ def _charts(summary: RunSummary) -> dict[str, str]:
         ax.set_ylabel(f"{summary.metric} (%)")
         ax.set_title("Under perturbation (dashed: unperturbed)")
         ax.legend(fontsize=8)
-        charts["robustness"] = _png(fig)
+        charts["robustness"] = png_base64(fig)
     return charts
 
 
@@ -337,21 +294,6 @@ tr.base td{background:#fafbfc;font-style:italic}.verdict{font-size:1rem;margin:.
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1rem}
 .note{color:#555;font-size:.9rem}.wrap{overflow-x:auto}
 """
-
-
-def _html_table(rows: Sequence[dict[str, str]], *, base: str | None = None, left: int = 1) -> str:
-    if not rows:
-        return "<p class='note'>none</p>"
-    cols = list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = []
-    for r in rows:
-        cls = " class='base'" if base is not None and r.get("System") == base else ""
-        cells = "".join(
-            f"<td{' class=l' if i < left else ''}>{html.escape(r[c])}</td>" for i, c in enumerate(cols)
-        )
-        body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<div class='wrap'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
 _NO_PERTURB = (
@@ -392,14 +334,14 @@ item · created {html.escape(summary.created)}{"" if summary.complete else " · 
 <h2>Verdict</h2>
 {"".join(verdicts) or "<p class='note'>One system only: nothing to compare.</p>"}
 <h2>Systems (Table 1)</h2>
-{_html_table(table1_rows(summary), base=summary.baseline, left=2)}
+{html_table(table1_rows(summary), base=summary.baseline, left=2)}
 <p class="note">Advantage: the system minus the baseline on the same items, in points, with a 95% paired
 bootstrap interval; McNemar's test on the items one system got right and the other wrong. Cost per request:
 measured time × the hardware's price per hour (local), or tokens × list prices (hosted).</p>
 <div class="charts">{img("difference", "difference vs baseline")}{img("pareto", "quality vs cost")}
 {img("latency", "latency distributions")}{img("robustness", "robustness")}</div>
 <h2>Robustness</h2>
-{_html_table(robustness_rows(summary), left=2) if summary.robustness else _NO_PERTURB}
+{html_table(robustness_rows(summary), left=2) if summary.robustness else _NO_PERTURB}
 {robust_expl}
 {f"<h2>Notes</h2><ul class='note'>{notes}</ul>" if notes else ""}
 </body></html>
@@ -459,22 +401,19 @@ def lm_eval_results(summary: RunSummary, meta: dict[str, Any], system: str) -> d
 
 def write_report(
     run_dir: str | Path,
+    summary: RunSummary | None = None,
     *,
     html_page: bool = True,
     markdown: bool = True,
     lm_eval: bool = True,
-    prices: PriceTable | str | Path | None = None,
-    baseline: str | None = None,
 ) -> ReportPaths:
-    """Write ``report.md``, ``report.html``, ``summary.json`` and ``lm_eval/<system>/results.json``.
+    """Write ``report.md``, ``report.html`` and ``lm_eval/<system>/results.json`` from the run's summary.
 
-    Everything is recomputed from ``items.jsonl`` (no generation), so a partial run reports what it has.
+    The summary is rendered, not recomputed: ``summary`` when given, else the run's ``summary.json``
+    (:func:`~cadre.evaluate.results.read_summary`; ``cadre eval report`` recomputes it from the records).
     """
     d = Path(run_dir)
-    summary = summarize(d, prices=prices, baseline=baseline)
-    meta = read_run(d)
-    summary_path = d / "summary.json"
-    summary_path.write_text(json.dumps(summary.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    summary = read_summary(d) if summary is None else summary
     md_path = html_path = None
     if markdown:
         md_path = d / "report.md"
@@ -486,6 +425,7 @@ def write_report(
     if lm_eval:
         from cadre.paths import safe_name
 
+        meta = read_run(d)
         for name in summary.systems:
             p = d / "lm_eval" / safe_name(name, kind="system") / "results.json"
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -493,4 +433,4 @@ def write_report(
                 json.dumps(lm_eval_results(summary, meta, name), indent=2, default=str), encoding="utf-8"
             )
             lm_paths.append(p)
-    return ReportPaths(summary=summary_path, markdown=md_path, html=html_path, lm_eval=lm_paths)
+    return ReportPaths(summary=d / SUMMARY_FILE, markdown=md_path, html=html_path, lm_eval=lm_paths)

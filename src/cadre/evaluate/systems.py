@@ -28,6 +28,7 @@ from pydantic import Field, model_validator
 from cadre.config.base import StrictModel, parse_spec
 from cadre.errors import BackendError, ConfigError
 from cadre.runtime.protocol import Backend, ChatMessage, Completion, SamplingParams
+from cadre.runtime.registry import parse_model
 
 if TYPE_CHECKING:
     from cadre.route.protocol import Router
@@ -92,10 +93,8 @@ class SystemSpec(StrictModel):
         return self.kind == "model"
 
 
-def _default_name(target: str) -> str:
-    stem = target.removeprefix("openai:").split("@")[0]
-    stem = Path(stem).name.removesuffix(".gguf") if "/" in stem or stem.endswith(".gguf") else stem
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "system"
+def _default_name(display: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", display).strip("-.") or "system"
     return name[:64]
 
 
@@ -108,13 +107,16 @@ def parse_system(text: str) -> SystemSpec:
     target = target.strip()
     if not target:
         raise ConfigError(f"--system {text!r}: give a model, e.g. --system base=smollm2-135m")
-    data: dict[str, Any] = {"name": name.strip() or _default_name(target)}
-    if target.startswith("openai:"):
-        data.update(kind="openai", model=target)
-    elif target.startswith("routed:"):
-        data.update(kind="routed", router=target.removeprefix("routed:"))
+    data: dict[str, Any]
+    if target.startswith("routed:"):
+        router = target.removeprefix("routed:")
+        data = {"kind": "routed", "router": router}
+        display = Path(target).name if "/" in target else target
     else:
-        data.update(kind="model", model=target)
+        ref = parse_model(target)
+        data = {"kind": "openai" if ref.is_remote else "model", "model": target}
+        display = ref.name
+    data["name"] = name.strip() or _default_name(display)
     for opt in opts:
         if not opt:
             continue

@@ -23,7 +23,7 @@ import contextlib
 import csv
 import json
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 from cadre.config.base import StrictModel, load_spec
 from cadre.config.jsonl import iter_jsonl
 from cadre.errors import ConfigError, DataError, NotFoundError
-from cadre.evaluate.extract import Extractor, build_extractor
+from cadre.evaluate.extract import Extractor, ExtractSpec, build_extractor
 from cadre.evaluate.metrics import METRICS, Metric, build_metric, normalize_label
 from cadre.runtime.protocol import ChatMessage, SamplingParams
 
@@ -75,29 +75,6 @@ class PromptSpec(StrictModel):
     answer_template: str | None = None
     """How an exemplar's answer is written; default: the target field (JSON for objects)."""
     few_shot: FewShotSpec = FewShotSpec()
-
-
-class ExtractSpec(StrictModel):
-    """How the answer is read from the generated text."""
-
-    kind: Literal["label", "regex", "json", "number", "text"] = "text"
-    labels: list[str] | None = None
-    """For ``label``: the label set; default: every distinct target in the data."""
-    pattern: str | None = None
-    """For ``regex``: a pattern; the named group ``answer``, else group 1, else the whole match."""
-    field: str | None = None
-    """For ``json``: the field to take from the first JSON object in the output (default: the whole object)."""
-    position: Literal["first", "last"] = "last"
-    """For ``number``: which number in the output (GSM8K practice: the last)."""
-    lenient: bool = False
-    """For ``json``: when the output is not valid JSON, retry after fixing thousands separators in numbers
-    and trailing commas (strict by default: a consumer of the JSON would fail on it too)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> ExtractSpec:
-        if self.kind == "regex" and not self.pattern:
-            raise ValueError("extract.kind 'regex' needs extract.pattern")
-        return self
 
 
 class MetricSpec(StrictModel):
@@ -237,7 +214,7 @@ def _read_hf(path: Path, split: str | None) -> list[dict[str, Any]]:
     return [dict(r) for r in ds]
 
 
-def read_records(path: Path, *, split: str | None = None) -> list[dict[str, Any]]:
+def read_data_file(path: Path, *, split: str | None = None) -> list[dict[str, Any]]:
     """Rows of a JSONL / JSON-list / CSV file or a Hugging Face dataset folder."""
     if not path.exists():
         raise NotFoundError(f"data file {str(path)!r} does not exist; check `data:` in the task spec")
@@ -285,6 +262,7 @@ def template_fields(template: str) -> list[str]:
 
 
 SPECIAL_FIELDS = ("labels", "options")
+_FORMATTER = string.Formatter()
 
 
 def _target_of(record: dict[str, Any], spec: TaskSpec, where: str) -> Any:
@@ -303,7 +281,7 @@ def _target_of(record: dict[str, Any], spec: TaskSpec, where: str) -> Any:
 def load_items(spec: TaskSpec, *, limit: int | None = None) -> list[Item]:
     """Read the task's data, check every template field exists, and return the items (first ``limit``)."""
     path = spec.path(spec.data)
-    records = read_records(path, split=spec.split)
+    records = read_data_file(path, split=spec.split)
     if limit is not None:
         records = records[:limit]
     needed = [f for f in template_fields(spec.prompt.template) if f not in SPECIAL_FIELDS]
@@ -353,6 +331,27 @@ def format_options(options: Sequence[Any]) -> str:
     return "\n".join(f"{chr(ord('A') + i)}. {opt}" for i, opt in enumerate(options))
 
 
+class ParsedTemplate:
+    """A ``str.format`` template parsed once; :meth:`format` fills it like ``template.format(**values)``."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self._parts = list(_FORMATTER.parse(template))
+
+    def format(self, values: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        for literal, name, spec, conversion in self._parts:
+            out.append(literal)
+            if name is None:
+                continue
+            value, _ = _FORMATTER.get_field(name, (), values)
+            value = _FORMATTER.convert_field(value, conversion)
+            if spec and "{" in spec:
+                spec = _FORMATTER.vformat(spec, (), values)
+            out.append(_FORMATTER.format_field(value, spec or ""))
+        return "".join(out)
+
+
 class PromptBuilder:
     """Turns items into chat messages: system prompt, few-shot turns, then the item."""
 
@@ -362,6 +361,8 @@ class PromptBuilder:
         """
         self.spec = spec
         self.labels = resolve_labels(spec, items)
+        self._labels_text = ", ".join(self.labels) if self.labels else ""
+        self._templates: dict[str, ParsedTemplate] = {}
         self.shots = spec.prompt.few_shot.k
         self._pool: list[Item] = []
         self._pool_vecs: np.ndarray | None = None
@@ -387,11 +388,14 @@ class PromptBuilder:
 
     def render(self, template: str, item: Item) -> str:
         values = dict(item.record)
-        values["labels"] = ", ".join(self.labels) if self.labels else ""
+        values["labels"] = self._labels_text
         if self.spec.options_field:
             values["options"] = format_options(item.record[self.spec.options_field])
         try:
-            return template.format(**values)
+            parsed = self._templates.get(template)
+            if parsed is None:
+                parsed = self._templates[template] = ParsedTemplate(template)
+            return parsed.format(values)
         except KeyError as err:
             raise ConfigError(
                 f"template field {{{err.args[0]}}} missing in item {item.id!r}; available: {', '.join(sorted(values))}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cadre.runtime.bundled import bundled_model_path
 from cadre.runtime.protocol import (
     Backend,
     ChatMessage,
@@ -29,6 +30,7 @@ __all__ = [
     "StreamChunk",
     "TokenLogprob",
     "Usage",
+    "bundled_model_path",
     "load_backend",
 ]
 

@@ -15,12 +15,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cadre.config.ecosystem import EcosystemSpec, load_ecosystem, parse_ecosystem
     from cadre.serve.app import create_app, serve
     from cadre.serve.auth import ApiKeys
     from cadre.serve.check import check_ecosystem
     from cadre.serve.serving import Gateway
 
-__all__ = ["ApiKeys", "Gateway", "check_ecosystem", "create_app", "serve"]
+__all__ = [
+    "ApiKeys",
+    "EcosystemSpec",
+    "Gateway",
+    "check_ecosystem",
+    "create_app",
+    "load_ecosystem",
+    "parse_ecosystem",
+    "serve",
+]
 
 _LAZY = {
     "create_app": "cadre.serve.app",
@@ -28,6 +38,9 @@ _LAZY = {
     "ApiKeys": "cadre.serve.auth",
     "check_ecosystem": "cadre.serve.check",
     "Gateway": "cadre.serve.serving",
+    "EcosystemSpec": "cadre.config.ecosystem",
+    "load_ecosystem": "cadre.config.ecosystem",
+    "parse_ecosystem": "cadre.config.ecosystem",
 }
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cadre.train.config import LoraSettings, TrainConfig, parse_budget
+from cadre.train.export import export_adapter
 
 if TYPE_CHECKING:
     from cadre.train.trainer import TrainResult
 
-__all__ = ["LoraSettings", "TrainConfig", "TrainResult", "parse_budget", "train"]
+__all__ = ["LoraSettings", "TrainConfig", "TrainResult", "export_adapter", "parse_budget", "train"]
 
 
 def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -> TrainResult:
