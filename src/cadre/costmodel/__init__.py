@@ -6,7 +6,7 @@ formula cites its source in the module that implements it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cadre.costmodel.arch import ModelArch, load_model, model_names
 from cadre.costmodel.compare import CompareRow, compare
@@ -34,6 +34,11 @@ from cadre.costmodel.roofline import (
 from cadre.costmodel.speculative import paper_speedup, speculative_speedup
 from cadre.costmodel.tco import cost_per_million_tokens, cost_per_request, power_kw
 from cadre.costmodel.training import chinchilla_optimal, lora_trainable_params, training_flops
+
+if TYPE_CHECKING:
+    from cadre.costmodel.audit import audit, audit_summary
+    from cadre.costmodel.calibrate import calibrate
+    from cadre.costmodel.validate import engine_efficiency, validate
 
 __all__ = [
     "CompareRow",
