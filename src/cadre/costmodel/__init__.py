@@ -6,9 +6,14 @@ formula cites its source in the module that implements it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cadre.costmodel.arch import ModelArch, load_model, model_names
+
+# audit and calibrate are imported eagerly (light): a lazy name that is also a submodule's name is shadowed by
+# the submodule once anything imports it.
+from cadre.costmodel.audit import audit, audit_summary
+from cadre.costmodel.calibrate import calibrate
 from cadre.costmodel.compare import CompareRow, compare
 from cadre.costmodel.hardware import Hardware, hardware_names, load_hardware
 from cadre.costmodel.kv import kv_bytes, kv_bytes_per_token
@@ -34,11 +39,6 @@ from cadre.costmodel.roofline import (
 from cadre.costmodel.speculative import paper_speedup, speculative_speedup
 from cadre.costmodel.tco import cost_per_million_tokens, cost_per_request, power_kw
 from cadre.costmodel.training import chinchilla_optimal, lora_trainable_params, training_flops
-
-if TYPE_CHECKING:
-    from cadre.costmodel.audit import audit, audit_summary
-    from cadre.costmodel.calibrate import calibrate
-    from cadre.costmodel.validate import engine_efficiency, validate
 
 __all__ = [
     "CompareRow",
@@ -83,11 +83,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "audit": "cadre.costmodel.audit",
-    "audit_summary": "cadre.costmodel.audit",
     "validate": "cadre.costmodel.validate",
     "engine_efficiency": "cadre.costmodel.validate",
-    "calibrate": "cadre.costmodel.calibrate",
 }
 
 
