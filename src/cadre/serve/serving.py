@@ -13,6 +13,7 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -53,6 +54,17 @@ Grounder = Callable[[KnowledgeRef, Sequence[ChatMessage]], tuple[list[ChatMessag
 IsDisconnected = Callable[[], Awaitable[bool]]
 Kind = Literal["chat", "complete"]
 T = TypeVar("T")
+
+
+@dataclass
+class _Work:
+    """A request on its way: the snapshot it runs on, who answers, and what to send."""
+
+    snap: Snapshot
+    decision: Decision
+    kind: Kind
+    original: Any  # the messages or prompt as the client sent them
+    req: Any  # the wire request (sampling settings)
 
 
 class Gateway:
@@ -220,46 +232,30 @@ class Gateway:
         )
 
     async def _run(
-        self,
-        snap: Snapshot,
-        decision: Decision,
-        kind: Kind,
-        original: Any,
-        req: Any,
-        *,
-        stream: bool,
-        wait: Callable[[Job, float], Awaitable[T]],
+        self, work: _Work, *, stream: bool, wait: Callable[[Job, float], Awaitable[T]]
     ) -> tuple[Job, T, Target, CadreInfo]:
         """Submit to the decided target and ``wait`` (job, timeout) for it; when a specialist fails or times out
         before anything was sent, and the spec allows it, the generalist answers instead."""
-        target, info = decision.target, decision.info
+        target, info, kind, original = work.decision.target, work.decision.info, work.kind, work.original
         payload = original
         if kind == "chat":
             payload, info.citations = await self._prepare_chat(target, original)
-        job = await self._submit(target, kind, payload, req, stream=stream)
+        job = await self._submit(target, kind, payload, work.req, stream=stream)
         try:
             return job, await wait(job, self._timeout(target)), target, info
         except ClientGone:
             raise
         except Exception as err:
-            gen = snap.generalist
-            if target.kind != "specialist" or snap.spec.server.fallback != "generalist" or gen is None:
+            gen = work.snap.generalist
+            if target.kind != "specialist" or work.snap.spec.server.fallback != "generalist" or gen is None:
                 raise
             info = self._fallback_info(target, info, err)
             payload = merge_system(gen.system_prompt, original) if kind == "chat" else original
-            job = await self._submit(gen, kind, payload, req, stream=stream)
+            job = await self._submit(gen, kind, payload, work.req, stream=stream)
             return job, await wait(job, self._timeout(gen)), gen, info
 
     async def _generate_admitted(
-        self,
-        snap: Snapshot,
-        decision: Decision,
-        kind: Kind,
-        original: Any,
-        req: Any,
-        is_disconnected: IsDisconnected | None,
-        *,
-        endpoint: str,
+        self, work: _Work, is_disconnected: IsDisconnected | None, *, endpoint: str
     ) -> tuple[Completion, Target, CadreInfo]:
         """A non-streamed answer: take a queue slot, generate (with fallback), free the slot, count it."""
 
@@ -268,9 +264,7 @@ class Gateway:
 
         started = self._admit()
         try:
-            _, completion, target, info = await self._run(
-                snap, decision, kind, original, req, stream=False, wait=wait
-            )
+            _, completion, target, info = await self._run(work, stream=False, wait=wait)
         finally:
             self.admission.release(started)
         self._account(endpoint, target, info, completion.usage, started)
@@ -314,9 +308,11 @@ class Gateway:
             h["x-cadre-fallback"] = "1"
         return h
 
-    async def _decide(self, model: str, messages: Sequence[ChatMessage]) -> tuple[Snapshot, Decision]:
+    async def _plan(self, req: Any, kind: Kind, original: Any, messages: Sequence[ChatMessage]) -> _Work:
+        """Choose who answers ``messages`` (the request as chat) on the current snapshot."""
         snap = self.snapshot
-        return snap, await choose_target(snap, model, messages, metrics=self.metrics)
+        decision = await choose_target(snap, req.model, messages, metrics=self.metrics)
+        return _Work(snap, decision, kind, original, req)
 
     # -- chat -----------------------------------------------------------------------------------------------
 
@@ -335,10 +331,8 @@ class Gateway:
         self, req: ChatCompletionRequest, *, is_disconnected: IsDisconnected | None = None
     ) -> tuple[ChatCompletionResponse, dict[str, str]]:
         messages = self._chat_input(req)
-        snap, decision = await self._decide(req.model, messages)
-        completion, target, info = await self._generate_admitted(
-            snap, decision, "chat", messages, req, is_disconnected, endpoint="chat"
-        )
+        work = await self._plan(req, "chat", messages, messages)
+        completion, target, info = await self._generate_admitted(work, is_disconnected, endpoint="chat")
         response = ChatCompletionResponse(
             model=target.name,
             choices=[
@@ -354,8 +348,7 @@ class Gateway:
 
     async def chat_stream(self, req: ChatCompletionRequest) -> StreamResult:
         messages = self._chat_input(req)
-        snap, decision = await self._decide(req.model, messages)
-        return await self._stream(snap, decision, "chat", messages, req)
+        return await self._stream(await self._plan(req, "chat", messages, messages))
 
     # -- completions ----------------------------------------------------------------------------------------
 
@@ -374,9 +367,9 @@ class Gateway:
         self, req: CompletionRequest, *, is_disconnected: IsDisconnected | None = None
     ) -> tuple[CompletionResponse, dict[str, str]]:
         prompt = self._completion_input(req)
-        snap, decision = await self._decide(req.model, [{"role": "user", "content": prompt}])
+        work = await self._plan(req, "complete", prompt, [{"role": "user", "content": prompt}])
         completion, target, info = await self._generate_admitted(
-            snap, decision, "complete", prompt, req, is_disconnected, endpoint="completions"
+            work, is_disconnected, endpoint="completions"
         )
         response = CompletionResponse(
             model=target.name,
@@ -390,8 +383,9 @@ class Gateway:
 
     async def complete_stream(self, req: CompletionRequest) -> StreamResult:
         prompt = self._completion_input(req)
-        snap, decision = await self._decide(req.model, [{"role": "user", "content": prompt}])
-        return await self._stream(snap, decision, "complete", prompt, req)
+        return await self._stream(
+            await self._plan(req, "complete", prompt, [{"role": "user", "content": prompt}])
+        )
 
     # -- streaming ------------------------------------------------------------------------------------------
 
@@ -406,14 +400,11 @@ class Gateway:
             raise payload
         return kind, payload
 
-    async def _stream(
-        self, snap: Snapshot, decision: Decision, kind: Kind, original: Any, req: Any
-    ) -> StreamResult:
+    async def _stream(self, work: _Work) -> StreamResult:
+        kind, req = work.kind, work.req
         started = self._admit()
         try:
-            job, first, target, info = await self._run(
-                snap, decision, kind, original, req, stream=True, wait=self._first_event
-            )
+            job, first, target, info = await self._run(work, stream=True, wait=self._first_event)
         except BaseException:
             self.admission.release(started)
             raise
