@@ -54,7 +54,7 @@ def write_ecosystem(out: Path, cfg: DemoConfig, *, trained: list[str], generalis
     path = out / "ecosystem.yaml"
     text = _HEADER.format(path=path) + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
     try:
-        from cadre.config.ecosystem import parse_ecosystem
+        from cadre.serve import parse_ecosystem
 
         parse_ecosystem(yaml.safe_load(text), source=str(path), base_dir=out)
     except ImportError:  # the serve layer's spec is not in this build; the file is still written

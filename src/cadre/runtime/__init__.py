@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cadre.runtime.protocol import (
     Backend,
@@ -19,6 +19,9 @@ from cadre.runtime.protocol import (
     TokenLogprob,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from cadre.runtime.registry import ModelRef
 
 __all__ = [
     "Backend",
@@ -34,7 +37,7 @@ __all__ = [
 
 
 def load_backend(
-    name: str,
+    name: str | ModelRef,
     *,
     adapters: dict[str, str | Path] | None = None,
     n_ctx: int = 2048,
@@ -44,7 +47,8 @@ def load_backend(
     """Load the model ``name`` (bundled name, path, hub id in the local cache, or ``openai:<model>@<url>``).
 
     Args:
-        name: what the user typed; see :func:`cadre.runtime.registry.resolve_model`.
+        name: what the user typed (see :func:`cadre.runtime.registry.resolve_model`), or a ``ModelRef`` already
+            resolved by it (so a caller that needed the backend kind does not resolve twice).
         adapters: LoRA adapters by name (GGUF files for llama.cpp, PEFT folders for transformers), chosen per
             request with ``adapter="name"``.
         n_ctx: context length per request (prompt + completion).
@@ -54,9 +58,12 @@ def load_backend(
     Raises:
         NotFoundError, ModelLoadError, ConfigError: with a one-line message saying how to fix it.
     """
-    from cadre.runtime.registry import BACKENDS, resolve_model
+    from cadre.runtime.registry import BACKENDS, ModelRef, resolve_model
 
-    ref = resolve_model(name)
+    if isinstance(name, ModelRef):
+        ref = name if name.is_remote or name.path is not None else resolve_model(name.spec)
+    else:
+        ref = resolve_model(name)
     cls: Any = BACKENDS.get(ref.backend)
     backend: Backend = cls.from_ref(ref, adapters=adapters, n_ctx=n_ctx, n_threads=n_threads, **kw)
     return backend
