@@ -35,6 +35,7 @@ from cadre.costmodel.estimates import (
 from cadre.costmodel.hardware import Hardware, hardware_names, load_hardware
 from cadre.costmodel.kv import kv_bytes, kv_bytes_per_token, paper_kv_bytes_per_token
 from cadre.costmodel.moe import expected_distinct_experts
+from cadre.costmodel.parallel import USABLE_MEMORY_FRACTION, devices_needed
 from cadre.costmodel.plot import (
     RooflinePoint,
     RooflineWorkload,
@@ -42,7 +43,6 @@ from cadre.costmodel.plot import (
     plot_roofline,
     roofline_workload,
 )
-from cadre.costmodel.parallel import USABLE_MEMORY_FRACTION, devices_needed
 from cadre.costmodel.quant import bytes_per_param, compute_precision, quantized_weight_bytes
 from cadre.costmodel.roofline import (
     DecodeStep,

@@ -16,9 +16,23 @@ from cadre.costmodel.compare import CompareRow, compare
 from cadre.costmodel.hardware import Hardware, hardware_names, load_hardware
 from cadre.costmodel.kv import kv_bytes, kv_bytes_per_token, paper_kv_bytes_per_token
 from cadre.costmodel.parallel import USABLE_MEMORY_FRACTION, devices_needed
-from cadre.costmodel.plot import RooflinePoint, RooflineWorkload, plot_compare, plot_roofline, roofline_workload
+from cadre.costmodel.plot import (
+    RooflinePoint,
+    RooflineWorkload,
+    plot_compare,
+    plot_roofline,
+    roofline_workload,
+)
 from cadre.costmodel.quant import compute_precision
-from cadre.costmodel.roofline import DecodeStep, Efficiency, Prefill, decode_step, memory_needed, prefill, weight_bytes
+from cadre.costmodel.roofline import (
+    DecodeStep,
+    Efficiency,
+    Prefill,
+    decode_step,
+    memory_needed,
+    prefill,
+    weight_bytes,
+)
 from cadre.costmodel.speculative import paper_speedup, speculative_speedup
 from cadre.costmodel.tco import cost_per_million_tokens
 from cadre.costmodel.training import chinchilla_optimal, training_flops, training_gpu_seconds
@@ -162,7 +176,9 @@ class KvCacheSize:
     sliding_window: int | None
 
 
-def kv_cache_size(model: str, *, context: int = 4096, batch: int = 1, kv_precision: str = "fp16") -> KvCacheSize:
+def kv_cache_size(
+    model: str, *, context: int = 4096, batch: int = 1, kv_precision: str = "fp16"
+) -> KvCacheSize:
     """Cache bytes per token and for ``batch`` x ``context`` tokens (MHA/GQA/MQA/MLA, sliding windows)."""
     arch = load_model(model)
     return KvCacheSize(
@@ -298,7 +314,9 @@ def roofline_chart(
     """Place each model's decode steps on ``hardware``'s roofline and write the chart to each of ``paths``."""
     hw = load_hardware(hardware)
     workloads = [
-        roofline_workload(load_model(m), hw, precision=precision, batches=tuple(batches), context=context, tp=tp)
+        roofline_workload(
+            load_model(m), hw, precision=precision, batches=tuple(batches), context=context, tp=tp
+        )
         for m in models
     ]
     written = [str(plot_roofline(hw, workloads, p, precision=precision or "bf16")) for p in paths]

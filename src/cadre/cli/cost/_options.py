@@ -8,7 +8,16 @@ import typer
 
 from cadre.cli.output import console
 
-__all__ = ["EngineOpt", "HwOpt", "JsonOpt", "ModelOpt", "PrecOpt", "PriceOpt", "gigabytes", "print_key_values"]
+__all__ = [
+    "EngineOpt",
+    "HwOpt",
+    "JsonOpt",
+    "ModelOpt",
+    "PrecOpt",
+    "PriceOpt",
+    "gigabytes",
+    "print_key_values",
+]
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="catalog name, config.json path or .gguf path")]
 HwOpt = Annotated[str, typer.Option("--hardware", "-H", help="catalog name (see `cadre cost hardware`)")]
