@@ -78,7 +78,7 @@ def roofline(path: str, context: int) -> dict[str, Any]:
     """
     try:
         from cadre.costmodel import decode_step, load_hardware
-        from cadre.costmodel.calibrate import measure_memory_bandwidth
+        from cadre.costmodel.calibration import measure_memory_bandwidth
         from cadre.costmodel.gguf_meta import arch_from_gguf
 
         hw = load_hardware("local")

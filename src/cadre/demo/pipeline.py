@@ -306,7 +306,7 @@ def _hardware_step(r: _Runner, price: float) -> StepRecord:
         hw = load_hardware(cfg.hardware)
         note = f"{hw.display_name}"
         if cfg.hardware == "local" and hw.measured is None:
-            from cadre.costmodel.calibrate import calibrate
+            from cadre.costmodel.calibration import calibrate
 
             hw = calibrate(decode=False, save=False).hardware
             note = (

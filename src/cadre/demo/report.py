@@ -694,7 +694,7 @@ def _routing_lines(ev: dict[str, Any] | None) -> list[str]:
 
 def _audit() -> tuple[list[str], list[list[str]]]:
     try:
-        from cadre.costmodel.audit import audit, audit_summary
+        from cadre.costmodel.paper_audit import audit, audit_summary
     except ImportError as err:
         return [f"_The cost-model audit is not available in this build ({err})._"], []
     try:

@@ -447,7 +447,7 @@ def fit_embedding_router(
         "per_route": {r: int((y == i).sum()) for i, r in enumerate(routes)},
     }
     if out_feats is not None:
-        from cadre.route.metrics import auroc
+        from cadre.route.evaluation import auroc
 
         s_in, s_out = gate.score(in_feats), gate.score(out_feats)
         report["cv_ood_auroc"] = auroc(

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from cadre.train.config import LoraSettings, TrainConfig, parse_budget
 
 if TYPE_CHECKING:
+    from cadre.train.export import export_adapter
     from cadre.train.trainer import TrainResult
 
-__all__ = ["LoraSettings", "TrainConfig", "TrainResult", "parse_budget", "train"]
+__all__ = ["LoraSettings", "TrainConfig", "TrainResult", "export_adapter", "parse_budget", "train"]
 
 
 def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -> TrainResult:
@@ -35,4 +36,8 @@ def __getattr__(name: str) -> Any:
         from cadre.train.trainer import TrainResult
 
         return TrainResult
+    if name == "export_adapter":
+        from cadre.train.export import export_adapter
+
+        return export_adapter
     raise AttributeError(name)
