@@ -20,6 +20,7 @@ from pydantic import Field
 
 from cadre.config.base import StrictModel, parse_spec
 from cadre.errors import ModelLoadError, did_you_mean
+from cadre.formats import read_gguf_header
 from cadre.paths import cadre_home
 
 __all__ = [
@@ -161,8 +162,6 @@ def list_models() -> list[dict[str, Any]]:
     Sizes, types and counts are read from the installed files (GGUF/safetensors headers), never assembled or
     loaded: a model still in chunk packages shows the chunks' total size.
     """
-    from cadre.runtime.gguf_info import read_gguf
-
     rows: list[dict[str, Any]] = []
     for m in bundled_models():
         row: dict[str, Any] = {
@@ -185,22 +184,22 @@ def list_models() -> list[dict[str, Any]]:
                 target = cadre_home() / "models" / m.path
                 row["path"] = str(target) if target.is_file() else "(assembled on first use)"
                 if target.is_file():
-                    info = read_gguf(target)
+                    info = read_gguf_header(target)
                     row.update(
                         size_bytes=info.file_size,
                         parameters=info.n_params,
-                        quantization=info.main_quantization,
+                        quantization=info.quantization,
                     )
                 else:
                     module = importlib.import_module(m.package)
                     row["size_bytes"] = sum(p.stat().st_size for p in module.chunk_paths() if p.is_file())
             elif m.format == "gguf":
-                info = read_gguf(pkg / m.path)
+                info = read_gguf_header(pkg / m.path)
                 row.update(
                     path=str(info.path),
                     size_bytes=info.file_size,
                     parameters=info.n_params,
-                    quantization=info.main_quantization,
+                    quantization=info.quantization,
                 )
             else:
                 folder = pkg / m.path

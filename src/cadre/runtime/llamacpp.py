@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cadre.errors import BackendError, ConfigError, ContextLengthError, ModelLoadError, NotFoundError
+from cadre.formats import GGUFHeader, read_gguf_header
 from cadre.paths import safe_name
-from cadre.runtime.gguf_info import GGUFInfo, check_adapter_fits, read_gguf
+from cadre.runtime.gguf_adapters import check_adapter_fits
 from cadre.runtime.protocol import (
     ChatMessage,
     ChatRequest,
@@ -138,8 +139,8 @@ class LlamaCppBackend:
             raise ConfigError(f"n_ctx must be >= 16, got {n_ctx}")
         if n_parallel < 1:
             raise ConfigError(f"n_parallel must be >= 1, got {n_parallel}")
-        self.info: GGUFInfo = read_gguf(model_path, what="model")
-        if self.info.file_type == "adapter":
+        self.info: GGUFHeader = read_gguf_header(model_path, what="model")
+        if self.info.kind == "adapter":
             raise ModelLoadError(
                 f"{self.info.path} is a LoRA adapter, not a model; load the base model and pass the adapter "
                 "with --adapter / adapters={...}"
@@ -231,11 +232,15 @@ class LlamaCppBackend:
     def kv_cache_bytes(self) -> int:
         """Bytes of the F16 KV cache allocated for ``kv_size`` cells (2 x layers x KV width x 2 bytes per cell)."""
         arch, md = self.info.architecture, self.info.metadata
-        n_layer = int(md.get(f"{arch}.block_count") or 0)
-        n_embd = int(md.get(f"{arch}.embedding_length") or 0)
-        n_head = int(md.get(f"{arch}.attention.head_count") or 1)
-        n_head_kv = int(md.get(f"{arch}.attention.head_count_kv") or n_head)
-        head_dim = int(md.get(f"{arch}.attention.key_length") or n_embd // n_head)
+
+        def number(key: str) -> int:  # 0 when absent or per-layer (a list)
+            value = md.get(f"{arch}.{key}")
+            return 0 if isinstance(value, list) else int(value or 0)
+
+        n_layer, n_embd = number("block_count"), number("embedding_length")
+        n_head = number("attention.head_count") or 1
+        n_head_kv = number("attention.head_count_kv") or n_head
+        head_dim = number("attention.key_length") or n_embd // n_head
         return 2 * n_layer * n_head_kv * head_dim * 2 * self.kv_size
 
     def adapter_bytes(self) -> dict[str, int]:
@@ -249,7 +254,7 @@ class LlamaCppBackend:
             ModelLoadError: the file is missing/corrupt or was made for another base (checked before loading).
         """
         safe_name(name, kind="adapter")
-        info = read_gguf(path, what="adapter")
+        info = read_gguf_header(path, what="adapter")
         check_adapter_fits(info, self.info)
         handle = self._lib.llama_adapter_lora_init(self._model, str(info.path).encode())
         if not handle:
