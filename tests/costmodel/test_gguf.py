@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cadre.costmodel import decode_step, load_hardware, load_model
-from cadre.formats import read_gguf_header
 from cadre.errors import ModelLoadError, NotFoundError
+from cadre.formats import read_gguf_header
 
 
 def _write_tiny_gguf(path: Path) -> int:

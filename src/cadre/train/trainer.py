@@ -24,6 +24,7 @@ import yaml
 
 from cadre.errors import ConfigError, DataError
 from cadre.train import data as D
+from cadre.train.answer_match import score
 from cadre.train.base import BaseInfo, BaseRef, describe_base, load_base_model, load_tokenizer, resolve_base
 from cadre.train.card import render_model_card
 from cadre.train.checkpoint import (
@@ -34,7 +35,6 @@ from cadre.train.checkpoint import (
     save_checkpoint,
 )
 from cadre.train.config import TrainConfig
-from cadre.train.metrics import score
 
 __all__ = ["TrainResult", "cpu_supports_bf16", "generate_answers", "train"]
 
