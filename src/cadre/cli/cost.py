@@ -47,6 +47,14 @@ def _eff(engine: str) -> Any:
     return engine_efficiency(engine)
 
 
+def _arch(name: str) -> Any:
+    """The cost model's architecture for any model name cadre accepts (bundled runtime names included)."""
+    from cadre.costmodel import load_model
+    from cadre.runtime import costmodel_id
+
+    return load_model(costmodel_id(name))
+
+
 def _gb(x: float) -> str:
     return f"{x / 1e9:,.2f} GB"
 
@@ -79,10 +87,10 @@ def decode(
     json_out: JsonOpt = False,
 ) -> None:
     """Time of one decode step at batch B and context S, and which roofline bound holds."""
-    from cadre.costmodel import cost_per_million_tokens, decode_step, load_hardware, load_model
+    from cadre.costmodel import cost_per_million_tokens, decode_step, load_hardware
 
     hw = load_hardware(hardware, price_per_hour=price)
-    arch = load_model(model)
+    arch = _arch(model)
     d = decode_step(
         arch,
         hw,
@@ -139,11 +147,11 @@ def prefill(
     json_out: JsonOpt = False,
 ) -> None:
     """Prefill time (time to first token at batch 1)."""
-    from cadre.costmodel import load_hardware, load_model
+    from cadre.costmodel import load_hardware
     from cadre.costmodel import prefill as run_prefill
 
     p = run_prefill(
-        load_model(model),
+        _arch(model),
         load_hardware(hardware),
         prompt_tokens=prompt_tokens,
         precision=precision,
@@ -177,10 +185,10 @@ def kv(
     json_out: JsonOpt = False,
 ) -> None:
     """KV-cache bytes (MHA/GQA/MQA/MLA, sliding windows) vs the paper's 4·L·d formula."""
-    from cadre.costmodel import kv_bytes, kv_bytes_per_token, load_model
+    from cadre.costmodel import kv_bytes, kv_bytes_per_token
     from cadre.costmodel.kv import paper_kv_bytes_per_token
 
-    arch = load_model(model)
+    arch = _arch(model)
     out: dict[str, Any] = {
         "model": arch.name,
         "attention": arch.attention_kind,
@@ -216,14 +224,14 @@ def fit(
     json_out: JsonOpt = False,
 ) -> None:
     """Memory needed (weights + KV cache) and devices required."""
-    from cadre.costmodel import kv_bytes, load_hardware, load_model, memory_needed, weight_bytes
+    from cadre.costmodel import kv_bytes, load_hardware, memory_needed, weight_bytes
     from cadre.costmodel.parallel import devices_needed
 
     if batch < 1 or context < 1:
         from cadre.errors import ConfigError
 
         raise ConfigError(f"{'batch' if batch < 1 else 'context'} must be >= 1")
-    arch, hw = load_model(model), load_hardware(hardware)
+    arch, hw = _arch(model), load_hardware(hardware)
     w = weight_bytes(arch, precision)
     need = memory_needed(arch, precision=precision, batch=batch, context=context, kv_precision=kv_precision)
     per_seq = kv_bytes(arch, context, precision=kv_precision)
@@ -277,12 +285,12 @@ def compare(
 ) -> None:
     """Generalist vs specialist: latency, $ per 1M tokens, devices and energy, per batch and context."""
     from cadre.costmodel import compare as run_compare
-    from cadre.costmodel import load_hardware, load_model
+    from cadre.costmodel import load_hardware
 
     hw = load_hardware(hardware, price_per_hour=price)
     rows = run_compare(
-        load_model(generalist),
-        load_model(specialist),
+        _arch(generalist),
+        _arch(specialist),
         hw,
         precision=precision,
         batches=tuple(batch or (1, 8, 64)),
@@ -340,14 +348,14 @@ def roofline(
     json_out: JsonOpt = False,
 ) -> None:
     """The roofline of a device with models' decode steps placed on it (PNG / HTML chart)."""
-    from cadre.costmodel import load_hardware, load_model, plot_roofline, roofline_workload
+    from cadre.costmodel import load_hardware, plot_roofline, roofline_workload
     from cadre.costmodel.quant import compute_precision
 
     hw = load_hardware(hardware)
     models = model or ["llama-3-70b", "llama-3-8b"]
     wls = [
         roofline_workload(
-            load_model(m),
+            _arch(m),
             hw,
             precision=precision,
             batches=tuple(batch or (1, 8, 64, 256)),
@@ -605,11 +613,11 @@ def speculative(
     json_out: JsonOpt = False,
 ) -> None:
     """Speculative decoding speedup (Leviathan et al.), draft cost from the roofline; and the paper's formula."""
-    from cadre.costmodel import decode_step, load_hardware, load_model, paper_speedup, speculative_speedup
+    from cadre.costmodel import decode_step, load_hardware, paper_speedup, speculative_speedup
 
     hw = load_hardware(hardware)
-    t = decode_step(load_model(target), hw, precision=precision, tp=target_tp)
-    d = decode_step(load_model(draft), hw, precision=precision)
+    t = decode_step(_arch(target), hw, precision=precision, tp=target_tp)
+    d = decode_step(_arch(draft), hw, precision=precision)
     c = d.seconds_per_token / t.seconds_per_token
     out: dict[str, Any] = {
         "cost_ratio": c,

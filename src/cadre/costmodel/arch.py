@@ -436,6 +436,8 @@ def _catalog_files() -> dict[str, str]:
     }
 
 
+# Other names for catalog models that cadre cannot run (runtime models name their id in the runtime catalog,
+# applied by callers through cadre.runtime.costmodel_id).
 _ALIASES = {
     "llama3-8b": "llama-3-8b",
     "llama-3.1-8b": "llama-3-8b",
@@ -445,8 +447,6 @@ _ALIASES = {
     "llama-7b": "llama-2-7b",
     "llama-70b": "llama-2-70b",
     "mixtral": "mixtral-8x7b",
-    "smollm2": "smollm2-135m",
-    "gemma3-270m": "gemma-3-270m",
     "phi3-mini": "phi-3-mini",
     "gpt-4": "gpt4-est",
     "gpt4": "gpt4-est",

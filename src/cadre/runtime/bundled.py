@@ -27,6 +27,7 @@ __all__ = [
     "BundledModel",
     "bundled_model_path",
     "bundled_models",
+    "costmodel_id",
     "get_bundled",
     "is_installed",
     "list_models",
@@ -46,6 +47,7 @@ class BundledModel(StrictModel):
     format: Literal["gguf", "safetensors"]
     quantization: str
     description: str
+    costmodel: str | None = None  # the architecture id in cadre.costmodel's catalog
 
     @property
     def pip_name(self) -> str:
@@ -80,6 +82,16 @@ def bundled_models() -> list[BundledModel]:
 def get_bundled(name: str) -> BundledModel | None:
     """The catalog entry for ``name`` or one of its declared aliases (exact match only), else None."""
     return _catalog().get(name)
+
+
+def costmodel_id(name: str) -> str:
+    """The cost model's id for a model name: the catalog's ``costmodel`` for a bundled name or alias, else ``name``.
+
+    cadre.costmodel cannot import the runtime, so callers above both (the CLI, the demo) pass model names through
+    this before :func:`cadre.costmodel.load_model`; other names (cost-model catalog names, paths) pass unchanged.
+    """
+    model = get_bundled(name)
+    return model.costmodel if model is not None and model.costmodel else name
 
 
 def _package_dir(package: str) -> Path | None:
