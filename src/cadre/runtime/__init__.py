@@ -58,6 +58,7 @@ def load_backend(
     from cadre.runtime.registry import BACKENDS, resolve_model
 
     ref = resolve_model(name)
+    assert ref.backend is not None  # resolve_model always names the engine
     cls: Any = BACKENDS.get(ref.backend)
     backend: Backend = cls.from_ref(ref, adapters=adapters, n_ctx=n_ctx, n_threads=n_threads, **kw)
     return backend

@@ -30,9 +30,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cadre.errors import BackendError, ConfigError, ContextLengthError, ModelLoadError, NotFoundError
+from cadre.errors import BackendError, ConfigError, ModelLoadError, NotFoundError
 from cadre.formats import GGUFHeader, read_gguf_header
 from cadre.paths import safe_name
+from cadre.runtime.generation import (
+    chat_from_stream,
+    complete_from_stream,
+    fit_prompt,
+    unknown_adapter,
+    with_template_stops,
+)
 from cadre.runtime.gguf_adapters import check_adapter_fits
 from cadre.runtime.protocol import (
     ChatMessage,
@@ -210,18 +217,9 @@ class LlamaCppBackend:
     # -- construction ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_ref(
-        cls,
-        ref: ModelRef,
-        *,
-        adapters: dict[str, str | Path] | None = None,
-        n_ctx: int = 2048,
-        n_threads: int | None = None,
-        **kw: Any,
-    ) -> LlamaCppBackend:
-        if ref.path is None:
-            raise ModelLoadError(f"model {ref.name!r} has no local GGUF file for llama.cpp")
-        return cls(ref.path, name=ref.name, adapters=adapters, n_ctx=n_ctx, n_threads=n_threads, **kw)
+    def from_ref(cls, ref: ModelRef, **options: Any) -> LlamaCppBackend:
+        """Load ``ref`` with :func:`cadre.runtime.load_backend`'s options (adapters, n_ctx, n_threads, ...)."""
+        return cls(ref.local_path("local GGUF file for llama.cpp"), name=ref.name, **options)
 
     # -- adapters -------------------------------------------------------------------------------------------
 
@@ -298,8 +296,7 @@ class LlamaCppBackend:
         try:
             return self._adapters[name]
         except KeyError:
-            known = ", ".join(self.adapters()) or "none"
-            raise NotFoundError(f"adapter {name!r} is not loaded on {self.name}; loaded: {known}") from None
+            raise unknown_adapter(name, self.name, self.adapters()) from None
 
     # -- tokens and text ------------------------------------------------------------------------------------
 
@@ -339,24 +336,11 @@ class LlamaCppBackend:
 
     def _prompt_tokens(self, text: str, *, templated: bool) -> list[int]:
         # A rendered chat template already holds the special tokens (and BOS when the template writes it).
-        add_bos = self._add_bos and not (
-            templated and self.template.bos_token and text.startswith(self.template.bos_token)
-        )
+        add_bos = self._add_bos and not (templated and self.template.starts_with_bos(text))
         tokens = self.tokenize(text, add_special=add_bos, parse_special=templated)
         if not tokens:
             raise BackendError("the prompt is empty after tokenization; send some text")
         return tokens
-
-    def _fit(self, tokens: list[int], params: SamplingParams) -> list[int]:
-        if len(tokens) < self.n_ctx:
-            return tokens
-        if not params.truncate:
-            raise ContextLengthError(
-                f"the prompt has {len(tokens)} tokens but the context holds {self.n_ctx}; shorten it, load the "
-                "model with a larger n_ctx, or pass truncate=True to drop the oldest tokens"
-            )
-        keep = self.n_ctx - min(params.max_tokens, self.n_ctx // 2)
-        return tokens[len(tokens) - keep :]
 
     # -- public generation API ------------------------------------------------------------------------------
 
@@ -369,22 +353,16 @@ class LlamaCppBackend:
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Iterator[StreamChunk]:
         text = self.template.render(messages)
-        stops = tuple(dict.fromkeys((*params.stop, *self.template.extra_stops)))
-        if stops != params.stop:
-            params = _replace_stop(params, stops)
+        params = with_template_stops(params, self.template)
         return self._stream(self._prompt_tokens(text, templated=True), params, adapter)
 
     def complete(self, prompt: str, params: SamplingParams, *, adapter: str | None = None) -> Completion:
-        return collect_stream(
-            self.stream_complete(prompt, params, adapter=adapter), model=self.name, adapter=adapter
-        )
+        return complete_from_stream(self, prompt, params, adapter)
 
     def chat(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Completion:
-        return collect_stream(
-            self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter
-        )
+        return chat_from_stream(self, messages, params, adapter)
 
     def batch_chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Run ``requests`` concurrently; those naming the same adapter decode together in one batch."""
@@ -406,7 +384,7 @@ class LlamaCppBackend:
         self, tokens: list[int], params: SamplingParams, adapter_name: str | None
     ) -> Iterator[StreamChunk]:
         self._check_open()
-        tokens = self._fit(tokens, params)
+        tokens = fit_prompt(tokens, params, self.n_ctx)
         seq = _Seq(tokens=tokens, params=params, adapter=self._adapter(adapter_name))
         seq.reserve = min(len(tokens) + params.max_tokens, self.n_ctx)
         seq.stop = StopMatcher(params.stop)
@@ -706,9 +684,3 @@ def _collect(seq: _Seq, *, model: str, adapter: str | None, t0: float) -> Comple
     completion.seconds_total += offset
     completion.seconds_to_first_token += offset
     return completion
-
-
-def _replace_stop(params: SamplingParams, stops: tuple[str, ...]) -> SamplingParams:
-    from dataclasses import replace
-
-    return replace(params, stop=stops)
