@@ -32,6 +32,7 @@ __all__ = [
     "StreamChunk",
     "TokenLogprob",
     "Usage",
+    "costmodel_id",
     "load_backend",
 ]
 
@@ -64,6 +65,14 @@ def load_backend(
         ref = name if name.is_remote or name.path is not None else resolve_model(name.spec)
     else:
         ref = resolve_model(name)
+    assert ref.backend is not None  # resolve_model always names the engine
     cls: Any = BACKENDS.get(ref.backend)
     backend: Backend = cls.from_ref(ref, adapters=adapters, n_ctx=n_ctx, n_threads=n_threads, **kw)
     return backend
+
+
+def costmodel_id(name: str) -> str:
+    """The cost model's id for a model name; see :func:`cadre.runtime.bundled.costmodel_id`."""
+    from cadre.runtime.bundled import costmodel_id as _costmodel_id
+
+    return _costmodel_id(name)

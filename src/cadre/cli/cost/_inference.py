@@ -14,6 +14,7 @@ from cadre.cli.cost._options import (
     ModelOpt,
     PrecOpt,
     PriceOpt,
+    costmodel_name,
     gigabytes,
     print_key_values,
 )
@@ -177,8 +178,8 @@ def fit(
 
 
 def compare(
-    generalist: Annotated[str, typer.Option("--generalist", "-g")] = "gpt4-est",
-    specialist: Annotated[str, typer.Option("--specialist", "-s")] = "llama-3-8b",
+    generalist: Annotated[str, typer.Option("--generalist", "-g", callback=costmodel_name)] = "gpt4-est",
+    specialist: Annotated[str, typer.Option("--specialist", "-s", callback=costmodel_name)] = "llama-3-8b",
     hardware: HwOpt = "h100-sxm",
     precision: PrecOpt = "fp8",
     batch: Annotated[list[int] | None, typer.Option("--batch", "-b", help="repeatable")] = None,
@@ -241,7 +242,9 @@ def compare(
 
 def roofline(
     hardware: HwOpt = "h100-sxm",
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="repeatable")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="repeatable", callback=costmodel_name)
+    ] = None,
     precision: PrecOpt = "fp8",
     batch: Annotated[list[int] | None, typer.Option("--batch", "-b", help="repeatable")] = None,
     context: Annotated[int, typer.Option("--context", "-s")] = 1024,
@@ -287,8 +290,8 @@ def roofline(
 
 
 def speculative(
-    target: Annotated[str, typer.Option("--target")] = "llama-3-70b",
-    draft: Annotated[str, typer.Option("--draft")] = "llama-3-8b",
+    target: Annotated[str, typer.Option("--target", callback=costmodel_name)] = "llama-3-70b",
+    draft: Annotated[str, typer.Option("--draft", callback=costmodel_name)] = "llama-3-8b",
     hardware: HwOpt = "h100-sxm",
     precision: PrecOpt = "fp8",
     alpha: Annotated[float, typer.Option("--alpha", help="acceptance rate")] = 0.8,

@@ -15,11 +15,27 @@ __all__ = [
     "ModelOpt",
     "PrecOpt",
     "PriceOpt",
+    "costmodel_name",
     "gigabytes",
     "print_key_values",
 ]
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="catalog name, config.json path or .gguf path")]
+
+def costmodel_name(value: str | list[str] | None) -> str | list[str] | None:
+    """Map runtime model names (``smollm2``, ``gemma3-270m``) to the cost model's ids; others pass unchanged."""
+    from cadre.runtime import costmodel_id
+
+    if isinstance(value, list):
+        return [costmodel_id(v) for v in value]
+    return costmodel_id(value) if value is not None else None
+
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="catalog name, config.json path or .gguf path", callback=costmodel_name
+    ),
+]
 HwOpt = Annotated[str, typer.Option("--hardware", "-H", help="catalog name (see `cadre cost hardware`)")]
 PrecOpt = Annotated[
     str | None,
