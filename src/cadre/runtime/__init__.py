@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from cadre.runtime.bundled import costmodel_id, list_models
 from cadre.runtime.protocol import (
     Backend,
     ChatMessage,
@@ -18,22 +19,26 @@ from cadre.runtime.protocol import (
     StreamChunk,
     TokenLogprob,
     Usage,
+    collect_stream,
 )
-
-if TYPE_CHECKING:
-    from cadre.runtime.registry import ModelRef
+from cadre.runtime.registry import ModelRef, parse_model, resolve_model
 
 __all__ = [
     "Backend",
     "ChatMessage",
     "ChatRequest",
     "Completion",
+    "ModelRef",
     "SamplingParams",
     "StreamChunk",
     "TokenLogprob",
     "Usage",
+    "collect_stream",
     "costmodel_id",
+    "list_models",
     "load_backend",
+    "parse_model",
+    "resolve_model",
 ]
 
 
@@ -59,7 +64,7 @@ def load_backend(
     Raises:
         NotFoundError, ModelLoadError, ConfigError: with a one-line message saying how to fix it.
     """
-    from cadre.runtime.registry import BACKENDS, ModelRef, resolve_model
+    from cadre.runtime.registry import BACKENDS
 
     if isinstance(name, ModelRef):
         ref = name if name.is_remote or name.path is not None else resolve_model(name.spec)
@@ -69,10 +74,3 @@ def load_backend(
     cls: Any = BACKENDS.get(ref.backend)
     backend: Backend = cls.from_ref(ref, adapters=adapters, n_ctx=n_ctx, n_threads=n_threads, **kw)
     return backend
-
-
-def costmodel_id(name: str) -> str:
-    """The cost model's id for a model name; see :func:`cadre.runtime.bundled.costmodel_id`."""
-    from cadre.runtime.bundled import costmodel_id as _costmodel_id
-
-    return _costmodel_id(name)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cadre.serve.app import create_app, serve
-    from cadre.serve.auth import ApiKeys
+    from cadre.serve.auth import ApiKeys, keys_from_env
     from cadre.serve.check import check_ecosystem
     from cadre.serve.served_models import ServedModels
     from cadre.serve.serving import Gateway
@@ -51,6 +51,7 @@ __all__ = [
     "check_adapter_path",
     "check_ecosystem",
     "create_app",
+    "keys_from_env",
     "load_ecosystem",
     "parse_ecosystem",
     "serve",
@@ -60,6 +61,7 @@ _LAZY = {
     "create_app": "cadre.serve.app",
     "serve": "cadre.serve.app",
     "ApiKeys": "cadre.serve.auth",
+    "keys_from_env": "cadre.serve.auth",
     "check_ecosystem": "cadre.serve.check",
     "ServedModels": "cadre.serve.served_models",
     "Gateway": "cadre.serve.serving",
