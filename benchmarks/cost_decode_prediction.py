@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 
 from cadre.costmodel import decode_step, load_hardware, load_model
-from cadre.costmodel.calibrate import (
+from cadre.costmodel.calibration import (
     measure_decode,
     measure_matmul_flops,
     measure_memory_bandwidth,

@@ -57,7 +57,7 @@ def _real_domains(
 
 
 def _peer_scores(peer: Any, test: list) -> dict[str, float | None]:
-    from cadre.route.metrics import auroc
+    from cadre.route.evaluation import auroc
 
     outs = [peer.route(ex.text) for ex in test]
     ins = [ex for ex in test if ex.route is not None]
@@ -74,7 +74,7 @@ def run_experiment(
     name: str, train: list, test: list, embedder: Any, args: argparse.Namespace, calib: list
 ) -> dict:
     from cadre.route import fit_router
-    from cadre.route.metrics import evaluate_router
+    from cadre.route.evaluation import evaluate_router
     from route_peers import make_peer  # type: ignore[import-not-found]
 
     embedder.encode([ex.text for ex in train + test + calib])  # one batched pass fills the cache

@@ -78,8 +78,8 @@ def roofline(path: str, context: int) -> dict[str, Any]:
     """
     try:
         from cadre.costmodel import decode_step, load_hardware
-        from cadre.costmodel.calibrate import measure_memory_bandwidth
-        from cadre.costmodel.gguf_meta import arch_from_gguf
+        from cadre.costmodel.arch import arch_from_gguf
+        from cadre.costmodel.calibration import measure_memory_bandwidth
 
         hw = load_hardware("local")
         calibrated = bool(hw.measured and hw.measured.memory_bandwidth_bytes_per_s)

@@ -139,8 +139,8 @@ def overhead(*, runs: int, max_tokens: int) -> dict[str, object]:
 
     import uvicorn
 
-    from cadre.config.ecosystem import parse_ecosystem
     from cadre.runtime import SamplingParams
+    from cadre.serve import parse_ecosystem
     from cadre.serve.app import create_app
 
     spec = parse_ecosystem(
@@ -156,7 +156,7 @@ def overhead(*, runs: int, max_tokens: int) -> dict[str, object]:
     while not server.started:
         time.sleep(0.05)
     gw = app.state.gateway
-    backend = gw._workers[gw.snapshot.targets["counter"].worker_key].backend  # the same loaded model
+    backend = gw.served.workers[gw.snapshot.targets["counter"].worker_key].backend  # the same loaded model
 
     prompt = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"  # SmolLM2 keeps counting: every run decodes exactly max_tokens
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0)

@@ -68,7 +68,7 @@ def run_hf_trainer(data: Path, steps: int, batch: int, precision: str) -> dict:
     from cadre.train import TrainConfig
     from cadre.train import data as D
     from cadre.train.base import load_base_model, load_tokenizer, resolve_base
-    from cadre.train.trainer import cpu_supports_bf16
+    from cadre.train.loop_parts import cpu_supports_bf16
 
     ref = resolve_base("smollm2-135m")
     tok = load_tokenizer(ref)

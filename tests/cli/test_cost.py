@@ -65,7 +65,7 @@ def test_decode_accepts_config_json_and_gguf(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     out = _json(["decode", "--model", str(tmp_path / "config.json"), "--hardware", "l4"])
     assert out["weight_bytes_read"] > 0  # type: ignore[index]
-    from cadre.costmodel.calibrate import smollm2_gguf_path
+    from cadre.costmodel.calibration import smollm2_gguf_path
 
     out = _json(["decode", "--model", str(smollm2_gguf_path()), "--hardware", "local"])
     assert out["precision"] == "q4_1"  # type: ignore[index]

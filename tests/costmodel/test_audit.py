@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cadre.costmodel.audit import audit, audit_summary
+from cadre.costmodel.paper_audit import audit, audit_summary
 
 FIXED_IDS = [
     f"C{i:02d}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cadre.costmodel import load_hardware
-from cadre.costmodel.calibrate import calibrate, measure_matmul_flops, measure_memory_bandwidth
+from cadre.costmodel.calibration import calibrate, measure_matmul_flops, measure_memory_bandwidth
 
 
 @pytest.fixture

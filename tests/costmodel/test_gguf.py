@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cadre.costmodel import decode_step, load_hardware, load_model
-from cadre.costmodel.gguf_meta import read_gguf
 from cadre.errors import ModelLoadError, NotFoundError
+from cadre.formats import read_gguf_header
 
 
 def _write_tiny_gguf(path: Path) -> int:
@@ -75,7 +75,7 @@ def test_tiny_gguf_architecture_and_real_bytes(tmp_path: Path) -> None:
     assert m.file_weight_bytes == written
     assert m.file_precision == "q8_0"
     # the computed parameter count equals the tensors in the file
-    assert m.total_params() == pytest.approx(read_gguf(p)["tensor_params"])
+    assert m.total_params() == pytest.approx(read_gguf_header(p).n_params)
     d = decode_step(m, load_hardware("local"), batch=1, context=16)
     assert d.weight_bytes_read == pytest.approx(written, rel=0.01)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cadre.costmodel.validate import engine_efficiency, load_validation_set, validate
+from cadre.costmodel.validation import engine_efficiency, load_validation_set, validate
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from cadre.config.ecosystem import load_ecosystem
+from cadre.serve import load_ecosystem
 
 pytestmark = pytest.mark.slow
 

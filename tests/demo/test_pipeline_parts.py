@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from cadre.config.ecosystem import load_ecosystem
 from cadre.demo import DemoConfig
 from cadre.demo.ecosystem import write_ecosystem
 from cadre.demo.evaluation import CachedSystem, task_spec
@@ -21,6 +20,7 @@ from cadre.errors import ConfigError, DataError
 from cadre.evaluate import run_eval
 from cadre.evaluate.systems import EvalRequest, Generation, SystemSpec
 from cadre.runtime.protocol import SamplingParams
+from cadre.serve import load_ecosystem
 from cadre.synth import write_task
 
 

@@ -10,7 +10,7 @@ import pytest
 from cadre.errors import DataError, ModelLoadError, NotFoundError
 from cadre.route import GENERALIST, Router, fit_router, load_router, save_router
 from cadre.route.data import Example
-from cadre.route.metrics import evaluate_router
+from cadre.route.evaluation import evaluate_router
 
 STRATEGIES = ["centroid", "knn", "linear"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cadre.runtime.gguf_info import read_gguf
+from cadre.formats import read_gguf_header
 
 DEFAULT_TARGETS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 
@@ -26,7 +26,7 @@ def write_random_lora(
     """A random LoRA over every layer of ``base_gguf`` (``shape_factor`` != 1 makes one for another base)."""
     import gguf
 
-    base = read_gguf(base_gguf)
+    base = read_gguf_header(base_gguf)
     n_layer = int(base.metadata[f"{base.architecture}.block_count"])
     rng = np.random.default_rng(seed)
     writer = gguf.GGUFWriter(str(out), architecture or base.architecture)

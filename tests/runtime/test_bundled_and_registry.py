@@ -99,3 +99,17 @@ def test_parse_model_reads_the_text_alone(
 def test_resolve_keeps_what_the_user_typed() -> None:
     ref = resolve_model("transformers:smollm2")
     assert ref.spec == "transformers:smollm2" and ref.name == "smollm2-135m" and ref.backend == "transformers"
+
+
+def test_every_runnable_bundled_name_has_a_cost_model_architecture() -> None:
+    from cadre.costmodel import load_model, model_names
+    from cadre.runtime import costmodel_id
+
+    for m in bundled_models():
+        if m.kind == "embedding":
+            continue
+        assert m.costmodel in model_names()
+        for name in (m.name, *m.aliases):
+            assert costmodel_id(name) == m.costmodel
+            assert load_model(costmodel_id(name)).name == m.costmodel
+    assert costmodel_id("llama-3-8b") == "llama-3-8b"  # cost-model names pass through

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from cadre.config.ecosystem import EcosystemSpec, parse_ecosystem
+from cadre.serve import EcosystemSpec, parse_ecosystem
 from cadre.serve.app import create_app
 from cadre.serve.auth import ApiKeys
 

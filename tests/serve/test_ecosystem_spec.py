@@ -13,8 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 from cadre.cli.main import app
-from cadre.config.ecosystem import check_adapter_path, load_ecosystem, parse_ecosystem
 from cadre.errors import ConfigError, NotFoundError
+from cadre.serve import check_adapter_path, load_ecosystem, parse_ecosystem
 from cadre.serve.check import check_ecosystem
 
 MIN = {"specialists": [{"name": "a"}], "server": {"fallback": "error"}}

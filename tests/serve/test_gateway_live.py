@@ -19,8 +19,8 @@ import httpx
 import openai
 import pytest
 
-from cadre.config.ecosystem import parse_ecosystem
 from cadre.runtime.bundled import bundled_model_path
+from cadre.serve import parse_ecosystem
 
 from .conftest import LiveServer, small_spec
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from cadre.config.ecosystem import parse_ecosystem
+from cadre.serve import parse_ecosystem
 
 from .conftest import LiveServer
 

@@ -54,7 +54,7 @@ def test_chat_says_who_answered_and_usage_is_exact(live: LiveServer) -> None:
     # max_tokens=4 and finish "length": exactly 4 completion tokens were generated
     assert r.choices[0].finish_reason == "length"
     assert r.usage is not None and r.usage.completion_tokens == 4
-    backend = live.gateway._workers[live.gateway.snapshot.targets["support"].worker_key].backend
+    backend = live.gateway.served.workers[live.gateway.snapshot.targets["support"].worker_key].backend
     system = "You are a customer-support agent."
     prompt = backend.render_chat([{"role": "system", "content": system}, *hi()])
     assert r.usage.prompt_tokens == len(backend.tokenize(prompt, add_special=False, parse_special=True))

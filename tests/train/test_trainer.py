@@ -10,7 +10,8 @@ import pytest
 from cadre.errors import ConfigError, NotFoundError
 from cadre.train import TrainConfig, train
 from cadre.train import data as D
-from cadre.train.trainer import _LossFn, _plan_steps, cpu_supports_bf16, lr_at
+from cadre.train.loop_parts import LabelledTokenLoss, cpu_supports_bf16, lr_at
+from cadre.train.trainer import _plan_steps
 
 from .conftest import write_jsonl
 
@@ -82,11 +83,11 @@ def test_loss_only_on_labelled_positions_matches_hf(tiny_base: Path, tokenizer) 
         for i in range(3)
     ]
     toks, _ = D.tokenize_examples(exs, tokenizer, max_length=128)
-    from cadre.train.trainer import _collate
+    from cadre.train.loop_parts import collate
 
-    batch = _collate(toks, tokenizer.pad_token_id, "cpu")
+    batch = collate(toks, tokenizer.pad_token_id, "cpu")
     with torch.no_grad():
-        total, n = _LossFn(model, bf16=False, device="cpu")(batch)
+        total, n = LabelledTokenLoss(model, bf16=False, device="cpu")(batch)
         reference = model(**batch).loss  # HF shifts labels and ignores -100 itself
     assert n == sum(sum(x != D.IGNORE_INDEX for x in t.labels[1:]) for t in toks)
     assert float(total) / n == pytest.approx(float(reference), rel=1e-5)

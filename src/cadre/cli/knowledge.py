@@ -51,7 +51,7 @@ def add(
     """Index files into CORPUS (created if new); unchanged files are skipped, changed ones replaced."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cadre.config.base import parse_spec
+    from cadre.config import parse_spec
     from cadre.knowledge import ChunkingConfig, open_corpus
 
     options = {k: v for k, v in {"dsn": dsn, "table": table}.items() if v}

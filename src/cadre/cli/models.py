@@ -19,7 +19,7 @@ DEFAULT_SYSTEM = "You are a helpful assistant."
 def _list_models(as_json: bool) -> None:
     from rich.table import Table
 
-    from cadre.runtime.bundled import list_models
+    from cadre.runtime import list_models
 
     rows = list_models()
     if as_json:
@@ -87,8 +87,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """Generate one answer, streamed to the terminal (or as JSON with usage and timings)."""
-        from cadre.runtime import SamplingParams
-        from cadre.runtime.protocol import ChatMessage, collect_stream
+        from cadre.runtime import ChatMessage, SamplingParams, collect_stream
 
         params = SamplingParams(
             max_tokens=max_tokens,
@@ -157,8 +156,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """An interactive chat in the terminal (/reset clears the history, /exit or Ctrl-D quits)."""
         from cadre.errors import ContextLengthError
-        from cadre.runtime import SamplingParams
-        from cadre.runtime.protocol import ChatMessage, collect_stream
+        from cadre.runtime import ChatMessage, SamplingParams, collect_stream
 
         backend = _load(model, adapter, n_ctx, threads)
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature)

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from cadre.config.jsonable import to_jsonable
+from cadre.config import to_jsonable
 
 __all__ = ["console", "err_console", "print_json", "to_jsonable"]
 

@@ -42,11 +42,8 @@ def fit_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
 ) -> None:
     """Fit a router (the strategy is chosen by cross-validation) and save it to --out."""
-    from cadre.config.base import load_spec
-    from cadre.route.config import RouterSpec
-    from cadre.route.data import load_examples
-    from cadre.route.fit import fit_router
-    from cadre.route.io import save_router
+    from cadre.config import load_spec
+    from cadre.route import RouterSpec, fit_router, load_examples, save_router
 
     base = load_spec(RouterSpec, spec) if spec else RouterSpec()
     overrides: dict[str, Any] = {"strategy": strategy} if strategy != "auto" or spec is None else {}
@@ -89,9 +86,7 @@ def eval_cmd(
     """Accuracy, per-route precision/recall, OOD AUROC, coverage-risk, latency (and APGR/CPT with quality)."""
     from rich.table import Table
 
-    from cadre.route.data import load_examples
-    from cadre.route.io import load_router
-    from cadre.route.metrics import evaluate_router
+    from cadre.route import evaluate_router, load_examples, load_router
 
     _limit_threads()
     router = load_router(router_dir)
@@ -148,7 +143,7 @@ def explain_cmd(
     """Which route, its score, the per-route probabilities and the nearest training examples."""
     from rich.table import Table
 
-    from cadre.route.io import load_router
+    from cadre.route import load_router
 
     router = load_router(router_dir)
     exp = router.explain(text, k=k)
@@ -187,7 +182,7 @@ def calibrate_cmd(
     import json
 
     from cadre.errors import ConfigError, DataError
-    from cadre.route.cascade import (
+    from cadre.route import (
         SIGNALS,
         Cascade,
         Verifier,

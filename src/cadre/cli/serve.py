@@ -28,8 +28,7 @@ def serve_cmd(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Serve every specialist, the router and the generalist behind one OpenAI-compatible endpoint."""
-    from cadre.serve.app import serve
-    from cadre.serve.auth import ApiKeys, keys_from_env
+    from cadre.serve import ApiKeys, keys_from_env, serve
 
     keys = ApiKeys(keys_from_env(api_key))
     keys.require_for(host)  # fail before loading any model
@@ -59,7 +58,7 @@ def check_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Validate an ecosystem file (no model is loaded) and say what would be served."""
-    from cadre.serve.check import check_ecosystem
+    from cadre.serve import check_ecosystem
 
     report = check_ecosystem(ecosystem)
     if json_out:

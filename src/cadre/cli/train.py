@@ -8,55 +8,34 @@ from typing import Any
 import typer
 
 from cadre.cli.output import console, print_json
+from cadre.cli.spec_options import set_field, spec_options, with_options
+from cadre.train import TrainConfig
 
-__all__ = ["FLAG_FIELDS", "register"]
+__all__ = ["FLAG_FIELDS", "TRAIN_OPTIONS", "build_config", "register"]
 
-# CLI parameter name → TrainConfig field path (dots for nested fields). The flags only override; the YAML
-# given with --config (validated as the same TrainConfig) supplies everything else.
-FLAG_FIELDS: dict[str, str] = {
-    "base": "base",
-    "data": "data",
-    "eval_data": "eval_data",
-    "out": "out",
-    "eval_fraction": "eval_fraction",
-    "system": "system",
-    "template": "template",
-    "target": "target",
-    "prompt_column": "prompt_column",
-    "completion_column": "completion_column",
-    "max_length": "max_length",
-    "too_long": "too_long",
-    "rank": "lora.rank",
-    "alpha": "lora.alpha",
-    "dropout": "lora.dropout",
-    "target_modules": "lora.target_modules",
-    "lr": "learning_rate",
-    "schedule": "schedule",
-    "warmup": "warmup_fraction",
-    "batch_size": "batch_size",
-    "micro_batch_size": "micro_batch_size",
-    "epochs": "epochs",
-    "budget": "budget",
-    "max_steps": "max_steps",
-    "eval_every": "eval_every",
-    "metric": "metric",
-    "patience": "early_stopping_patience",
-    "save_every": "save_every",
-    "seed": "seed",
-    "device": "device",
-    "precision": "precision",
-    "qlora": "qlora",
-    "threads": "threads",
+# The flags keep their historical short names where they differ from the TrainConfig field.
+FLAG_NAMES = {
+    "learning_rate": "lr",
+    "warmup_fraction": "warmup",
+    "early_stopping_patience": "patience",
 }
 
+# One option per TrainConfig field (LoRA fields flattened): the flags only override; the YAML given with
+# --config (validated as the same TrainConfig) supplies everything else.
+TRAIN_OPTIONS = spec_options(TrainConfig, renames=FLAG_NAMES)
 
-def build_config(config_file: Path | None, flags: dict[str, Any]) -> Any:
+# CLI parameter name → TrainConfig field path (dots for nested fields).
+FLAG_FIELDS: dict[str, str] = {o.name: o.path for o in TRAIN_OPTIONS}
+
+_OPTIONS_BY_NAME = {o.name: o for o in TRAIN_OPTIONS}
+
+
+def build_config(config_file: Path | None, flags: dict[str, Any]) -> TrainConfig:
     """The TrainConfig from an optional YAML file overlaid with the flags that were given (not None)."""
     import yaml
 
-    from cadre.config.base import parse_spec
+    from cadre.config import parse_spec
     from cadre.errors import ConfigError, NotFoundError
-    from cadre.train.config import TrainConfig
 
     data: dict[str, Any] = {}
     source = "flags"
@@ -73,111 +52,34 @@ def build_config(config_file: Path | None, flags: dict[str, Any]) -> Any:
     for flag, value in flags.items():
         if value is None:
             continue
-        if flag == "target_modules":
-            value = [m.strip() for m in str(value).split(",") if m.strip()]
-        node = data
-        *parents, leaf = FLAG_FIELDS[flag].split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+        option = _OPTIONS_BY_NAME[flag]
+        set_field(data, option.path, option.parse(value))
     for required in ("data", "out"):
         if required not in data:
             raise ConfigError(f"--{required} is required (or set `{required}:` in the --config file)")
     return parse_spec(TrainConfig, data, source=source)
 
 
+def _train(
+    config: Path | None = typer.Option(None, "--config", help="YAML file with TrainConfig fields"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON (no progress bar)"),
+    **flags: Any,
+) -> None:
+    """Fine-tune a LoRA specialist on task data (chat JSONL, prompt/completion, CSV, datasets dir)."""
+    from cadre.train import train
+
+    cfg = build_config(config, flags)
+    result = train(cfg, progress=not json_out, resume=resume)
+    if json_out:
+        print_json({"adapter_dir": result.adapter_dir, **result.metrics})
+        return
+    _print_result(result)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``train`` and ``export`` to the cadre app."""
-
-    @app.command("train")
-    def train_cmd(
-        data: Path | None = typer.Option(
-            None, "--data", help="training data: .jsonl, .csv or a datasets directory"
-        ),
-        out: Path | None = typer.Option(None, "--out", help="output directory"),
-        base: str | None = typer.Option(
-            None, "--base", help="bundled name, .gguf file or model dir (default: smollm2-135m)"
-        ),
-        eval_data: Path | None = typer.Option(
-            None, "--eval-data", help="held-out data (default: split off --eval-fraction)"
-        ),
-        config: Path | None = typer.Option(None, "--config", help="YAML file with TrainConfig fields"),
-        resume: bool = typer.Option(
-            False, "--resume", help="continue the run in --out from its last checkpoint"
-        ),
-        eval_fraction: float | None = typer.Option(
-            None, "--eval-fraction", help="share held out (default: 0.1)"
-        ),
-        system: str | None = typer.Option(None, "--system", help="system prompt for examples without one"),
-        template: str | None = typer.Option(
-            None, "--template", help="user message from row fields: 'Classify: {text}'"
-        ),
-        target: str | None = typer.Option(
-            None, "--target", help="row field holding the answer (with --template)"
-        ),
-        prompt_column: str | None = typer.Option(
-            None, "--prompt-column", help="CSV prompt column (default: prompt)"
-        ),
-        completion_column: str | None = typer.Option(
-            None, "--completion-column", help="answer column (default: completion)"
-        ),
-        max_length: int | None = typer.Option(None, "--max-length", help="tokens per example (default: 512)"),
-        too_long: str | None = typer.Option(
-            None, "--too-long", help="truncate | drop | error (default: truncate)"
-        ),
-        rank: int | None = typer.Option(None, "--rank", help="LoRA rank (default: 16)"),
-        alpha: float | None = typer.Option(None, "--alpha", help="LoRA alpha (default: 32)"),
-        dropout: float | None = typer.Option(None, "--dropout", help="LoRA dropout (default: 0.05)"),
-        target_modules: str | None = typer.Option(
-            None, "--target-modules", help="comma-separated (default: all 7 linear)"
-        ),
-        lr: float | None = typer.Option(None, "--lr", help="peak learning rate (default: 2e-4)"),
-        schedule: str | None = typer.Option(
-            None, "--schedule", help="cosine | linear | constant (default: cosine)"
-        ),
-        warmup: float | None = typer.Option(
-            None, "--warmup", help="share of steps warming up (default: 0.05)"
-        ),
-        batch_size: int | None = typer.Option(
-            None, "--batch-size", help="examples per optimizer step (default: 8)"
-        ),
-        micro_batch_size: int | None = typer.Option(
-            None, "--micro-batch-size", help="per forward pass (default: batch)"
-        ),
-        epochs: float | None = typer.Option(
-            None, "--epochs", help="passes over the data (default: 3 without --budget)"
-        ),
-        budget: str | None = typer.Option(None, "--budget", help="time (10m, 1h) or tokens (200k tokens)"),
-        max_steps: int | None = typer.Option(None, "--max-steps", help="hard cap on optimizer steps"),
-        eval_every: int | None = typer.Option(
-            None, "--eval-every", help="steps between evaluations (default: ~8 per run)"
-        ),
-        metric: str | None = typer.Option(None, "--metric", help="exact_match | json_match (by generation)"),
-        patience: int | None = typer.Option(
-            None, "--patience", help="evals without improvement before stopping (default: 3)"
-        ),
-        save_every: int | None = typer.Option(
-            None, "--save-every", help="steps between checkpoints (default: 50)"
-        ),
-        seed: int | None = typer.Option(None, "--seed", help="random seed (default: 0)"),
-        device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: auto)"),
-        precision: str | None = typer.Option(None, "--precision", help="auto | bf16 | fp32 (default: auto)"),
-        qlora: bool | None = typer.Option(
-            None, "--qlora/--no-qlora", help="4-bit NF4 base (CUDA + bitsandbytes)"
-        ),
-        threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch"),
-        json_out: bool = typer.Option(False, "--json", help="print the result as JSON (no progress bar)"),
-    ) -> None:
-        """Fine-tune a LoRA specialist on task data (chat JSONL, prompt/completion, CSV, datasets dir)."""
-        from cadre.train import train
-
-        flags = {k: v for k, v in locals().items() if k in FLAG_FIELDS}
-        cfg = build_config(config, flags)
-        result = train(cfg, progress=not json_out, resume=resume)
-        if json_out:
-            print_json({"adapter_dir": result.adapter_dir, **result.metrics})
-            return
-        _print_result(result)
+    app.command("train")(with_options(_train, TRAIN_OPTIONS, before=["config"], after=["resume", "json_out"]))
 
     @app.command("export")
     def export_cmd(
@@ -190,7 +92,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Export a trained adapter: llama.cpp LoRA GGUF, merged GGUF, or a clean PEFT copy."""
-        from cadre.train.export import export_adapter
+        from cadre.train import export_adapter
 
         path = export_adapter(directory, format, quant=quant, out=out)
         size = (

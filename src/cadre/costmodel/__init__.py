@@ -9,15 +9,33 @@ from __future__ import annotations
 from typing import Any
 
 from cadre.costmodel.arch import ModelArch, load_model, model_names
-
-# audit and calibrate are imported eagerly (light): a lazy name that is also a submodule's name is shadowed by
-# the submodule once anything imports it.
-from cadre.costmodel.audit import audit, audit_summary
-from cadre.costmodel.calibrate import calibrate
 from cadre.costmodel.compare import CompareRow, compare
+from cadre.costmodel.estimates import (
+    DecodeCost,
+    KvCacheSize,
+    MemoryFit,
+    ModelCatalogEntry,
+    ModelComparison,
+    PrefillCost,
+    RooflineChart,
+    SpeculativeEstimate,
+    TrainingCost,
+    compare_models,
+    decode_cost,
+    efficiency_for_engine,
+    hardware_catalog,
+    kv_cache_size,
+    memory_fit,
+    model_catalog,
+    prefill_cost,
+    roofline_chart,
+    speculative_estimate,
+    training_cost,
+)
 from cadre.costmodel.hardware import Hardware, hardware_names, load_hardware
-from cadre.costmodel.kv import kv_bytes, kv_bytes_per_token
+from cadre.costmodel.kv import kv_bytes, kv_bytes_per_token, paper_kv_bytes_per_token
 from cadre.costmodel.moe import expected_distinct_experts
+from cadre.costmodel.parallel import USABLE_MEMORY_FRACTION, devices_needed
 from cadre.costmodel.plot import (
     RooflinePoint,
     RooflineWorkload,
@@ -25,7 +43,7 @@ from cadre.costmodel.plot import (
     plot_roofline,
     roofline_workload,
 )
-from cadre.costmodel.quant import bytes_per_param, quantized_weight_bytes
+from cadre.costmodel.quant import bytes_per_param, compute_precision, quantized_weight_bytes
 from cadre.costmodel.roofline import (
     DecodeStep,
     Efficiency,
@@ -38,53 +56,92 @@ from cadre.costmodel.roofline import (
 )
 from cadre.costmodel.speculative import paper_speedup, speculative_speedup
 from cadre.costmodel.tco import cost_per_million_tokens, cost_per_request, power_kw
-from cadre.costmodel.training import chinchilla_optimal, lora_trainable_params, training_flops
+from cadre.costmodel.training import (
+    chinchilla_optimal,
+    lora_trainable_params,
+    training_flops,
+    training_gpu_seconds,
+)
 
 __all__ = [
+    "USABLE_MEMORY_FRACTION",
+    "Calibration",
+    "Claim",
     "CompareRow",
+    "DecodeCost",
     "DecodeStep",
     "Efficiency",
     "Hardware",
+    "KvCacheSize",
+    "MemoryFit",
     "ModelArch",
+    "ModelCatalogEntry",
+    "ModelComparison",
     "Prefill",
+    "PrefillCost",
+    "RooflineChart",
     "RooflinePoint",
     "RooflineWorkload",
+    "SpeculativeEstimate",
+    "TrainingCost",
+    "ValidationReport",
     "audit",
     "audit_summary",
     "bytes_per_param",
     "calibrate",
     "chinchilla_optimal",
     "compare",
+    "compare_models",
+    "compute_precision",
     "cost_per_million_tokens",
     "cost_per_request",
     "critical_batch",
+    "decode_cost",
     "decode_step",
+    "devices_needed",
+    "efficiency_for_engine",
     "engine_efficiency",
     "expected_distinct_experts",
+    "hardware_catalog",
     "hardware_names",
     "kv_bytes",
     "kv_bytes_per_token",
+    "kv_cache_size",
     "load_hardware",
     "load_model",
     "lora_trainable_params",
+    "memory_fit",
     "memory_needed",
+    "model_catalog",
     "model_names",
+    "paper_kv_bytes_per_token",
     "paper_speedup",
     "plot_compare",
     "plot_roofline",
     "power_kw",
     "prefill",
+    "prefill_cost",
     "quantized_weight_bytes",
+    "roofline_chart",
     "roofline_workload",
+    "speculative_estimate",
     "speculative_speedup",
+    "training_cost",
     "training_flops",
+    "training_gpu_seconds",
     "validate",
     "weight_bytes",
 ]
 
 _LAZY = {
-    "validate": "cadre.costmodel.validate",
-    "engine_efficiency": "cadre.costmodel.validate",
+    "Calibration": "cadre.costmodel.calibration",
+    "Claim": "cadre.costmodel.paper_audit",
+    "ValidationReport": "cadre.costmodel.validation",
+    "audit": "cadre.costmodel.paper_audit",
+    "audit_summary": "cadre.costmodel.paper_audit",
+    "validate": "cadre.costmodel.validation",
+    "engine_efficiency": "cadre.costmodel.validation",
+    "calibrate": "cadre.costmodel.calibration",
 }
 
 

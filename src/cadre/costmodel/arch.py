@@ -1,14 +1,15 @@
 """Model architectures: HF ``config.json`` fields → parameter counts and per-token bytes/FLOPs.
 
 Catalog entries live in ``data/models/<name>.json`` in HF config form; a user passes any ``config.json``
-or a GGUF file (see :mod:`cadre.costmodel.gguf_meta`).
+or a GGUF file (its header read with :func:`cadre.formats.read_gguf_header`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -16,9 +17,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from cadre.config.base import StrictModel, parse_spec
-from cadre.errors import ConfigError, NotFoundError, did_you_mean
+from cadre.errors import ConfigError, ModelLoadError, NotFoundError, did_you_mean
+from cadre.formats import GGUFHeader, read_gguf_header
 
-__all__ = ["ModelArch", "arch_from_hf_config", "load_model", "model_names"]
+__all__ = ["ModelArch", "arch_from_gguf", "arch_from_hf_config", "load_model", "model_names"]
 
 LayerKind = Literal["full_attention", "sliding_attention"]
 
@@ -347,6 +349,83 @@ def arch_from_hf_config(cfg: dict[str, Any], *, name: str, source: str = "") -> 
     return parse_spec(ModelArch, out, source=source or name)
 
 
+def _gguf_header(path: Path) -> GGUFHeader:
+    if not path.is_file():
+        raise NotFoundError(f"GGUF file {str(path)!r} does not exist")
+    st = path.stat()
+    return _gguf_header_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _gguf_header_cached(path: str, size: int, mtime_ns: int) -> GGUFHeader:
+    return read_gguf_header(path, what="GGUF")
+
+
+def arch_from_gguf(path: str | Path) -> ModelArch:
+    """A ModelArch from GGUF metadata (``<arch>.block_count`` ...) with the file's real weight bytes."""
+    header = _gguf_header(Path(path))
+    meta, arch = header.metadata, header.metadata.get("general.architecture")
+    if not arch:
+        raise ModelLoadError(f"{path}: GGUF has no general.architecture; cannot read the architecture")
+
+    def get(key: str, default: Any = None, *, required: bool = True) -> Any:
+        v = meta.get(f"{arch}.{key}", default)
+        if v is None and required:
+            raise ModelLoadError(f"{path}: GGUF metadata lacks '{arch}.{key}'")
+        return v
+
+    n_embd = int(get("embedding_length"))
+    n_head = int(get("attention.head_count"))
+    n_kv = get("attention.head_count_kv", n_head)
+    n_kv = int(n_kv[0] if isinstance(n_kv, list) else n_kv)
+    head_dim = int(get("attention.key_length", n_embd // n_head, required=False) or n_embd // n_head)
+    ff = get("feed_forward_length")
+    ff = int(ff[0] if isinstance(ff, list) else ff)
+    embd = header.tensors.get("token_embd.weight")
+    vocab = meta.get(f"{arch}.vocab_size") or (math.prod(embd) // max(int(embd[0]), 1) if embd else None)
+    n_layers = int(get("block_count"))
+    if not vocab:
+        raise ModelLoadError(f"{path}: GGUF metadata lacks '{arch}.vocab_size'")
+    data: dict[str, Any] = {
+        "name": Path(path).stem,
+        "model_type": str(arch),
+        "num_layers": n_layers,
+        "hidden_size": n_embd,
+        "num_heads": n_head,
+        "num_kv_heads": n_kv,
+        "head_dim": head_dim,
+        "intermediate_size": ff,
+        "vocab_size": int(vocab),
+        "tie_word_embeddings": "output.weight" not in header.tensors,
+        "max_context": get("context_length", None, required=False),
+        "file_weight_bytes": float(sum(header.tensor_bytes.values())),
+        "file_precision": _precision_name(header) if header.tensors else None,
+        "source": f"gguf:{path}",
+    }
+    n_exp = get("expert_count", 0, required=False) or 0
+    if n_exp:
+        data["num_experts"] = int(n_exp)
+        data["experts_per_token"] = int(get("expert_used_count"))
+        eff = get("expert_feed_forward_length", None, required=False)
+        if eff:
+            data["moe_intermediate_size"] = int(eff)
+    sw = get("attention.sliding_window", None, required=False)
+    if sw:
+        data["sliding_window"] = int(sw)
+        if str(arch).startswith("gemma3"):
+            # Gemma 3: every 6th layer is global (HF config sliding_window_pattern = 6)
+            data["layer_types"] = [
+                "full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(n_layers)
+            ]
+    return parse_spec(ModelArch, data, source=str(path))
+
+
+def _precision_name(header: GGUFHeader) -> str:
+    """The GGUF type holding the most weights, as a cadre precision name (q4_1, q8_0, fp16...)."""
+    name = header.dominant_tensor_type.lower()
+    return {"f16": "fp16", "f32": "fp32", "bf16": "bf16"}.get(name, name)
+
+
 @cache
 def _catalog_files() -> dict[str, str]:
     folder = resources.files("cadre.costmodel").joinpath("data/models")
@@ -357,6 +436,8 @@ def _catalog_files() -> dict[str, str]:
     }
 
 
+# Other names for catalog models that cadre cannot run (runtime models name their id in the runtime catalog,
+# applied by callers through cadre.runtime.costmodel_id).
 _ALIASES = {
     "llama3-8b": "llama-3-8b",
     "llama-3.1-8b": "llama-3-8b",
@@ -366,8 +447,6 @@ _ALIASES = {
     "llama-7b": "llama-2-7b",
     "llama-70b": "llama-2-70b",
     "mixtral": "mixtral-8x7b",
-    "smollm2": "smollm2-135m",
-    "gemma3-270m": "gemma-3-270m",
     "phi3-mini": "phi-3-mini",
     "gpt-4": "gpt4-est",
     "gpt4": "gpt4-est",
@@ -386,8 +465,6 @@ def load_model(name_or_path: str | Path) -> ModelArch:
     text = str(name_or_path)
     p = Path(text)
     if text.lower().endswith(".gguf"):
-        from cadre.costmodel.gguf_meta import arch_from_gguf
-
         return arch_from_gguf(p)
     if p.is_dir() and (p / "config.json").is_file():
         p = p / "config.json"

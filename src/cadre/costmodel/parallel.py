@@ -6,7 +6,10 @@ import math
 
 from cadre.errors import ConfigError
 
-__all__ = ["allreduce_seconds", "devices_needed", "paper_tp_comm_seconds"]
+__all__ = ["USABLE_MEMORY_FRACTION", "allreduce_seconds", "devices_needed", "paper_tp_comm_seconds"]
+
+# Share of device memory for weights + KV cache; the rest goes to the runtime and activations.
+USABLE_MEMORY_FRACTION = 0.9
 
 
 def allreduce_seconds(
@@ -29,7 +32,9 @@ def paper_tp_comm_seconds(num_layers: int, hidden_size: int, nvlink_bytes_per_s:
     return 4.0 * num_layers * hidden_size / nvlink_bytes_per_s
 
 
-def devices_needed(bytes_needed: float, device_memory_bytes: float, *, usable_fraction: float = 0.9) -> int:
+def devices_needed(
+    bytes_needed: float, device_memory_bytes: float, *, usable_fraction: float = USABLE_MEMORY_FRACTION
+) -> int:
     """Devices whose usable memory (default 90%, the rest for runtime and activations) holds ``bytes_needed``."""
     if device_memory_bytes <= 0:
         raise ConfigError("device memory must be > 0")

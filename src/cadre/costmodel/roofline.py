@@ -2,7 +2,7 @@
 
 A step costs the larger of (bytes moved ÷ bandwidth) and (FLOPs ÷ peak), plus tensor-parallel all-reduces
 and a fixed per-layer overhead (kernel launches). Efficiency factors scale bandwidth and peak; they default
-to 1 (the ideal roofline) and are fitted to published measurements by :mod:`cadre.costmodel.validate`.
+to 1 (the ideal roofline) and are fitted to published measurements by :mod:`cadre.costmodel.validation`.
 """
 
 from __future__ import annotations

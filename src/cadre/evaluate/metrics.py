@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from cadre.errors import ConfigError
 from cadre.registry import Registry
+from cadre.train import normalize_answer
 
 __all__ = [
     "METRICS",
@@ -116,12 +117,7 @@ class ExactMatch(_MeanMetric):
         self.ignore_punctuation = ignore_punctuation
 
     def _norm(self, x: Any) -> str:
-        s = str(x).strip()
-        if self.ignore_case:
-            s = s.casefold()
-        if self.ignore_punctuation:
-            s = s.translate(str.maketrans("", "", string.punctuation))
-        return s
+        return normalize_answer(x, ignore_case=self.ignore_case, ignore_punctuation=self.ignore_punctuation)
 
     def score(self, prediction: Any, reference: Any) -> float:
         if prediction is None:

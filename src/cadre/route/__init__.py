@@ -17,6 +17,7 @@ from cadre.route.protocol import GENERALIST, Embedder, RouteDecision, Router
 
 if TYPE_CHECKING:
     from cadre.route.cascade import (
+        SIGNALS,
         Calibration,
         Cascade,
         CascadeResult,
@@ -29,14 +30,15 @@ if TYPE_CHECKING:
     )
     from cadre.route.config import RouterSpec, RulesSpec
     from cadre.route.data import Example, load_examples
+    from cadre.route.evaluation import RouteEvalReport, evaluate_router
     from cadre.route.fit import fit_router
     from cadre.route.io import load_router, save_router
-    from cadre.route.metrics import RouteEvalReport, evaluate_router
     from cadre.route.strategies import ROUTERS, Explanation, SavableRouter
 
 __all__ = [
     "GENERALIST",
     "ROUTERS",
+    "SIGNALS",
     "Calibration",
     "Cascade",
     "CascadeResult",
@@ -63,6 +65,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "SIGNALS": "cadre.route.cascade",
     "Calibration": "cadre.route.cascade",
     "Cascade": "cadre.route.cascade",
     "CascadeResult": "cadre.route.cascade",
@@ -79,8 +82,8 @@ _LAZY = {
     "fit_router": "cadre.route.fit",
     "load_router": "cadre.route.io",
     "save_router": "cadre.route.io",
-    "RouteEvalReport": "cadre.route.metrics",
-    "evaluate_router": "cadre.route.metrics",
+    "RouteEvalReport": "cadre.route.evaluation",
+    "evaluate_router": "cadre.route.evaluation",
     "ROUTERS": "cadre.route.strategies",
     "Explanation": "cadre.route.strategies",
     "SavableRouter": "cadre.route.strategies",

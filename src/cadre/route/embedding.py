@@ -19,12 +19,24 @@ from cadre.route.data import Example, check_examples, routes_of
 from cadre.route.ood import FEATURES, OODGate, fit_gate, route_similarity
 from cadre.route.protocol import GENERALIST, Embedder, RouteDecision
 from cadre.route.strategies.base import Explanation, Head, Neighbor, log_softmax, softmax
+from cadre.route.strategies.centroid import CentroidHead
+from cadre.route.strategies.knn import KNNHead
+from cadre.route.strategies.linear import LinearHead
 from cadre.runtime.protocol import ChatMessage
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["FORMAT_VERSION", "EmbeddingRouter", "HeadKind", "default_embedder", "fit_embedding_router"]
+__all__ = [
+    "CENTROID",
+    "FORMAT_VERSION",
+    "KNN",
+    "LINEAR",
+    "EmbeddingRouter",
+    "HeadKind",
+    "default_embedder",
+    "fit_embedding_router",
+]
 
 FORMAT_VERSION = 1
 ARRAYS_FILE = "arrays.safetensors"
@@ -435,7 +447,7 @@ def fit_embedding_router(
         "per_route": {r: int((y == i).sum()) for i, r in enumerate(routes)},
     }
     if out_feats is not None:
-        from cadre.route.metrics import auroc
+        from cadre.route.evaluation import auroc
 
         s_in, s_out = gate.score(in_feats), gate.score(out_feats)
         report["cv_ood_auroc"] = auroc(
@@ -456,3 +468,8 @@ def fit_embedding_router(
         ood_texts=[ex.text for ex in oos],
         report=report,
     )
+
+
+CENTROID = HeadKind(CentroidHead)
+KNN = HeadKind(KNNHead)
+LINEAR = HeadKind(LinearHead)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cadre.runtime.bundled import bundled_model_path
+from cadre.runtime.bundled import bundled_model_path, costmodel_id, list_models
 from cadre.runtime.protocol import (
     Backend,
     ChatMessage,
@@ -19,24 +19,32 @@ from cadre.runtime.protocol import (
     StreamChunk,
     TokenLogprob,
     Usage,
+    collect_stream,
 )
+from cadre.runtime.registry import ModelRef, parse_model, resolve_model
 
 __all__ = [
     "Backend",
     "ChatMessage",
     "ChatRequest",
     "Completion",
+    "ModelRef",
     "SamplingParams",
     "StreamChunk",
     "TokenLogprob",
     "Usage",
     "bundled_model_path",
+    "collect_stream",
+    "costmodel_id",
+    "list_models",
     "load_backend",
+    "parse_model",
+    "resolve_model",
 ]
 
 
 def load_backend(
-    name: str,
+    name: str | ModelRef,
     *,
     adapters: dict[str, str | Path] | None = None,
     n_ctx: int = 2048,
@@ -46,7 +54,8 @@ def load_backend(
     """Load the model ``name`` (bundled name, path, hub id in the local cache, or ``openai:<model>@<url>``).
 
     Args:
-        name: what the user typed; see :func:`cadre.runtime.registry.resolve_model`.
+        name: what the user typed (see :func:`cadre.runtime.registry.resolve_model`), or a ``ModelRef`` already
+            resolved by it (so a caller that needed the backend kind does not resolve twice).
         adapters: LoRA adapters by name (GGUF files for llama.cpp, PEFT folders for transformers), chosen per
             request with ``adapter="name"``.
         n_ctx: context length per request (prompt + completion).
@@ -56,9 +65,13 @@ def load_backend(
     Raises:
         NotFoundError, ModelLoadError, ConfigError: with a one-line message saying how to fix it.
     """
-    from cadre.runtime.registry import BACKENDS, resolve_model
+    from cadre.runtime.registry import BACKENDS
 
-    ref = resolve_model(name)
+    if isinstance(name, ModelRef):
+        ref = name if name.is_remote or name.path is not None else resolve_model(name.spec)
+    else:
+        ref = resolve_model(name)
+    assert ref.backend is not None  # resolve_model always names the engine
     cls: Any = BACKENDS.get(ref.backend)
     backend: Backend = cls.from_ref(ref, adapters=adapters, n_ctx=n_ctx, n_threads=n_threads, **kw)
     return backend

@@ -20,12 +20,14 @@ from pydantic import Field
 
 from cadre.config.base import StrictModel, parse_spec
 from cadre.errors import ModelLoadError, did_you_mean
+from cadre.formats import read_gguf_header
 from cadre.paths import cadre_home
 
 __all__ = [
     "BundledModel",
     "bundled_model_path",
     "bundled_models",
+    "costmodel_id",
     "get_bundled",
     "is_installed",
     "list_models",
@@ -45,6 +47,7 @@ class BundledModel(StrictModel):
     format: Literal["gguf", "safetensors"]
     quantization: str
     description: str
+    costmodel: str | None = None  # the architecture id in cadre.costmodel's catalog
 
     @property
     def pip_name(self) -> str:
@@ -79,6 +82,16 @@ def bundled_models() -> list[BundledModel]:
 def get_bundled(name: str) -> BundledModel | None:
     """The catalog entry for ``name`` or one of its declared aliases (exact match only), else None."""
     return _catalog().get(name)
+
+
+def costmodel_id(name: str) -> str:
+    """The cost model's id for a model name: the catalog's ``costmodel`` for a bundled name or alias, else ``name``.
+
+    cadre.costmodel cannot import the runtime, so callers above both (the CLI, the demo) pass model names through
+    this before :func:`cadre.costmodel.load_model`; other names (cost-model catalog names, paths) pass unchanged.
+    """
+    model = get_bundled(name)
+    return model.costmodel if model is not None and model.costmodel else name
 
 
 def _package_dir(package: str) -> Path | None:
@@ -161,8 +174,6 @@ def list_models() -> list[dict[str, Any]]:
     Sizes, types and counts are read from the installed files (GGUF/safetensors headers), never assembled or
     loaded: a model still in chunk packages shows the chunks' total size.
     """
-    from cadre.runtime.gguf_info import read_gguf
-
     rows: list[dict[str, Any]] = []
     for m in bundled_models():
         row: dict[str, Any] = {
@@ -185,22 +196,22 @@ def list_models() -> list[dict[str, Any]]:
                 target = cadre_home() / "models" / m.path
                 row["path"] = str(target) if target.is_file() else "(assembled on first use)"
                 if target.is_file():
-                    info = read_gguf(target)
+                    info = read_gguf_header(target)
                     row.update(
                         size_bytes=info.file_size,
                         parameters=info.n_params,
-                        quantization=info.main_quantization,
+                        quantization=info.quantization,
                     )
                 else:
                     module = importlib.import_module(m.package)
                     row["size_bytes"] = sum(p.stat().st_size for p in module.chunk_paths() if p.is_file())
             elif m.format == "gguf":
-                info = read_gguf(pkg / m.path)
+                info = read_gguf_header(pkg / m.path)
                 row.update(
                     path=str(info.path),
                     size_bytes=info.file_size,
                     parameters=info.n_params,
-                    quantization=info.main_quantization,
+                    quantization=info.quantization,
                 )
             else:
                 folder = pkg / m.path

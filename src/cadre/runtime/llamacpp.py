@@ -30,9 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cadre.errors import BackendError, ConfigError, ContextLengthError, ModelLoadError, NotFoundError
+from cadre.errors import BackendError, ConfigError, ModelLoadError, NotFoundError
+from cadre.formats import GGUFHeader, read_gguf_header
 from cadre.paths import safe_name
-from cadre.runtime.gguf_info import GGUFInfo, check_adapter_fits, read_gguf
+from cadre.runtime.generation import (
+    chat_from_stream,
+    complete_from_stream,
+    fit_prompt,
+    unknown_adapter,
+    with_template_stops,
+)
+from cadre.runtime.gguf_adapters import check_adapter_fits
 from cadre.runtime.protocol import (
     ChatMessage,
     ChatRequest,
@@ -138,8 +146,8 @@ class LlamaCppBackend:
             raise ConfigError(f"n_ctx must be >= 16, got {n_ctx}")
         if n_parallel < 1:
             raise ConfigError(f"n_parallel must be >= 1, got {n_parallel}")
-        self.info: GGUFInfo = read_gguf(model_path, what="model")
-        if self.info.file_type == "adapter":
+        self.info: GGUFHeader = read_gguf_header(model_path, what="model")
+        if self.info.kind == "adapter":
             raise ModelLoadError(
                 f"{self.info.path} is a LoRA adapter, not a model; load the base model and pass the adapter "
                 "with --adapter / adapters={...}"
@@ -209,18 +217,9 @@ class LlamaCppBackend:
     # -- construction ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_ref(
-        cls,
-        ref: ModelRef,
-        *,
-        adapters: dict[str, str | Path] | None = None,
-        n_ctx: int = 2048,
-        n_threads: int | None = None,
-        **kw: Any,
-    ) -> LlamaCppBackend:
-        if ref.path is None:
-            raise ModelLoadError(f"model {ref.name!r} has no local GGUF file for llama.cpp")
-        return cls(ref.path, name=ref.name, adapters=adapters, n_ctx=n_ctx, n_threads=n_threads, **kw)
+    def from_ref(cls, ref: ModelRef, **options: Any) -> LlamaCppBackend:
+        """Load ``ref`` with :func:`cadre.runtime.load_backend`'s options (adapters, n_ctx, n_threads, ...)."""
+        return cls(ref.local_path("local GGUF file for llama.cpp"), name=ref.name, **options)
 
     # -- adapters -------------------------------------------------------------------------------------------
 
@@ -231,11 +230,15 @@ class LlamaCppBackend:
     def kv_cache_bytes(self) -> int:
         """Bytes of the F16 KV cache allocated for ``kv_size`` cells (2 x layers x KV width x 2 bytes per cell)."""
         arch, md = self.info.architecture, self.info.metadata
-        n_layer = int(md.get(f"{arch}.block_count") or 0)
-        n_embd = int(md.get(f"{arch}.embedding_length") or 0)
-        n_head = int(md.get(f"{arch}.attention.head_count") or 1)
-        n_head_kv = int(md.get(f"{arch}.attention.head_count_kv") or n_head)
-        head_dim = int(md.get(f"{arch}.attention.key_length") or n_embd // n_head)
+
+        def number(key: str) -> int:  # 0 when absent or per-layer (a list)
+            value = md.get(f"{arch}.{key}")
+            return 0 if isinstance(value, list) else int(value or 0)
+
+        n_layer, n_embd = number("block_count"), number("embedding_length")
+        n_head = number("attention.head_count") or 1
+        n_head_kv = number("attention.head_count_kv") or n_head
+        head_dim = number("attention.key_length") or n_embd // n_head
         return 2 * n_layer * n_head_kv * head_dim * 2 * self.kv_size
 
     def adapter_bytes(self) -> dict[str, int]:
@@ -249,7 +252,7 @@ class LlamaCppBackend:
             ModelLoadError: the file is missing/corrupt or was made for another base (checked before loading).
         """
         safe_name(name, kind="adapter")
-        info = read_gguf(path, what="adapter")
+        info = read_gguf_header(path, what="adapter")
         check_adapter_fits(info, self.info)
         handle = self._lib.llama_adapter_lora_init(self._model, str(info.path).encode())
         if not handle:
@@ -293,8 +296,7 @@ class LlamaCppBackend:
         try:
             return self._adapters[name]
         except KeyError:
-            known = ", ".join(self.adapters()) or "none"
-            raise NotFoundError(f"adapter {name!r} is not loaded on {self.name}; loaded: {known}") from None
+            raise unknown_adapter(name, self.name, self.adapters()) from None
 
     # -- tokens and text ------------------------------------------------------------------------------------
 
@@ -334,24 +336,11 @@ class LlamaCppBackend:
 
     def _prompt_tokens(self, text: str, *, templated: bool) -> list[int]:
         # A rendered chat template already holds the special tokens (and BOS when the template writes it).
-        add_bos = self._add_bos and not (
-            templated and self.template.bos_token and text.startswith(self.template.bos_token)
-        )
+        add_bos = self._add_bos and not (templated and self.template.starts_with_bos(text))
         tokens = self.tokenize(text, add_special=add_bos, parse_special=templated)
         if not tokens:
             raise BackendError("the prompt is empty after tokenization; send some text")
         return tokens
-
-    def _fit(self, tokens: list[int], params: SamplingParams) -> list[int]:
-        if len(tokens) < self.n_ctx:
-            return tokens
-        if not params.truncate:
-            raise ContextLengthError(
-                f"the prompt has {len(tokens)} tokens but the context holds {self.n_ctx}; shorten it, load the "
-                "model with a larger n_ctx, or pass truncate=True to drop the oldest tokens"
-            )
-        keep = self.n_ctx - min(params.max_tokens, self.n_ctx // 2)
-        return tokens[len(tokens) - keep :]
 
     # -- public generation API ------------------------------------------------------------------------------
 
@@ -364,22 +353,16 @@ class LlamaCppBackend:
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Iterator[StreamChunk]:
         text = self.template.render(messages)
-        stops = tuple(dict.fromkeys((*params.stop, *self.template.extra_stops)))
-        if stops != params.stop:
-            params = _replace_stop(params, stops)
+        params = with_template_stops(params, self.template)
         return self._stream(self._prompt_tokens(text, templated=True), params, adapter)
 
     def complete(self, prompt: str, params: SamplingParams, *, adapter: str | None = None) -> Completion:
-        return collect_stream(
-            self.stream_complete(prompt, params, adapter=adapter), model=self.name, adapter=adapter
-        )
+        return complete_from_stream(self, prompt, params, adapter)
 
     def chat(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Completion:
-        return collect_stream(
-            self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter
-        )
+        return chat_from_stream(self, messages, params, adapter)
 
     def batch_chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Run ``requests`` concurrently; those naming the same adapter decode together in one batch."""
@@ -401,7 +384,7 @@ class LlamaCppBackend:
         self, tokens: list[int], params: SamplingParams, adapter_name: str | None
     ) -> Iterator[StreamChunk]:
         self._check_open()
-        tokens = self._fit(tokens, params)
+        tokens = fit_prompt(tokens, params, self.n_ctx)
         seq = _Seq(tokens=tokens, params=params, adapter=self._adapter(adapter_name))
         seq.reserve = min(len(tokens) + params.max_tokens, self.n_ctx)
         seq.stop = StopMatcher(params.stop)
@@ -701,9 +684,3 @@ def _collect(seq: _Seq, *, model: str, adapter: str | None, t0: float) -> Comple
     completion.seconds_total += offset
     completion.seconds_to_first_token += offset
     return completion
-
-
-def _replace_stop(params: SamplingParams, stops: tuple[str, ...]) -> SamplingParams:
-    from dataclasses import replace
-
-    return replace(params, stop=stops)

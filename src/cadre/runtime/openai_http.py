@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from cadre.errors import BackendError, ConfigError, ContextLengthError, NotFoundError
+from cadre.runtime.generation import chat_from_stream, complete_from_stream
 from cadre.runtime.protocol import (
     ChatMessage,
     ChatRequest,
@@ -31,7 +32,6 @@ from cadre.runtime.protocol import (
     StreamChunk,
     TokenLogprob,
     Usage,
-    collect_stream,
 )
 
 if TYPE_CHECKING:
@@ -81,17 +81,11 @@ class OpenAIBackend:
         )
 
     @classmethod
-    def from_ref(
-        cls,
-        ref: ModelRef,
-        *,
-        adapters: dict[str, str | Path] | None = None,
-        n_ctx: int = 2048,
-        n_threads: int | None = None,
-        **kw: Any,
-    ) -> OpenAIBackend:
+    def from_ref(cls, ref: ModelRef, **options: Any) -> OpenAIBackend:
+        """Load ``ref`` with :func:`cadre.runtime.load_backend`'s options (adapters, n_ctx, n_threads, ...)."""
         assert ref.base_url is not None and ref.remote_model is not None
-        return cls(ref.base_url, ref.remote_model, adapters=adapters, n_ctx=n_ctx, **kw)
+        options.pop("n_threads", None)  # the server decides
+        return cls(ref.base_url, ref.remote_model, **options)
 
     # -- adapters -------------------------------------------------------------------------------------------
 
@@ -319,18 +313,10 @@ class OpenAIBackend:
     def chat(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Completion:
-        body = self._body(params, adapter, chat=True, stream=True)
-        body["messages"] = [dict(m) for m in messages]
-        completion = collect_stream(self._stream("/chat/completions", body, chat=True), model=self.name)
-        completion.adapter = adapter
-        return completion
+        return chat_from_stream(self, messages, params, adapter)
 
     def complete(self, prompt: str, params: SamplingParams, *, adapter: str | None = None) -> Completion:
-        body = self._body(params, adapter, chat=False, stream=True)
-        body["prompt"] = prompt
-        completion = collect_stream(self._stream("/completions", body, chat=False), model=self.name)
-        completion.adapter = adapter
-        return completion
+        return complete_from_stream(self, prompt, params, adapter)
 
     def chat_nostream(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None

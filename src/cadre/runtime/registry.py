@@ -58,6 +58,16 @@ class ModelRef:
         """An OpenAI-compatible HTTP endpoint rather than weights on this machine."""
         return self.backend == "openai"
 
+    def local_path(self, what: str) -> Path:
+        """``path``, the weights on this machine.
+
+        Raises:
+            ModelLoadError: the model has none; ``what`` names what the engine needed.
+        """
+        if self.path is None:
+            raise ModelLoadError(f"model {self.name!r} has no {what}")
+        return self.path
+
     @property
     def is_loopback(self) -> bool:
         """A remote endpoint on this machine (its requests cost no API price)."""

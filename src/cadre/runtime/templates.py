@@ -63,6 +63,10 @@ class ChatTemplate:
                 f"the chat template of {model or 'the model'} does not compile: {err}"
             ) from None
 
+    def starts_with_bos(self, text: str) -> bool:
+        """Whether ``text`` (a rendered prompt) already begins with the BOS token."""
+        return bool(self.bos_token) and text.startswith(self.bos_token)
+
     def render(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
         if not messages:
             raise ConfigError("a chat request needs at least one message")

@@ -17,8 +17,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cadre.errors import BackendError, ConfigError, ContextLengthError, ModelLoadError, NotFoundError
+from cadre.errors import BackendError, ConfigError, ModelLoadError, NotFoundError
 from cadre.paths import safe_name
+from cadre.runtime.generation import (
+    chat_from_stream,
+    complete_from_stream,
+    fit_prompt,
+    unknown_adapter,
+    with_template_stops,
+)
 from cadre.runtime.protocol import (
     ChatMessage,
     ChatRequest,
@@ -28,7 +35,6 @@ from cadre.runtime.protocol import (
     StreamChunk,
     TokenLogprob,
     Usage,
-    collect_stream,
 )
 from cadre.runtime.stops import StopMatcher
 from cadre.runtime.templates import ChatTemplate
@@ -162,26 +168,10 @@ class TransformersBackend:
             self.load_adapter(adapter_name, adapter_path)
 
     @classmethod
-    def from_ref(
-        cls,
-        ref: ModelRef,
-        *,
-        adapters: dict[str, str | Path] | None = None,
-        n_ctx: int = 2048,
-        n_threads: int | None = None,
-        **kw: Any,
-    ) -> TransformersBackend:
-        if ref.path is None:
-            raise ModelLoadError(f"model {ref.name!r} has no local files for transformers")
-        return cls(
-            ref.path,
-            gguf_file=ref.gguf_file,
-            name=ref.name,
-            adapters=adapters,
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            **kw,
-        )
+    def from_ref(cls, ref: ModelRef, **options: Any) -> TransformersBackend:
+        """Load ``ref`` with :func:`cadre.runtime.load_backend`'s options (adapters, n_ctx, n_threads, ...)."""
+        path = ref.local_path("local files for transformers")
+        return cls(path, gguf_file=ref.gguf_file, name=ref.name, **options)
 
     # -- adapters -------------------------------------------------------------------------------------------
 
@@ -220,31 +210,19 @@ class TransformersBackend:
         return self.template.render(messages)
 
     def _encode(self, text: str, *, templated: bool) -> list[int]:
-        add_special = not (templated and self.template.bos_token and text.startswith(self.template.bos_token))
+        add_special = not (templated and self.template.starts_with_bos(text))
         ids: list[int] = self.tokenizer(text, add_special_tokens=add_special and not templated)["input_ids"]
         if not ids:
             raise BackendError("the prompt is empty after tokenization; send some text")
         return ids
-
-    def _fit(self, ids: list[int], params: SamplingParams) -> list[int]:
-        if len(ids) < self.n_ctx:
-            return ids
-        if not params.truncate:
-            raise ContextLengthError(
-                f"the prompt has {len(ids)} tokens but the context holds {self.n_ctx}; shorten it, load the model "
-                "with a larger n_ctx, or pass truncate=True to drop the oldest tokens"
-            )
-        keep = self.n_ctx - min(params.max_tokens, self.n_ctx // 2)
-        return ids[len(ids) - keep :]
 
     # -- generation -----------------------------------------------------------------------------------------
 
     def _generate(self, ids: list[int], params: SamplingParams, adapter: str | None) -> Iterator[StreamChunk]:
         torch = self._torch
         if adapter is not None and adapter not in self._adapters:
-            known = ", ".join(self.adapters()) or "none"
-            raise NotFoundError(f"adapter {adapter!r} is not loaded on {self.name}; loaded: {known}")
-        ids = self._fit(ids, params)
+            raise unknown_adapter(adapter, self.name, self.adapters())
+        ids = fit_prompt(ids, params, self.n_ctx)
         stop = StopMatcher(params.stop)
         generator = None
         if params.temperature > 0:
@@ -331,23 +309,16 @@ class TransformersBackend:
     def stream_chat(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Iterator[StreamChunk]:
-        if self.template.extra_stops:
-            from dataclasses import replace
-
-            params = replace(params, stop=tuple(dict.fromkeys((*params.stop, *self.template.extra_stops))))
+        params = with_template_stops(params, self.template)
         return self._generate(self._encode(self.template.render(messages), templated=True), params, adapter)
 
     def complete(self, prompt: str, params: SamplingParams, *, adapter: str | None = None) -> Completion:
-        return collect_stream(
-            self.stream_complete(prompt, params, adapter=adapter), model=self.name, adapter=adapter
-        )
+        return complete_from_stream(self, prompt, params, adapter)
 
     def chat(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Completion:
-        return collect_stream(
-            self.stream_chat(messages, params, adapter=adapter), model=self.name, adapter=adapter
-        )
+        return chat_from_stream(self, messages, params, adapter)
 
     def batch_chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Run the requests grouped by adapter (one at a time: this backend is for checks, not throughput)."""

@@ -1,8 +1,10 @@
 """cadre.serve: every specialist, the router and the generalist behind one OpenAI-compatible endpoint.
 
 Layers (H10): ``chat.py`` / ``completions.py`` / ``models.py`` / ``embeddings.py`` / ``admin.py`` only parse and
-dispatch; :class:`~cadre.serve.serving.Gateway` holds the logic (routing, grounding, generation, fallback, limits,
-reload); :mod:`cadre.serve.protocol` holds the OpenAI wire models; :mod:`cadre.serve.errors` the one error shape.
+dispatch; :class:`~cadre.serve.serving.Gateway` serves requests (limits, grounding, generation, fallback, streaming,
+embeddings), asking :mod:`cadre.serve.routing` who answers and :class:`~cadre.serve.served_models.ServedModels`
+what is loaded (models, adapters, router, hot reload); :mod:`cadre.serve.spec` is the ``ecosystem.yaml`` schema;
+:mod:`cadre.serve.protocol` holds the OpenAI wire models; :mod:`cadre.serve.errors` the one error shape.
 
     from cadre.serve import create_app, serve
     serve("ecosystem.yaml", host="127.0.0.1", port=8000)
@@ -15,18 +17,41 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cadre.config.ecosystem import EcosystemSpec, load_ecosystem, parse_ecosystem
     from cadre.serve.app import create_app, serve
-    from cadre.serve.auth import ApiKeys
+    from cadre.serve.auth import ApiKeys, keys_from_env
     from cadre.serve.check import check_ecosystem
+    from cadre.serve.served_models import ServedModels
     from cadre.serve.serving import Gateway
+    from cadre.serve.spec import (
+        AUTO_MODEL,
+        DecodingDefaults,
+        EcosystemSpec,
+        GeneralistSpec,
+        KnowledgeRef,
+        RoutingSpec,
+        ServerSpec,
+        SpecialistSpec,
+        check_adapter_path,
+        load_ecosystem,
+        parse_ecosystem,
+    )
 
 __all__ = [
+    "AUTO_MODEL",
     "ApiKeys",
+    "DecodingDefaults",
     "EcosystemSpec",
     "Gateway",
+    "GeneralistSpec",
+    "KnowledgeRef",
+    "RoutingSpec",
+    "ServedModels",
+    "ServerSpec",
+    "SpecialistSpec",
+    "check_adapter_path",
     "check_ecosystem",
     "create_app",
+    "keys_from_env",
     "load_ecosystem",
     "parse_ecosystem",
     "serve",
@@ -36,11 +61,21 @@ _LAZY = {
     "create_app": "cadre.serve.app",
     "serve": "cadre.serve.app",
     "ApiKeys": "cadre.serve.auth",
+    "keys_from_env": "cadre.serve.auth",
     "check_ecosystem": "cadre.serve.check",
+    "ServedModels": "cadre.serve.served_models",
     "Gateway": "cadre.serve.serving",
-    "EcosystemSpec": "cadre.config.ecosystem",
-    "load_ecosystem": "cadre.config.ecosystem",
-    "parse_ecosystem": "cadre.config.ecosystem",
+    "AUTO_MODEL": "cadre.serve.spec",
+    "DecodingDefaults": "cadre.serve.spec",
+    "EcosystemSpec": "cadre.serve.spec",
+    "GeneralistSpec": "cadre.serve.spec",
+    "KnowledgeRef": "cadre.serve.spec",
+    "RoutingSpec": "cadre.serve.spec",
+    "ServerSpec": "cadre.serve.spec",
+    "SpecialistSpec": "cadre.serve.spec",
+    "check_adapter_path": "cadre.serve.spec",
+    "load_ecosystem": "cadre.serve.spec",
+    "parse_ecosystem": "cadre.serve.spec",
 }
 
 

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from cadre.serve.deps import authorized_gateway, gateway
 from cadre.serve.errors import APIError
-from cadre.serve.metrics import CONTENT_TYPE_LATEST
 from cadre.serve.serving import Gateway
+from cadre.serve.telemetry import CONTENT_TYPE_LATEST
 
 __all__ = ["router"]
 

@@ -21,12 +21,12 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cadre.config.ecosystem import EcosystemSpec, load_ecosystem
 from cadre.errors import CadreError
 from cadre.serve import admin, chat, completions, embeddings, models
 from cadre.serve.auth import ApiKeys
 from cadre.serve.errors import APIError, error_response, install_error_handlers
 from cadre.serve.serving import Gateway
+from cadre.serve.spec import EcosystemSpec, load_ecosystem
 
 __all__ = ["create_app", "serve"]
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from cadre.serve.deps import authorized_gateway
 from cadre.serve.protocol import ChatCompletionRequest
-from cadre.serve.responses import sse_response
+from cadre.serve.responses import generation_response
 from cadre.serve.serving import Gateway
 
 __all__ = ["router"]
@@ -19,7 +19,4 @@ router = APIRouter()
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, gw: Gateway = Depends(authorized_gateway)
 ) -> Response:
-    if body.stream:
-        return sse_response(await gw.chat_stream(body))
-    response, headers = await gw.chat(body, is_disconnected=request.is_disconnected)
-    return JSONResponse(response.model_dump(exclude_none=True), headers=headers)
+    return await generation_response(body, request, stream=gw.chat_stream, answer=gw.chat)

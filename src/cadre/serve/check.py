@@ -6,15 +6,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cadre.config.ecosystem import load_ecosystem
+from cadre.runtime.registry import parse_model
+from cadre.serve.spec import EcosystemSpec, load_ecosystem
 
 __all__ = ["check_ecosystem"]
 
 
-def _adapter_state(spec: Any, base: str, adapter: str | None) -> tuple[str, list[str]]:
+def _adapter_state(spec: EcosystemSpec, base: str, adapter: str | None) -> tuple[str, list[str]]:
     if adapter is None:
         return "-", ["no adapter: the bare base answers with the system prompt"]
-    if base.startswith("openai:"):
+    if parse_model(base).is_remote:
         return f"{adapter} (remote)", []
     path = spec.resolve(adapter)
     if not path.exists():

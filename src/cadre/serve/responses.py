@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi.responses import StreamingResponse
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from cadre.serve.streaming import StreamResult
 
-__all__ = ["sse_response"]
+__all__ = ["generation_response", "sse_response"]
+
+R = TypeVar("R")
 
 
 def sse_response(stream: StreamResult) -> StreamingResponse:
@@ -18,3 +25,17 @@ def sse_response(stream: StreamResult) -> StreamingResponse:
         headers=stream.headers,
         background=BackgroundTask(stream.close),
     )
+
+
+async def generation_response(
+    body: R,
+    request: Request,
+    *,
+    stream: Callable[[R], Awaitable[StreamResult]],
+    answer: Callable[..., Awaitable[tuple[BaseModel, dict[str, str]]]],
+) -> Response:
+    """SSE when the request asks to stream, else one JSON answer (generation stops if the client leaves)."""
+    if getattr(body, "stream", False):
+        return sse_response(await stream(body))
+    response, headers = await answer(body, is_disconnected=request.is_disconnected)
+    return JSONResponse(response.model_dump(exclude_none=True), headers=headers)

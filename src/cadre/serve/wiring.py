@@ -8,11 +8,14 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from cadre.config.ecosystem import EcosystemSpec, KnowledgeRef
-from cadre.route.protocol import Router
+from cadre.route import Router
 from cadre.runtime.protocol import ChatMessage
+from cadre.serve.spec import EcosystemSpec, KnowledgeRef
 
-__all__ = ["CorpusGrounder", "build_router", "embed_texts"]
+__all__ = ["EMBEDDING_ALIASES", "EMBEDDING_MODEL", "CorpusGrounder", "build_router", "embed_texts"]
+
+EMBEDDING_MODEL = "all-minilm-l6-v2"
+EMBEDDING_ALIASES = {EMBEDDING_MODEL, "minilm", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
 def embed_texts(texts: list[str]) -> tuple[Any, int]:
@@ -35,21 +38,17 @@ def build_router(spec: EcosystemSpec) -> tuple[Router | None, str]:
 
     Returns (None, why) when there is nothing to build a router from.
     """
-    import cadre.route as route
+    from cadre.route import Example, fit_router, load_router
 
     if spec.router.path:
         path = spec.resolve(spec.router.path)
-        return route.load_router(path), f"loaded from {path}"  # type: ignore[attr-defined]
+        return load_router(path), f"loaded from {path}"
     with_examples = [s for s in spec.specialists if s.examples]
     if not with_examples:
         return None, "no specialist has examples"
-    from cadre.route.config import RouterSpec as RouteBuildSpec
-    from cadre.route.data import Example
-
     examples = [Example(text=t, route=s.name) for s in with_examples for t in s.examples]
     examples += [Example(text=t, route=None) for t in spec.router.out_of_scope]
-    build = RouteBuildSpec.model_validate(spec.router.build)
-    router = route.fit_router(examples, spec=build)  # type: ignore[attr-defined]
+    router = fit_router(examples, spec=spec.router.build)
     return router, f"fitted at start-up on {len(examples)} examples"
 
 

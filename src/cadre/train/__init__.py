@@ -15,13 +15,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cadre.train.answer_match import json_match, normalize_answer, normalized_match
 from cadre.train.config import LoraSettings, TrainConfig, parse_budget
-from cadre.train.export import export_adapter
 
 if TYPE_CHECKING:
+    from cadre.train.export import export_adapter
     from cadre.train.trainer import TrainResult
 
-__all__ = ["LoraSettings", "TrainConfig", "TrainResult", "export_adapter", "parse_budget", "train"]
+__all__ = [
+    "LoraSettings",
+    "TrainConfig",
+    "TrainResult",
+    "export_adapter",
+    "json_match",
+    "normalize_answer",
+    "normalized_match",
+    "parse_budget",
+    "train",
+]
 
 
 def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -> TrainResult:
@@ -36,4 +47,8 @@ def __getattr__(name: str) -> Any:
         from cadre.train.trainer import TrainResult
 
         return TrainResult
+    if name == "export_adapter":
+        from cadre.train.export import export_adapter
+
+        return export_adapter
     raise AttributeError(name)

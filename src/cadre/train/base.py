@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cadre.errors import ModelLoadError, NotFoundError, did_you_mean
+from cadre.formats import read_gguf_header
 from cadre.paths import cadre_home
 
 __all__ = ["BaseInfo", "BaseRef", "describe_base", "load_base_model", "load_tokenizer", "resolve_base"]
@@ -48,29 +49,39 @@ class BaseInfo:
 
 
 def resolve_base(name: str) -> BaseRef:
-    """Turn ``name`` into a :class:`BaseRef`.
+    """Turn ``name`` into a :class:`BaseRef` (read by :func:`cadre.runtime.registry.resolve_model`).
 
     Raises:
-        NotFoundError: not a bundled model, nor an existing .gguf file or model directory.
-        ModelLoadError: a bundled model whose package is missing (the message gives the pip command).
+        NotFoundError: not a bundled model, nor an existing .gguf file or model directory, or a remote endpoint.
+        ModelLoadError: a bundled model whose package is missing (the message gives the pip command), an
+            embedding model, or a path that holds no loadable model.
     """
-    from cadre.runtime import bundled
+    from cadre.runtime.bundled import bundled_models, get_bundled
+    from cadre.runtime.registry import resolve_model
 
-    path = Path(name).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return BaseRef(name=name, kind="gguf", path=path.resolve())
-    if path.is_dir() and (path / "config.json").is_file():
-        return BaseRef(name=name, kind="hf", path=path.resolve())
-    entry = bundled.get_bundled(name)
-    if entry is not None:
-        if entry.format != "gguf" or entry.kind == "embedding":
-            raise ModelLoadError(f"bundled model {name!r} is an embedding model, not a base to fine-tune")
-        return BaseRef(name=entry.name, kind="gguf", path=bundled.bundled_model_path(name))
-    if path.suffix == ".gguf" or os.sep in name:
-        raise NotFoundError(f"base model path {name!r} does not exist (expected a .gguf file or a model dir)")
-    names = [m.name for m in bundled.bundled_models() if m.kind != "embedding"]
-    err = did_you_mean(name, names, kind="base model")
-    raise NotFoundError(f"{err} (or give a .gguf file or a transformers model directory)")
+    entry = get_bundled(name)
+    if entry is not None and (entry.format != "gguf" or entry.kind == "embedding"):
+        raise ModelLoadError(f"bundled model {name!r} is an embedding model, not a base to fine-tune")
+    try:
+        ref = resolve_model(name)
+    except NotFoundError:
+        if Path(name).suffix == ".gguf" or os.sep in name:
+            raise NotFoundError(
+                f"base model path {name!r} does not exist (expected a .gguf file or a model dir)"
+            ) from None
+        names = [m.name for m in bundled_models() if m.kind != "embedding"]
+        err = did_you_mean(name, names, kind="base model")
+        raise NotFoundError(f"{err} (or give a .gguf file or a transformers model directory)") from None
+    if ref.is_remote or ref.path is None:
+        raise NotFoundError(
+            f"base model {name!r} is a remote endpoint; training needs local weights (a bundled name, a .gguf "
+            "file or a transformers model directory)"
+        )
+    weights = ref.path / ref.gguf_file if ref.gguf_file else ref.path
+    if ref.bundled:
+        return BaseRef(name=ref.name, kind="gguf", path=weights)
+    kind: Literal["gguf", "hf"] = "gguf" if ref.backend == "llamacpp" or ref.gguf_file else "hf"
+    return BaseRef(name=name, kind=kind, path=weights.resolve())
 
 
 def _cache_dir(ref: BaseRef) -> Path:
@@ -167,12 +178,7 @@ def describe_base(ref: BaseRef, model_config: Any) -> BaseInfo:
     arch = model_config.model_type
     ctx = int(getattr(model_config, "max_position_embeddings", 0) or 0)
     if ref.kind == "gguf":
-        from gguf import GGUFReader
-
-        reader = GGUFReader(str(ref.path))
-        field = reader.get_field("general.architecture")
-        if field is not None:
-            arch = field.contents()
+        arch = read_gguf_header(ref.path).metadata.get("general.architecture", arch)
     n_head = int(model_config.num_attention_heads)
     n_head_kv = int(getattr(model_config, "num_key_value_heads", None) or n_head)
     return BaseInfo(

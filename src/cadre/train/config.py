@@ -98,11 +98,15 @@ class TrainConfig(StrictModel):
 
     # --- adapter and optimisation
     lora: LoraSettings = Field(default_factory=lambda: LoraSettings.model_validate({}))
-    learning_rate: float = Field(2e-4, gt=0)
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    learning_rate: float = Field(2e-4, gt=0, description="peak learning rate")
+    schedule: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="learning-rate decay after warmup"
+    )
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of the steps spent warming up")
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float | None = Field(1.0, gt=0)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float | None = Field(
+        1.0, gt=0, description="clip gradients to this norm (null: no clipping)"
+    )
     batch_size: int = Field(8, ge=1, description="examples per optimizer step (micro_batch × accumulation)")
     micro_batch_size: int | None = Field(None, ge=1, description="examples per forward pass (default: batch)")
 
@@ -124,8 +128,8 @@ class TrainConfig(StrictModel):
     keep_checkpoints: int = Field(2, ge=1, description="resumable checkpoints kept on disk")
 
     # --- hardware and reproducibility
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = Field(0, description="random seed")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train")
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="auto: bf16 autocast on CUDA or on CPUs with AVX512_BF16/AMX, else fp32"
     )

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cadre.errors import ConfigError, ModelLoadError, NotFoundError
+from cadre.formats import open_gguf_weights, read_gguf_header
 
 __all__ = ["EXPORT_FORMATS", "QUANTS", "export_adapter", "permute_qk_rows"]
 
@@ -228,11 +229,10 @@ def _write_merged(
     """Base GGUF + scale·(B @ A) on the adapted tensors, requantized; other tensors copied (or requantized)."""
     import gguf
 
-    reader = gguf.GGUFReader(str(base_path))
-    arch_field = reader.get_field("general.architecture")
-    if arch_field is None:
+    arch = read_gguf_header(base_path, what="base model").metadata.get("general.architecture")
+    if arch is None:
         raise ModelLoadError(f"{base_path}: not a model GGUF (no general.architecture)")
-    arch = arch_field.contents()
+    reader = open_gguf_weights(base_path, what="base model")
     scale = _gguf_alpha(config) / int(config["r"])
     tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
     writer = gguf.GGUFWriter(str(tmp), arch)

@@ -24,6 +24,7 @@ import yaml
 
 from cadre.errors import ConfigError, DataError
 from cadre.train import data as D
+from cadre.train.answer_match import score
 from cadre.train.base import BaseInfo, BaseRef, describe_base, load_base_model, load_tokenizer, resolve_base
 from cadre.train.card import render_model_card
 from cadre.train.checkpoint import (
@@ -34,9 +35,16 @@ from cadre.train.checkpoint import (
     save_checkpoint,
 )
 from cadre.train.config import TrainConfig
-from cadre.train.metrics import score
+from cadre.train.loop_parts import (
+    LabelledTokenLoss,
+    collate,
+    generate_answers,
+    lr_at,
+    pick_bf16,
+    pick_device,
+)
 
-__all__ = ["TrainResult", "cpu_supports_bf16", "generate_answers", "train"]
+__all__ = ["TrainResult", "train"]
 
 DEFAULT_EPOCHS = 3.0
 EVALS_PER_RUN = 8
@@ -54,162 +62,6 @@ class TrainResult:
     stopped: str  # "completed" | "early_stopping" | "budget"
     resumed_from: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------------------------- hardware
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU runs bf16 matmuls natively (AVX512_BF16 or AMX), per /proc/cpuinfo."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
-
-
-def _pick_device(config: TrainConfig) -> str:
-    import torch
-
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is visible to torch; use --device cpu")
-    if config.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return config.device
-
-
-def _pick_bf16(config: TrainConfig, device: str) -> bool:
-    import torch
-
-    if config.precision == "fp32":
-        return False
-    if config.precision == "bf16":
-        return True
-    if device == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    return cpu_supports_bf16()
-
-
-# ------------------------------------------------------------------------------------------------ schedules
-
-
-def lr_at(step: int, total: int, warmup: int, base: float, kind: str) -> float:
-    """Learning rate for optimizer step ``step`` (0-based): linear warmup, then cosine/linear decay or flat.
-
-    Cosine decay as in Loshchilov & Hutter 2017 (SGDR), without restarts, to zero at ``total``.
-    """
-    if warmup and step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    if kind == "cosine":
-        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
-    if kind == "linear":
-        return base * (1.0 - progress)
-    return base
-
-
-# -------------------------------------------------------------------------------------------------- batches
-
-
-def _collate(examples: Sequence[D.TokenizedExample], pad_id: int, device: str) -> dict[str, Any]:
-    import torch
-
-    width = max(len(e) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), D.IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, ex in enumerate(examples):
-        n = len(ex)
-        ids[row, :n] = torch.tensor(ex.input_ids)
-        labels[row, :n] = torch.tensor(ex.labels)
-        mask[row, :n] = 1
-    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
-
-
-class _LossFn:
-    """Summed token cross-entropy on the labelled positions only (the LM head runs on those rows alone)."""
-
-    def __init__(self, peft_model: Any, *, bf16: bool, device: str) -> None:
-        base = peft_model.get_base_model()
-        self.decoder = base.model if hasattr(base, "model") else base.get_decoder()
-        self.head = base.get_output_embeddings()
-        self.softcap = getattr(base.config, "final_logit_softcapping", None)
-        self.bf16 = bf16
-        self.device_type = "cuda" if device.startswith("cuda") else "cpu"
-
-    def autocast(self) -> Any:
-        import torch
-
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=torch.bfloat16)
-
-    def __call__(self, batch: dict[str, Any]) -> tuple[Any, int]:
-        import torch
-        import torch.nn.functional as F
-
-        targets = batch["labels"][:, 1:]
-        keep = targets != D.IGNORE_INDEX
-        with self.autocast():
-            hidden = self.decoder(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-            ).last_hidden_state
-            logits = self.head(hidden[:, :-1][keep])  # (n_labelled, vocab)
-        logits = logits.float()
-        if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        return F.cross_entropy(logits, targets[keep], reduction="sum"), int(keep.sum())
-
-
-# --------------------------------------------------------------------------------------------- generation
-
-
-def generate_answers(
-    model: Any,
-    tokenizer: Any,
-    examples: Sequence[D.ChatExample],
-    *,
-    max_new_tokens: int,
-    batch_size: int = 16,
-    bf16: bool = False,
-) -> list[str]:
-    """Greedy answers to each example's conversation up to its last assistant turn (batched, left padding)."""
-    import torch
-
-    prompts = []
-    for ex in examples:
-        msgs = ex.as_dicts()
-        last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-        prompts.append(tokenizer.apply_chat_template(msgs[:last], tokenize=False, add_generation_prompt=True))
-    device = next(model.parameters()).device
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    answers: list[str] = []
-    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    try:
-        for i in range(0, len(prompts), batch_size):
-            enc = tokenizer(
-                prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
-            )
-            enc = {k: v.to(device) for k, v in enc.items()}
-            with torch.no_grad(), ctx:
-                out = model.generate(
-                    **enc,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                )
-            new = out[:, enc["input_ids"].shape[1] :]
-            answers.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
-    finally:
-        tokenizer.padding_side = side
-    return [a.strip() for a in answers]
 
 
 # ------------------------------------------------------------------------------------------------ reporting
@@ -399,8 +251,8 @@ def _run(
     import torch
     from peft import LoraConfig, get_peft_model
 
-    device = _pick_device(config)
-    bf16 = _pick_bf16(config, device)
+    device = pick_device(config)
+    bf16 = pick_bf16(config, device)
 
     torch.manual_seed(config.seed)
     base_model = load_base_model(prep.ref, device=device, qlora=config.qlora)
@@ -427,7 +279,7 @@ def _run(
         raise ConfigError(f"lora.target_modules: {err}") from None
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    loss_fn = _LossFn(model, bf16=bf16, device=device)
+    loss_fn = LabelledTokenLoss(model, bf16=bf16, device=device)
     pad_id = int(prep.tokenizer.pad_token_id)
     lengths = [len(e) for e in prep.train]
 
@@ -484,7 +336,7 @@ def _run(
         total_loss, n_tok = 0.0, 0
         with torch.no_grad():
             for b in range(0, len(prep.evals), config.micro_batch):
-                batch = _collate(prep.evals[b : b + config.micro_batch], pad_id, device)
+                batch = collate(prep.evals[b : b + config.micro_batch], pad_id, device)
                 loss, n = loss_fn(batch)
                 total_loss += float(loss)
                 n_tok += n
@@ -515,7 +367,7 @@ def _run(
                 n_label = sum(sum(x != D.IGNORE_INDEX for x in e.labels[1:]) for mb in examples for e in mb)
                 step_loss, step_tokens = 0.0, 0
                 for mb in examples:
-                    batch = _collate(mb, pad_id, device)
+                    batch = collate(mb, pad_id, device)
                     loss, _ = loss_fn(batch)
                     (loss / max(1, n_label)).backward()
                     step_loss += float(loss.detach())
@@ -582,7 +434,7 @@ def _run(
 
 def _calibrate(
     model: Any,
-    loss_fn: _LossFn,
+    loss_fn: LabelledTokenLoss,
     train: Sequence[D.TokenizedExample],
     lengths: list[int],
     config: TrainConfig,
@@ -600,7 +452,7 @@ def _calibrate(
     timing = []
     model.train()
     for mb in batches:
-        batch = _collate([train[i] for i in mb], pad_id, device)
+        batch = collate([train[i] for i in mb], pad_id, device)
         t0 = time.perf_counter()
         loss, n = loss_fn(batch)
         (loss / max(1, n)).backward()

@@ -24,9 +24,9 @@ __all__ = [
 ]
 
 ROUTERS: Registry[RouterKind] = Registry("routers")
-ROUTERS.register("centroid", "cadre.route.strategies.centroid:KIND")
-ROUTERS.register("knn", "cadre.route.strategies.knn:KIND")
-ROUTERS.register("linear", "cadre.route.strategies.linear:KIND")
+ROUTERS.register("centroid", "cadre.route.embedding:CENTROID")
+ROUTERS.register("knn", "cadre.route.embedding:KNN")
+ROUTERS.register("linear", "cadre.route.embedding:LINEAR")
 ROUTERS.register("rules", "cadre.route.strategies.rules:KIND")
 
 EMBEDDING_STRATEGIES = ("centroid", "knn", "linear")

@@ -11,7 +11,7 @@ from cadre.route.config import RouterSpec
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["KIND", "CentroidHead"]
+__all__ = ["CentroidHead"]
 
 
 class CentroidHead:
@@ -40,12 +40,3 @@ class CentroidHead:
         head = cls(spec)
         head.centroids = np.ascontiguousarray(arrays["centroids"], dtype=np.float32)
         return head
-
-
-def _kind() -> Any:
-    from cadre.route.embedding import HeadKind
-
-    return HeadKind(CentroidHead)
-
-
-KIND = _kind()

@@ -11,7 +11,7 @@ from cadre.route.config import RouterSpec
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["KIND", "KNNHead"]
+__all__ = ["KNNHead"]
 
 
 class KNNHead:
@@ -53,12 +53,3 @@ class KNNHead:
         head.bank = np.ascontiguousarray(arrays["bank"], dtype=np.float32)
         head.labels = arrays["labels"].astype(np.int64)
         return head
-
-
-def _kind() -> Any:
-    from cadre.route.embedding import HeadKind
-
-    return HeadKind(KNNHead)
-
-
-KIND = _kind()

@@ -11,7 +11,7 @@ from cadre.route.config import RouterSpec
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["KIND", "LinearHead"]
+__all__ = ["LinearHead"]
 
 
 class LinearHead:
@@ -61,12 +61,3 @@ class LinearHead:
         head.weight = np.ascontiguousarray(arrays["weight"], dtype=np.float32)
         head.bias = np.ascontiguousarray(arrays["bias"], dtype=np.float32)
         return head
-
-
-def _kind() -> Any:
-    from cadre.route.embedding import HeadKind
-
-    return HeadKind(LinearHead)
-
-
-KIND = _kind()

@@ -9,7 +9,7 @@ and what a more faithful model gives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cadre.costmodel.arch import load_model
 from cadre.costmodel.hardware import load_hardware
@@ -56,6 +56,18 @@ class Claim:
     note: str = ""
     compare: Compare = "approx"
     paper_range: tuple[float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The claim as reported: id, text, paper and computed values, unit, verdict and note."""
+        return {
+            "id": self.id,
+            "claim": self.claim,
+            "paper_value": self.paper_value,
+            "computed_value": self.computed_value,
+            "unit": self.unit,
+            "holds": self.holds,
+            "note": self.note,
+        }
 
 
 def _holds(c: Claim) -> Claim:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cadre.route.metrics import auroc, coverage_risk_curve, routellm_metrics
+from cadre.route.evaluation import auroc, coverage_risk_curve, routellm_metrics
 
 
 def test_auroc_matches_scikit_learn_with_ties() -> None:

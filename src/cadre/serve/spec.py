@@ -14,11 +14,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from cadre.config.base import StrictModel, load_spec, parse_spec
 from cadre.errors import ConfigError
 from cadre.paths import safe_name
+from cadre.route import RouterSpec
 
 __all__ = [
     "AUTO_MODEL",
@@ -26,7 +27,7 @@ __all__ = [
     "EcosystemSpec",
     "GeneralistSpec",
     "KnowledgeRef",
-    "RouterSpec",
+    "RoutingSpec",
     "ServerSpec",
     "SpecialistSpec",
     "check_adapter_path",
@@ -113,17 +114,17 @@ class SpecialistSpec(StrictModel):
         return v
 
 
-class RouterSpec(StrictModel):
+class RoutingSpec(StrictModel):
     """How ``model="auto"`` picks a specialist: a router saved by ``cadre route fit`` (``path``), or one fitted
     from the specialists' ``examples`` when the server starts (``build``: the settings of ``cadre route fit``)."""
 
     path: str | None = Field(
         default=None, description="folder written by `cadre route fit` (relative to this file)"
     )
-    build: dict[str, Any] = Field(
-        default_factory=dict,
-        description="settings for fitting from the examples (cadre.route.config.RouterSpec: strategy, "
-        "ood_alpha, min_confidence, ...)",
+    build: RouterSpec = Field(
+        default_factory=lambda: RouterSpec(),
+        description="settings for fitting from the examples (cadre.route.RouterSpec: strategy, ood_alpha, "
+        "min_confidence, ...)",
     )
     threshold: float | None = Field(
         default=None,
@@ -136,24 +137,22 @@ class RouterSpec(StrictModel):
         description="example requests no specialist should take (they calibrate the gate)",
     )
 
-    @model_validator(mode="after")
-    def _build_settings(self) -> RouterSpec:
-        if self.build:
-            # Validated by the route layer's own spec; imported lazily so loading a spec stays light.
-            from pydantic import ValidationError
-
-            from cadre.route.config import RouterSpec as RouteBuildSpec
-
-            try:
-                RouteBuildSpec.model_validate(self.build)
-            except ValidationError as err:
-                problems = "; ".join(
-                    f"build.{'.'.join(str(p) for p in e['loc'])}: "
-                    + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
-                    for e in err.errors()
-                )
-                raise ValueError(problems) from None
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _build_settings(cls, data: Any) -> Any:
+        """Validate ``build`` once, here, so that its problems read ``router: build.<key>: ...``."""
+        if not isinstance(data, dict) or not isinstance(data.get("build"), dict):
+            return data
+        try:
+            build = RouterSpec.model_validate(data["build"])
+        except ValidationError as err:
+            problems = "; ".join(
+                f"build.{'.'.join(str(p) for p in e['loc'])}: "
+                + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
+                for e in err.errors()
+            )
+            raise ValueError(problems) from None
+        return {**data, "build": build}
 
 
 class GeneralistSpec(StrictModel):
@@ -214,7 +213,7 @@ class EcosystemSpec(StrictModel):
     """A whole ecosystem: specialists, the router over them, the generalist, and the server."""
 
     specialists: list[SpecialistSpec] = Field(min_length=1)
-    router: RouterSpec = Field(default_factory=lambda: RouterSpec())
+    router: RoutingSpec = Field(default_factory=lambda: RoutingSpec())
     generalist: GeneralistSpec | None = None
     server: ServerSpec = Field(default_factory=lambda: ServerSpec())
     _base_dir: str | None = PrivateAttr(None)  # set by load_ecosystem: the spec's folder

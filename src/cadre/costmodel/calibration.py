@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -110,6 +111,10 @@ class Calibration:
     seconds: float
     path: str
     hardware: Hardware
+
+    def to_json(self) -> dict[str, Any]:
+        """The measurements and predictions, without the stored hardware entry."""
+        return {k: v for k, v in self.__dict__.items() if k != "hardware"}
 
 
 def _total_ram() -> float:

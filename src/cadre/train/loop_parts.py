@@ -1,0 +1,180 @@
+"""The pieces the training loop is built from: device and precision choice, the learning-rate schedule,
+batching, the loss on labelled tokens, and greedy answers for evaluation during training."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cadre.errors import ConfigError
+from cadre.train import data as D
+from cadre.train.config import TrainConfig
+
+__all__ = [
+    "LabelledTokenLoss",
+    "collate",
+    "cpu_supports_bf16",
+    "generate_answers",
+    "lr_at",
+    "pick_bf16",
+    "pick_device",
+]
+
+
+# ------------------------------------------------------------------------------------------------- hardware
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (AVX512_BF16 or AMX), per /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def pick_device(config: TrainConfig) -> str:
+    import torch
+
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+    if config.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return config.device
+
+
+def pick_bf16(config: TrainConfig, device: str) -> bool:
+    import torch
+
+    if config.precision == "fp32":
+        return False
+    if config.precision == "bf16":
+        return True
+    if device == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return cpu_supports_bf16()
+
+
+# ------------------------------------------------------------------------------------------------ schedules
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, kind: str) -> float:
+    """Learning rate for optimizer step ``step`` (0-based): linear warmup, then cosine/linear decay or flat.
+
+    Cosine decay as in Loshchilov & Hutter 2017 (SGDR), without restarts, to zero at ``total``.
+    """
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    if kind == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if kind == "linear":
+        return base * (1.0 - progress)
+    return base
+
+
+# -------------------------------------------------------------------------------------------------- batches
+
+
+def collate(examples: Sequence[D.TokenizedExample], pad_id: int, device: str) -> dict[str, Any]:
+    import torch
+
+    width = max(len(e) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), D.IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, ex in enumerate(examples):
+        n = len(ex)
+        ids[row, :n] = torch.tensor(ex.input_ids)
+        labels[row, :n] = torch.tensor(ex.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+
+
+class LabelledTokenLoss:
+    """Summed token cross-entropy on the labelled positions only (the LM head runs on those rows alone)."""
+
+    def __init__(self, peft_model: Any, *, bf16: bool, device: str) -> None:
+        base = peft_model.get_base_model()
+        self.decoder = base.model if hasattr(base, "model") else base.get_decoder()
+        self.head = base.get_output_embeddings()
+        self.softcap = getattr(base.config, "final_logit_softcapping", None)
+        self.bf16 = bf16
+        self.device_type = "cuda" if device.startswith("cuda") else "cpu"
+
+    def autocast(self) -> Any:
+        import torch
+
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=torch.bfloat16)
+
+    def __call__(self, batch: dict[str, Any]) -> tuple[Any, int]:
+        import torch
+        import torch.nn.functional as F
+
+        targets = batch["labels"][:, 1:]
+        keep = targets != D.IGNORE_INDEX
+        with self.autocast():
+            hidden = self.decoder(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+            ).last_hidden_state
+            logits = self.head(hidden[:, :-1][keep])  # (n_labelled, vocab)
+        logits = logits.float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return F.cross_entropy(logits, targets[keep], reduction="sum"), int(keep.sum())
+
+
+# --------------------------------------------------------------------------------------------- generation
+
+
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[D.ChatExample],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 16,
+    bf16: bool = False,
+) -> list[str]:
+    """Greedy answers to each example's conversation up to its last assistant turn (batched, left padding)."""
+    import torch
+
+    prompts = []
+    for ex in examples:
+        msgs = ex.as_dicts()
+        last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+        prompts.append(tokenizer.apply_chat_template(msgs[:last], tokenize=False, add_generation_prompt=True))
+    device = next(model.parameters()).device
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    answers: list[str] = []
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    try:
+        for i in range(0, len(prompts), batch_size):
+            enc = tokenizer(
+                prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            enc = {k: v.to(device) for k, v in enc.items()}
+            with torch.no_grad(), ctx:
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+            new = out[:, enc["input_ids"].shape[1] :]
+            answers.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = side
+    return [a.strip() for a in answers]
