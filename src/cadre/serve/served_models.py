@@ -34,6 +34,7 @@ from cadre.serve.spec import (
     KnowledgeRef,
     SpecialistSpec,
     check_adapter_path,
+    check_admin_specialist,
     load_ecosystem,
     parse_ecosystem,
 )
@@ -290,6 +291,7 @@ class ServedModels:
             new_spec_obj = SpecialistSpec.model_validate(data)
         except ValueError as err:
             raise ConfigError(f"invalid specialist: {err}") from None
+        check_admin_specialist(current, new_spec_obj)
         remote = parse_model(new_spec_obj.base).is_remote
         if new_spec_obj.adapter is not None and not remote:
             check_adapter_path(current, new_spec_obj.adapter)

@@ -12,12 +12,13 @@ import asyncio
 import base64
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from cadre.errors import CadreError, did_you_mean
+from cadre.errors import CadreError, ConfigError, ContextLengthError, NotFoundError, did_you_mean
 from cadre.route import GENERALIST
 from cadre.runtime.protocol import ChatMessage, Completion, Usage
 from cadre.serve.errors import APIError, ClientGone
@@ -52,6 +53,10 @@ Grounder = Callable[[KnowledgeRef, Sequence[ChatMessage]], tuple[list[ChatMessag
 """``(KnowledgeRef, messages) -> (messages with passages, citations)``."""
 
 IsDisconnected = Callable[[], Awaitable[bool]]
+
+# Failures a generalist fallback cannot fix: the request itself is wrong (too long, bad value, unknown name),
+# the client went away, or the server is shutting down (an APIError: 503 while draining).
+_NO_FALLBACK = (ClientGone, APIError, ContextLengthError, ConfigError, NotFoundError)
 Kind = Literal["chat", "complete"]
 T = TypeVar("T")
 
@@ -103,6 +108,7 @@ class Gateway:
         self._grounder = grounder or CorpusGrounder()
         self.started = 0.0
         self.draining = False
+        self._jobs: weakref.WeakSet[Job] = weakref.WeakSet()  # submitted, for abort_in_flight
 
     # -- lifecycle and models (see ServedModels) ------------------------------------------------------------
 
@@ -175,7 +181,10 @@ class Gateway:
     def _admit(self) -> float:
         if self.draining:
             raise APIError(
-                503, "the server is shutting down; retry on another instance", code="shutting_down"
+                503,
+                "the server is shutting down; retry on another instance",
+                code="shutting_down",
+                headers={"Retry-After": "5"},
             )
         try:
             return self.admission.acquire()
@@ -216,7 +225,16 @@ class Gateway:
         else:
             job = Job(kind="complete", params=params, adapter=target.adapter, prompt=payload, stream=stream)
         await self.served.worker(target).submit(job)
+        self._jobs.add(job)
         return job
+
+    def abort_in_flight(self, message: str) -> int:
+        """End every job still running with a 503 (drain timeout at shutdown); returns how many there were."""
+        err = APIError(503, message, code="shutting_down", headers={"Retry-After": "5"})
+        jobs = [j for j in self._jobs if not j.cancelled.is_set()]
+        for job in jobs:
+            job.abort(err)
+        return len(jobs)
 
     def _fallback_info(self, target: Target, info: CadreInfo, err: BaseException) -> CadreInfo:
         cause = "timeout" if isinstance(err, TimeoutError) else "error"
@@ -243,8 +261,8 @@ class Gateway:
         job = await self._submit(target, kind, payload, work.req, stream=stream)
         try:
             return job, await wait(job, self._timeout(target)), target, info
-        except ClientGone:
-            raise
+        except _NO_FALLBACK:
+            raise  # the client's own problem, the client left, or the server stops: another model would not help
         except Exception as err:
             gen = work.snap.generalist
             if target.kind != "specialist" or work.snap.spec.server.fallback != "generalist" or gen is None:
