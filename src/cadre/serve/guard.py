@@ -63,7 +63,11 @@ class HostGuard:
             await self.app(scope, receive, send)
             return
         s = self.settings()
-        headers = {k: v.decode("latin-1") for k, v in scope.get("headers", []) if k in (b"host", b"origin")}
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope.get("headers", [])
+            if k in (b"host", b"origin")
+        }
         host, origin = headers.get("host"), headers.get("origin")
         if host is not None and not _host_allowed(host, [h.lower() for h in s.allowed_hosts]):
             err = APIError(
