@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -36,7 +36,7 @@ SECRET = "s3cret-value-never-sent"
 class Recorder(BaseHTTPRequestHandler):
     """Stands in for a host an attacker controls: records what it receives, answers 500."""
 
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
     def do_POST(self) -> None:
         Recorder.seen.append({"path": self.path, "authorization": self.headers.get("Authorization", "")})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from cadre.serve.deps import admin_gateway, gateway
 from cadre.serve.serving import Gateway
@@ -17,15 +17,17 @@ router = APIRouter()
 
 
 @router.get("/health")
-async def health(gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+async def health(gw: Gateway = Depends(gateway)) -> JSONResponse:
+    """``ok`` (200), or ``draining`` (503, so load balancers stop sending) once a shutdown has begun."""
     snap = gw.snapshot
-    return {
+    body = {
         "status": "draining" if gw.draining else "ok",
         "models": sorted(snap.targets),
         "router": snap.router is not None,
         "in_flight": gw.admission.active,
         "queue_size": gw.admission.limit,
     }
+    return JSONResponse(body, status_code=503 if gw.draining else 200)
 
 
 @router.get("/metrics")

@@ -152,13 +152,41 @@ class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[dict[str, Any]] | None = None  # the deprecated form of tools
+    function_call: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
+    def unhonoured(self) -> list[str]:
+        """Fields that change what a correct answer is, which a plain text generation would silently ignore.
+
+        ``tool_choice: "none"`` and ``response_format: {"type": "text"}`` ask for plain text, so they are fine.
+        """
+        fields = []
+        if self.tools or self.functions:
+            fields.append("tools" if self.tools else "functions")
+        if self.tool_choice not in (None, "none", "auto") or self.function_call not in (None, "none", "auto"):
+            fields.append(
+                "tool_choice" if self.tool_choice not in (None, "none", "auto") else "function_call"
+            )
+        if self.response_format is not None and self.response_format.get("type") != "text":
+            fields.append("response_format")
+        return fields
+
     def chat_messages(self) -> list[ChatMessage]:
         out: list[ChatMessage] = []
-        for m in self.messages:
+        for i, m in enumerate(self.messages):
+            if m.content is None:
+                raise ValueError(
+                    f"messages.{i}.content is null: send a string or a list of text parts (messages that "
+                    "carry tool calls are not supported)"
+                )
             role = "system" if m.role == "developer" else m.role
             out.append({"role": role, "content": m.text()})
         return out

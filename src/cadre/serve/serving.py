@@ -340,16 +340,31 @@ class Gateway:
             messages = req.chat_messages()
         except ValueError as err:
             raise APIError(400, str(err), param="messages", code="invalid_content") from None
-        if req.logprobs:
+        if req.logprobs or req.top_logprobs:
             raise APIError(400, "logprobs are not supported by this server yet", param="logprobs")
         self._check_limits(req.requested_max_tokens(), sum(len(m["content"]) for m in messages))
         return messages
+
+    @staticmethod
+    def _check_honoured(req: ChatCompletionRequest, work: _Work) -> None:
+        """Never answer plain text to a request that asked for tools or a format: a 400 naming the field."""
+        fields = req.unhonoured()
+        if fields:
+            name = work.decision.target.name
+            raise APIError(
+                400,
+                f"{fields[0]} is not supported for model {name!r}: cadre cannot honour it there, and answering "
+                f"plain text instead would be wrong; remove {', '.join(fields)} from the request",
+                param=fields[0],
+                code="unsupported_parameter",
+            )
 
     async def chat(
         self, req: ChatCompletionRequest, *, is_disconnected: IsDisconnected | None = None
     ) -> tuple[ChatCompletionResponse, dict[str, str]]:
         messages = self._chat_input(req)
         work = await self._plan(req, "chat", messages, messages)
+        self._check_honoured(req, work)
         completion, target, info = await self._generate_admitted(work, is_disconnected, endpoint="chat")
         response = ChatCompletionResponse(
             model=target.name,
@@ -366,7 +381,9 @@ class Gateway:
 
     async def chat_stream(self, req: ChatCompletionRequest) -> StreamResult:
         messages = self._chat_input(req)
-        return await self._stream(await self._plan(req, "chat", messages, messages))
+        work = await self._plan(req, "chat", messages, messages)
+        self._check_honoured(req, work)
+        return await self._stream(work)
 
     # -- completions ----------------------------------------------------------------------------------------
 
