@@ -393,6 +393,8 @@ class Gateway:
             prompt = req.prompt_text()
         except ValueError as err:
             raise APIError(400, str(err), param="prompt") from None
+        if not prompt:
+            raise APIError(400, "prompt is empty; send some text", param="prompt", code="empty_prompt")
         if req.echo or req.logprobs:
             raise APIError(400, "echo and logprobs are not supported by this server yet", param="echo")
         self._check_limits(req.requested_max_tokens(), len(prompt))
