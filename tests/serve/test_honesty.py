@@ -4,6 +4,7 @@ started, and client-side problems that are never counted or logged as server fai
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import threading
 import time
@@ -115,11 +116,10 @@ def test_a_too_long_prompt_is_a_400_and_never_a_fallback(srv: LiveServer, grab: 
     [
         ({"tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]}, "tools"),
         ({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}, "tool_choice"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
-def test_tools_and_formats_a_local_model_cannot_honour_are_a_400_naming_the_field(
+def test_tools_a_model_cannot_honour_are_a_400_naming_the_field(
     srv: LiveServer, extra: dict[str, Any], field: str, stream: bool
 ) -> None:
     with pytest.raises(openai.BadRequestError) as err:
@@ -132,6 +132,61 @@ def test_tools_and_formats_a_local_model_cannot_honour_are_a_400_naming_the_fiel
     body: Any = err.value.body
     assert body["param"] == field and body["code"] == "unsupported_parameter"
     assert "support" in body["message"]
+
+
+CITY = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 12}, "sunny": {"type": "boolean"}},
+    "required": ["city", "sunny"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_response_format_json_schema_is_honoured_by_grammar_on_llama_cpp(
+    srv: LiveServer, stream: bool
+) -> None:
+    kw: dict[str, Any] = {
+        "model": "support",
+        "messages": [{"role": "user", "content": "Is it sunny in Paris? Answer in JSON."}],
+        "max_tokens": 48,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "weather", "schema": CITY}},
+    }
+    if stream:
+        text = "".join(
+            c.choices[0].delta.content or ""
+            for c in oa(srv).chat.completions.create(stream=True, **kw)
+            if c.choices
+        )
+    else:
+        text = oa(srv).chat.completions.create(**kw).choices[0].message.content or ""
+    data = json.loads(text)
+    assert set(data) == {"city", "sunny"} and isinstance(data["sunny"], bool) and len(data["city"]) <= 12
+
+
+def test_response_format_json_object_starts_an_object_and_bad_formats_are_400(srv: LiveServer) -> None:
+    r = oa(srv).chat.completions.create(
+        model="support",
+        messages=[{"role": "user", "content": "Give me a JSON object describing a cat."}],
+        max_tokens=64,
+        response_format={"type": "json_object"},
+    )
+    text = r.choices[0].message.content or ""
+    assert text.lstrip().startswith("{"), text
+    if r.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(text), dict)
+    for bad in (
+        {"type": "xml"},
+        {"type": "json_schema"},
+        {"type": "json_schema", "json_schema": {"schema": 3}},
+    ):
+        with pytest.raises(openai.BadRequestError) as err:
+            oa(srv).chat.completions.create(
+                model="support",
+                messages=[{"role": "user", "content": "x"}],
+                response_format=bad,  # type: ignore[arg-type]
+            )
+        assert err.value.body["param"] == "response_format"  # type: ignore[index]
 
 
 def test_plain_text_choices_are_accepted(srv: LiveServer) -> None:

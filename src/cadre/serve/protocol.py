@@ -128,6 +128,12 @@ class _Sampling(OpenAIRequest):
     def requested_max_tokens(self) -> int | None:
         return self.max_tokens
 
+    def unhonoured(self) -> list[str]:
+        return []
+
+    def json_format(self) -> tuple[bool, dict[str, Any] | None]:
+        return False, None
+
     def to_sampling_params(
         self,
         *,
@@ -164,9 +170,9 @@ class ChatCompletionRequest(_Sampling):
         return self.max_completion_tokens or self.max_tokens
 
     def unhonoured(self) -> list[str]:
-        """Fields that change what a correct answer is, which a plain text generation would silently ignore.
+        """Fields that change what a correct answer is and that no backend here honours (tool calling).
 
-        ``tool_choice: "none"`` and ``response_format: {"type": "text"}`` ask for plain text, so they are fine.
+        ``tool_choice: "none"`` / ``"auto"`` without tools ask for plain text, so they are fine.
         """
         fields = []
         if self.tools or self.functions:
@@ -175,9 +181,28 @@ class ChatCompletionRequest(_Sampling):
             fields.append(
                 "tool_choice" if self.tool_choice not in (None, "none", "auto") else "function_call"
             )
-        if self.response_format is not None and self.response_format.get("type") != "text":
-            fields.append("response_format")
         return fields
+
+    def json_format(self) -> tuple[bool, dict[str, Any] | None]:
+        """(whether JSON output is asked for, its JSON Schema if one is given) from ``response_format``.
+
+        Raises:
+            ValueError: ``response_format`` is not one of OpenAI's shapes.
+        """
+        rf = self.response_format
+        if rf is None or rf.get("type") == "text":
+            return False, None
+        if rf.get("type") == "json_object":
+            return True, None
+        if rf.get("type") == "json_schema":
+            spec = rf.get("json_schema")
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            if not isinstance(schema, dict):
+                raise ValueError("response_format.json_schema.schema must be a JSON Schema object")
+            return True, schema
+        raise ValueError(
+            f"response_format.type {rf.get('type')!r} is not one of 'text', 'json_object', 'json_schema'"
+        )
 
     def chat_messages(self) -> list[ChatMessage]:
         out: list[ChatMessage] = []

@@ -14,13 +14,14 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from cadre.errors import CadreError, ConfigError, ContextLengthError, NotFoundError, did_you_mean
 from cadre.route import GENERALIST
-from cadre.runtime.protocol import ChatMessage, Completion, Usage
+from cadre.runtime.grammars import json_grammar
+from cadre.runtime.protocol import ChatMessage, Completion, SamplingParams, Usage
 from cadre.serve.errors import APIError, ClientGone
 from cadre.serve.protocol import (
     AssistantMessage,
@@ -215,11 +216,38 @@ class Gateway:
             return msgs, []
         return await asyncio.to_thread(self._grounder, target.knowledge, msgs)
 
+    def _honour(self, target: Target, req: Any, params: SamplingParams) -> SamplingParams:
+        """``params`` with what ``req`` asks beyond plain text, as ``target``'s backend can honour it; a field it
+        cannot honour is a 400 naming it (never a plain-text answer that silently ignores it)."""
+        backend = self.served.worker(target).backend
+        unsupported = req.unhonoured()
+        try:
+            wants_json, schema = req.json_format()
+        except ValueError as err:
+            raise APIError(400, str(err), param="response_format", code="invalid_value") from None
+        if wants_json:
+            if getattr(backend, "forwards_response_format", False):
+                params = replace(params, response_format=req.response_format)
+            elif getattr(backend, "supports_grammar", False):
+                params = replace(params, grammar=json_grammar(schema))
+            else:
+                unsupported.append("response_format")
+        if unsupported:
+            raise APIError(
+                400,
+                f"{unsupported[0]} is not supported for model {target.name!r}: cadre cannot honour it there, and "
+                f"answering plain text instead would be wrong; remove {', '.join(unsupported)} from the request",
+                param=unsupported[0],
+                code="unsupported_parameter",
+            )
+        return params
+
     async def _submit(self, target: Target, kind: Kind, payload: Any, req: Any, *, stream: bool) -> Job:
         d = target.decoding
         params = req.to_sampling_params(
             max_tokens=d.max_tokens, temperature=d.temperature, top_p=d.top_p, stop=tuple(d.stop)
         )
+        params = self._honour(target, req, params)
         if kind == "chat":
             job = Job(kind="chat", params=params, adapter=target.adapter, messages=payload, stream=stream)
         else:
@@ -345,26 +373,11 @@ class Gateway:
         self._check_limits(req.requested_max_tokens(), sum(len(m["content"]) for m in messages))
         return messages
 
-    @staticmethod
-    def _check_honoured(req: ChatCompletionRequest, work: _Work) -> None:
-        """Never answer plain text to a request that asked for tools or a format: a 400 naming the field."""
-        fields = req.unhonoured()
-        if fields:
-            name = work.decision.target.name
-            raise APIError(
-                400,
-                f"{fields[0]} is not supported for model {name!r}: cadre cannot honour it there, and answering "
-                f"plain text instead would be wrong; remove {', '.join(fields)} from the request",
-                param=fields[0],
-                code="unsupported_parameter",
-            )
-
     async def chat(
         self, req: ChatCompletionRequest, *, is_disconnected: IsDisconnected | None = None
     ) -> tuple[ChatCompletionResponse, dict[str, str]]:
         messages = self._chat_input(req)
         work = await self._plan(req, "chat", messages, messages)
-        self._check_honoured(req, work)
         completion, target, info = await self._generate_admitted(work, is_disconnected, endpoint="chat")
         response = ChatCompletionResponse(
             model=target.name,
@@ -381,9 +394,7 @@ class Gateway:
 
     async def chat_stream(self, req: ChatCompletionRequest) -> StreamResult:
         messages = self._chat_input(req)
-        work = await self._plan(req, "chat", messages, messages)
-        self._check_honoured(req, work)
-        return await self._stream(work)
+        return await self._stream(await self._plan(req, "chat", messages, messages))
 
     # -- completions ----------------------------------------------------------------------------------------
 
