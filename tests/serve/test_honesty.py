@@ -15,8 +15,6 @@ import httpx
 import openai
 import pytest
 
-from cadre.serve.lifecycle import DrainingServer
-
 from .conftest import LiveServer, small_spec
 
 COUNTING = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,"
@@ -219,6 +217,8 @@ def test_null_content_and_other_shape_errors_are_400(srv: LiveServer) -> None:
 
 
 def test_drain_finishes_short_requests_ends_long_streams_cleanly_and_answers_503() -> None:
+    from cadre.serve.lifecycle import DrainingServer
+
     spec = small_spec(server={"max_tokens_limit": 1024, "queue_size": 8})
     server = LiveServer(spec, drain_s=1.5).start()
     events: list[str] = []

@@ -231,3 +231,25 @@ def test_unknown_paths_share_one_metrics_label(env: dict[str, Any]) -> None:
     assert "other" in endpoints and "/v1/models/{model_id}" in endpoints
     assert not any(re.search(r"/[xym]\d", e) for e in endpoints), endpoints
     assert len(endpoints) <= 12
+
+
+# -- finding 7: no server paths in what clients see --------------------------------------------------------------
+
+
+def test_model_notes_and_route_headers_show_no_absolute_server_paths(tmp_path: Path) -> None:
+    from cadre.serve import parse_ecosystem
+
+    data = small_spec().model_dump(mode="json")
+    data["specialists"][0]["adapter"] = "adapters/support.gguf"  # not trained yet
+    spec = parse_ecosystem(data, source="test", base_dir=tmp_path)
+    with LiveServer(spec) as server:
+        listing = httpx.get(f"{server.url}/v1/models").text
+        chat = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"model": "support", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+            timeout=60,
+        )
+    assert "adapters/support.gguf" in listing and "does not exist yet" in listing
+    assert str(tmp_path) not in listing
+    assert chat.status_code == 200 and str(tmp_path) not in chat.headers["x-cadre-reason"]
+    assert str(tmp_path) not in chat.text

@@ -101,6 +101,10 @@ class _CountRequests:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self.gw.draining:
+                    # No keep-alive while draining: a client's next request opens a new connection, which the
+                    # closed listener refuses cleanly, instead of racing the server closing an idle one.
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:

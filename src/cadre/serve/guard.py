@@ -69,22 +69,21 @@ class HostGuard:
             if k in (b"host", b"origin")
         }
         host, origin = headers.get("host"), headers.get("origin")
+        refusal: tuple[str, str] | None = None
         if host is not None and not _host_allowed(host, [h.lower() for h in s.allowed_hosts]):
-            err = APIError(
-                403,
-                f"Host {host!r} is not allowed on this loopback server (a DNS-rebinding guard); if it is your "
-                "own reverse proxy, add it to server.allowed_hosts",
-                code="host_not_allowed",
+            refusal = (
+                f"Host {host!r}",
+                "a DNS-rebinding guard; if it is your own reverse proxy, add it to server.allowed_hosts",
             )
-            await error_response(err)(scope, receive, send)
-            return
-        if origin is not None and not _origin_allowed(origin, [o.lower() for o in s.allowed_origins]):
-            err = APIError(
-                403,
-                f"Origin {origin!r} is not allowed on this loopback server (a cross-site request guard); if it "
-                "is your own web app, add it to server.allowed_origins",
-                code="origin_not_allowed",
+        elif origin is not None and not _origin_allowed(origin, [o.lower() for o in s.allowed_origins]):
+            refusal = (
+                f"Origin {origin!r}",
+                "a cross-site request guard; if it is your own web app, add it to server.allowed_origins",
             )
+        if refusal is not None:
+            what, why = refusal
+            code = "host_not_allowed" if what.startswith("Host") else "origin_not_allowed"
+            err = APIError(403, f"{what} is not allowed on this loopback server ({why})", code=code)
             await error_response(err)(scope, receive, send)
             return
         await self.app(scope, receive, send)
