@@ -24,9 +24,7 @@ import argparse
 import asyncio
 import json
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -36,29 +34,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(eco: Path, port: int) -> subprocess.Popen[bytes]:
-    code = "from cadre.cli.main import main; main()"
-    args = [sys.executable, "-c", code, "serve", str(eco), "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("server did not start")
+from _serve_common import free_port, start_cadre
 
 
 async def client(url: str, i: int, max_tokens: int, outcomes: Counter[str], gone: asyncio.Event) -> None:
@@ -108,7 +84,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         data["server"]["queue_size"] = max(64, args.clients * 2)
         eco.write_text(yaml.safe_dump(data))
         port = free_port()
-        proc = start(eco, port)
+        proc = start_cadre(eco, port, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         outcomes: Counter[str] = Counter()
         gone = asyncio.Event()
