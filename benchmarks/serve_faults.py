@@ -18,9 +18,7 @@ import argparse
 import asyncio
 import json
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -30,31 +28,9 @@ from typing import Any
 import httpx
 import yaml
 
+from _serve_common import free_port, start_cadre
+
 KEY = "fault-key-123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(eco: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    code = "from cadre.cli.main import main; main()"
-    args = [sys.executable, "-c", code, "serve", str(eco), "--port", str(port), "--log-level", "error"]
-    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server on port {port} exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("server did not start")
 
 
 async def background(url: str, clients: int, stop: asyncio.Event, statuses: Counter[str]) -> None:
@@ -262,8 +238,16 @@ def main() -> None:
                 }
             )
         )
-        upstream = start(up_eco, up_port, {"CADRE_API_KEY": "upstream-key-1"})
-        gateway = start(gw_eco, gw_port, {"CADRE_API_KEY": KEY, "UPSTREAM_KEY": "upstream-key-1"})
+        upstream = start_cadre(
+            up_eco, up_port, {"CADRE_API_KEY": "upstream-key-1"}, log_level="error", stdout=subprocess.DEVNULL
+        )
+        gateway = start_cadre(
+            gw_eco,
+            gw_port,
+            {"CADRE_API_KEY": KEY, "UPSTREAM_KEY": "upstream-key-1"},
+            log_level="error",
+            stdout=subprocess.DEVNULL,
+        )
         try:
             report = asyncio.run(run(f"http://127.0.0.1:{gw_port}", upstream, args.background_clients))
         finally:

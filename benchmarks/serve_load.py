@@ -23,8 +23,6 @@ import json
 import random
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -33,6 +31,8 @@ from pathlib import Path
 
 import httpx
 import openai
+
+from _serve_common import free_port, start_cadre
 
 PROMPTS = {
     "auto": [
@@ -45,31 +45,6 @@ PROMPTS = {
     "support": ["How do I reset my password?", "Please cancel my subscription"],
     "invoices": ["Vendor: Soylent Co. Invoice: S-402. Total: 310.75", "Hooli inv 88, 7 July 2024, 1999 USD"],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(eco: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CADRE_API_KEY": "bench-key-123"}
-    code = "from cadre.cli.main import main; main()"
-    args = [sys.executable, "-c", code, "serve", str(eco), "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(args, env=env)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the server did not start in 300 s")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -209,7 +184,7 @@ def run_load(args: argparse.Namespace) -> dict[str, object]:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         t0 = time.perf_counter()
-        proc = start_server(eco, port)
+        proc = start_cadre(eco, port, {"CADRE_API_KEY": "bench-key-123"})
         startup = time.perf_counter() - t0
         try:
             result = asyncio.run(

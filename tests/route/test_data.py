@@ -23,12 +23,25 @@ def test_load_reads_routes_and_out_of_scope(tmp_path: Path) -> None:
             '{"text": "refund my order", "route": "billing"}',
             "",
             '{"text": "what is the capital of Peru?", "route": null}',
-            '{"text": "tell me a joke"}',
             '{"text": "write a haiku", "route": "generalist"}',
         ],
     )
     exs = load_examples(p)
-    assert [(e.route, e.line) for e in exs] == [("billing", 1), (None, 3), (None, 4), (None, 5)]
+    assert [(e.route, e.line) for e in exs] == [("billing", 1), (None, 3), (None, 4)]
+
+
+def test_a_row_without_a_route_key_is_an_error_not_out_of_scope(tmp_path: Path) -> None:
+    p = _write(tmp_path, ['{"text": "refund my order", "route": "billing"}', '{"text": "tell me a joke"}'])
+    with pytest.raises(DataError, match=r':2: no "route" key'):
+        load_examples(p)
+
+
+def test_a_single_route_without_out_of_scope_examples_is_refused() -> None:
+    from cadre.route import fit_router
+
+    examples = [Example(text=f"refund order {i}", route="billing") for i in range(12)]
+    with pytest.raises(DataError, match="only one route"):
+        fit_router(examples)  # refused before any embedding model loads
 
 
 @pytest.mark.parametrize(

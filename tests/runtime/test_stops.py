@@ -37,3 +37,16 @@ def test_flush_after_stop_is_empty() -> None:
     m = StopMatcher(["x"])
     m.feed("ax")
     assert m.flush() == ""
+
+
+def test_a_model_without_a_chat_template_stops_before_any_next_turn() -> None:
+    """Issue 16: the bundled base generalist wrote on past its turn ("... Assistant: ..." again)."""
+    from cadre.runtime.stops import StopMatcher
+    from cadre.runtime.templates import ChatTemplate
+
+    template = ChatTemplate(None, model="base")
+    matcher = StopMatcher(template.extra_stops)
+    emitted, stopped = matcher.feed("Paris is the capital.\nAssistant: And also")
+    assert stopped and emitted == "Paris is the capital."
+    emitted, stopped = StopMatcher(template.extra_stops).feed("Sure.\nUser: thanks")
+    assert stopped and emitted == "Sure."

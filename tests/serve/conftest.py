@@ -14,19 +14,32 @@ import uvicorn
 from cadre.serve import EcosystemSpec, parse_ecosystem
 from cadre.serve.app import create_app
 from cadre.serve.auth import ApiKeys
+from cadre.serve.lifecycle import DrainingServer
 
 
 class LiveServer:
     """``create_app(spec)`` served by uvicorn on 127.0.0.1:<free port> until :meth:`stop`."""
 
-    def __init__(self, spec: EcosystemSpec, *, api_keys: list[str] | None = None, **app_kw: Any) -> None:
+    def __init__(
+        self,
+        spec: EcosystemSpec,
+        *,
+        api_keys: list[str] | None = None,
+        drain_s: float | None = None,
+        **app_kw: Any,
+    ) -> None:
+        """``drain_s``: run :class:`DrainingServer` (stop it with ``server.start_draining()``)."""
         self.app = create_app(spec, api_keys=ApiKeys(api_keys or []), **app_kw)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=10, lifespan="on")
-        self.server = uvicorn.Server(config)
+        self.server = (
+            uvicorn.Server(config)
+            if drain_s is None
+            else DrainingServer(config, self.app.state.gateway, drain_s=drain_s)
+        )
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     @property

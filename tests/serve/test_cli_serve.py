@@ -106,14 +106,20 @@ def test_sighup_reloads_and_sigterm_finishes_in_flight_requests(tmp_path: Path) 
         out: dict[str, object] = {}
 
         def long_request() -> None:
-            body = {"model": "dates", "prompt": "1, 2, 3, 4, 5,", "max_tokens": 4}
+            body = {"model": "dates", "prompt": "1, 2, 3, 4, 5,", "max_tokens": 200}
             r = httpx.post(f"{url}/v1/completions", json=body, headers=headers, timeout=120)
             out["status"], out["json"] = r.status_code, r.json()
 
         t = threading.Thread(target=long_request)
         t.start()
-        time.sleep(0.3)
+        while httpx.get(f"{url}/health", timeout=5).json()["in_flight"] == 0:
+            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
+        # draining: the listener stays open, new work gets 503 + Retry-After, health says so
+        health = httpx.get(f"{url}/health", timeout=5)
+        assert health.status_code == 503 and health.json()["status"] == "draining"
+        refused = httpx.post(f"{url}/v1/completions", json={"model": "dates", "prompt": "x"}, headers=headers)
+        assert refused.status_code == 503 and "retry-after" in refused.headers
         t.join(timeout=120)
         assert out.get("status") == 200, out
         # uvicorn re-raises the signal after its graceful shutdown, so the exit status is "killed by SIGTERM"

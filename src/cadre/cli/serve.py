@@ -15,27 +15,50 @@ __all__ = ["register"]
 
 def serve_cmd(
     ecosystem: Annotated[Path, typer.Argument(help="the ecosystem.yaml to serve (see `cadre init`)")],
-    host: Annotated[str, typer.Option(help="interface to bind; beyond localhost an API key is required")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="interface to bind; anything but a loopback address needs an API key")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (1-65535; 0: any free port)")] = 8000,
     api_key: Annotated[
         str | None,
         typer.Option(
             "--api-key", help="bearer key clients must send (also CADRE_API_KEY; comma-separate several)"
         ),
     ] = None,
+    admin_key: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-key",
+            help="bearer key of the admin API, needed when server.admin is true; never the inference key "
+            "(also CADRE_ADMIN_KEY)",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Serve every specialist, the router and the generalist behind one OpenAI-compatible endpoint."""
-    from cadre.serve import ApiKeys, keys_from_env, serve
+    from cadre.serve import (
+        ADMIN_ENV_VAR,
+        ApiKeys,
+        bind_socket,
+        check_keys,
+        keys_from_env,
+        load_ecosystem,
+        serve,
+    )
 
     keys = ApiKeys(keys_from_env(api_key))
-    keys.require_for(host)  # fail before loading any model
+    admin = ApiKeys(keys_from_env(admin_key, env_var=ADMIN_ENV_VAR), kind="admin key")
+    # Everything that can be wrong without a model is checked before any model loads.
+    keys.require_for(host)
+    check_keys(load_ecosystem(ecosystem), keys, admin)
+    sock = bind_socket(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
     console.print(
-        f"cadre serve: {ecosystem} on http://{host}:{port}/v1 (auth {'on' if keys.enabled else 'off'})"
+        f"cadre serve: {ecosystem} on http://{shown}:{bound}/v1 (auth {'on' if keys.enabled else 'off'}, "
+        f"admin {'on' if admin.enabled else 'off'})"
     )
-    serve(ecosystem, host=host, port=port, api_keys=keys, log_level=log_level)
+    serve(ecosystem, host=host, port=bound, api_keys=keys, admin_keys=admin, log_level=log_level, sock=sock)
 
 
 def init_cmd(

@@ -1,4 +1,5 @@
-"""Labelled routing examples: JSONL ``{"text": ..., "route": ...}``; ``route`` null or absent = out of scope."""
+"""Labelled routing examples: JSONL ``{"text": ..., "route": ...}``; ``route`` null = out of scope (a file row
+must write the key: a forgotten one is an error, not a silent out-of-scope label)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,11 @@ def load_examples(path: str | Path) -> list[Example]:
         raise NotFoundError(f"data file {str(p)!r} does not exist")
     out: list[Example] = []
     for n, obj in iter_jsonl(p, fix="one object per line"):
+        if isinstance(obj, dict) and "route" not in obj:
+            # A forgotten key must not silently become "out of scope": null has to be written out.
+            raise DataError(
+                f'{p}:{n}: no "route" key; give the route name, or "route": null for an out-of-scope example'
+            )
         ex = parse_example(obj, where=f"{p}:{n}")
         out.append(Example(text=ex.text, route=ex.route, quality=ex.quality, line=n))
     if not out:

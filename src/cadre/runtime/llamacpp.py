@@ -129,6 +129,8 @@ class _Seq:
 class LlamaCppBackend:
     """A GGUF model in llama.cpp with named LoRA adapters; implements :class:`cadre.runtime.Backend`."""
 
+    supports_grammar = True  # SamplingParams.grammar (GBNF) constrains the output
+
     def __init__(
         self,
         model_path: str | Path,
@@ -385,6 +387,8 @@ class LlamaCppBackend:
     ) -> Iterator[StreamChunk]:
         self._check_open()
         tokens = fit_prompt(tokens, params, self.n_ctx)
+        if params.grammar is not None:
+            self.check_grammar(params.grammar)
         seq = _Seq(tokens=tokens, params=params, adapter=self._adapter(adapter_name))
         seq.reserve = min(len(tokens) + params.max_tokens, self.n_ctx)
         seq.stop = StopMatcher(params.stop)
@@ -517,9 +521,26 @@ class LlamaCppBackend:
         seq.out.put(StreamChunk(text=tail, finish_reason=reason, usage=usage))
         seq.out.put(_DONE)
 
+    def _grammar_sampler(self, grammar: str) -> Any:
+        """A grammar sampler (its tokens outside ``grammar`` get -inf); None when the GBNF does not parse."""
+        return self._lib.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root") or None
+
+    def check_grammar(self, grammar: str) -> None:
+        """Raise ConfigError unless ``grammar`` is GBNF that llama.cpp accepts (checked before the request runs)."""
+        sampler = self._grammar_sampler(grammar)
+        if sampler is None:
+            raise ConfigError("the grammar is not valid GBNF (llama.cpp refused it; its log says where)")
+        self._lib.llama_sampler_free(sampler)
+
     def _make_sampler(self, params: SamplingParams) -> Any:
         lib = self._lib
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if params.grammar is not None:
+            # First in the chain: the samplers after it only see tokens the grammar allows. llama_sampler_sample
+            # accepts the chosen token into the whole chain, which advances the grammar.
+            grammar = self._grammar_sampler(params.grammar)
+            if grammar is not None:  # checked when the request was made (check_grammar)
+                lib.llama_sampler_chain_add(chain, grammar)
         if params.temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
             return chain

@@ -45,6 +45,8 @@ _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 class OpenAIBackend:
     """A model behind an OpenAI-compatible endpoint; implements :class:`cadre.runtime.Backend`."""
 
+    forwards_response_format = True  # SamplingParams.response_format is sent to the endpoint as is
+
     def __init__(
         self,
         base_url: str,
@@ -121,6 +123,8 @@ class OpenAIBackend:
             body["seed"] = params.seed
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.response_format is not None and chat:
+            body["response_format"] = dict(params.response_format)
         if params.logprobs:
             if chat:
                 body["logprobs"] = True

@@ -7,10 +7,10 @@ through :class:`Backend`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 __all__ = [
     "Backend",
@@ -43,6 +43,10 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     truncate: bool = False  # drop the oldest prompt tokens when the prompt does not fit (else an error)
+    grammar: str | None = None  # GBNF text the output must match (llama.cpp backends; see runtime.grammars)
+    response_format: Mapping[str, Any] | None = (
+        None  # OpenAI's response_format, sent as is by openai: backends
+    )
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:

@@ -26,7 +26,7 @@ FALLBACK_TEMPLATE = (
     "{% else %}Assistant: {{ m['content'] }}\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
-_FALLBACK_STOPS = ("\nUser:",)
+_FALLBACK_STOPS = ("\nUser:", "\nAssistant:")  # nor its own next turn
 
 
 def _raise(message: str) -> None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cadre.serve.app import create_app, serve
-    from cadre.serve.auth import ApiKeys, keys_from_env
+    from cadre.serve.app import check_keys, create_app, serve
+    from cadre.serve.auth import ADMIN_ENV_VAR, ApiKeys, keys_from_env
     from cadre.serve.check import check_ecosystem
+    from cadre.serve.lifecycle import bind_socket
     from cadre.serve.served_models import ServedModels
     from cadre.serve.serving import Gateway
     from cadre.serve.spec import (
@@ -32,11 +33,13 @@ if TYPE_CHECKING:
         ServerSpec,
         SpecialistSpec,
         check_adapter_path,
+        check_admin_specialist,
         load_ecosystem,
         parse_ecosystem,
     )
 
 __all__ = [
+    "ADMIN_ENV_VAR",
     "AUTO_MODEL",
     "ApiKeys",
     "DecodingDefaults",
@@ -48,8 +51,11 @@ __all__ = [
     "ServedModels",
     "ServerSpec",
     "SpecialistSpec",
+    "bind_socket",
     "check_adapter_path",
+    "check_admin_specialist",
     "check_ecosystem",
+    "check_keys",
     "create_app",
     "keys_from_env",
     "load_ecosystem",
@@ -60,7 +66,10 @@ __all__ = [
 _LAZY = {
     "create_app": "cadre.serve.app",
     "serve": "cadre.serve.app",
+    "check_keys": "cadre.serve.app",
+    "ADMIN_ENV_VAR": "cadre.serve.auth",
     "ApiKeys": "cadre.serve.auth",
+    "bind_socket": "cadre.serve.lifecycle",
     "keys_from_env": "cadre.serve.auth",
     "check_ecosystem": "cadre.serve.check",
     "ServedModels": "cadre.serve.served_models",
@@ -74,6 +83,7 @@ _LAZY = {
     "ServerSpec": "cadre.serve.spec",
     "SpecialistSpec": "cadre.serve.spec",
     "check_adapter_path": "cadre.serve.spec",
+    "check_admin_specialist": "cadre.serve.spec",
     "load_ecosystem": "cadre.serve.spec",
     "parse_ecosystem": "cadre.serve.spec",
 }

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
-from cadre.serve.deps import authorized_gateway, gateway
-from cadre.serve.errors import APIError
+from cadre.serve.deps import admin_gateway, gateway
 from cadre.serve.serving import Gateway
 from cadre.serve.telemetry import CONTENT_TYPE_LATEST
 
@@ -18,15 +17,17 @@ router = APIRouter()
 
 
 @router.get("/health")
-async def health(gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+async def health(gw: Gateway = Depends(gateway)) -> JSONResponse:
+    """``ok`` (200), or ``draining`` (503, so load balancers stop sending) once a shutdown has begun."""
     snap = gw.snapshot
-    return {
+    body = {
         "status": "draining" if gw.draining else "ok",
         "models": sorted(snap.targets),
         "router": snap.router is not None,
         "in_flight": gw.admission.active,
         "queue_size": gw.admission.limit,
     }
+    return JSONResponse(body, status_code=503 if gw.draining else 200)
 
 
 @router.get("/metrics")
@@ -34,24 +35,18 @@ async def metrics(request: Request) -> Response:
     return Response(request.app.state.gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _admin(gw: Gateway) -> Gateway:
-    if not gw.spec.server.admin:
-        raise APIError(403, "the admin API is disabled (server.admin: false)", code="admin_disabled")
-    return gw
-
-
 @router.post("/admin/reload")
-async def reload(gw: Gateway = Depends(authorized_gateway)) -> dict[str, Any]:
-    return await _admin(gw).reload()
+async def reload(gw: Gateway = Depends(admin_gateway)) -> dict[str, Any]:
+    return await gw.reload()
 
 
 @router.post("/admin/specialists")
 async def upsert_specialist(
-    specialist: dict[str, Any] = Body(...), gw: Gateway = Depends(authorized_gateway)
+    specialist: dict[str, Any] = Body(...), gw: Gateway = Depends(admin_gateway)
 ) -> dict[str, Any]:
-    return await _admin(gw).upsert_specialist(specialist)
+    return await gw.upsert_specialist(specialist)
 
 
 @router.delete("/admin/specialists/{name}")
-async def remove_specialist(name: str, gw: Gateway = Depends(authorized_gateway)) -> dict[str, Any]:
-    return await _admin(gw).remove_specialist(name)
+async def remove_specialist(name: str, gw: Gateway = Depends(admin_gateway)) -> dict[str, Any]:
+    return await gw.remove_specialist(name)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,16 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cadre.errors import CadreError
-from cadre.serve import admin, chat, completions, embeddings, models
-from cadre.serve.auth import ApiKeys
+from cadre.errors import CadreError, ConfigError
+from cadre.serve import admin as admin_routes
+from cadre.serve import chat, completions, embeddings, models
+from cadre.serve.auth import ADMIN_ENV_VAR, ApiKeys
 from cadre.serve.errors import APIError, error_response, install_error_handlers
+from cadre.serve.guard import HostGuard
+from cadre.serve.lifecycle import DrainingServer, bind_socket
 from cadre.serve.serving import Gateway
 from cadre.serve.spec import EcosystemSpec, load_ecosystem
 
-__all__ = ["create_app", "serve"]
+__all__ = ["check_keys", "create_app", "serve"]
 
 log = logging.getLogger("cadre.serve")
 
@@ -69,20 +75,25 @@ class _BodyLimit:
 
 
 class _CountRequests:
-    """Count requests by endpoint and status, and time them (to the end of the body, streams included)."""
+    """Count requests by endpoint and status, and time them (to the end of the body, streams included).
 
-    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+    The endpoint label is a route template of this app (``/v1/models/{model_id}``) or ``other``: whatever paths
+    clients send, the number of label values stays bounded (unauthenticated requests cannot grow /metrics).
+    """
+
+    def __init__(self, app: ASGIApp, gateway: Gateway, routes: list[tuple[re.Pattern[str], str]]) -> None:
         self.app = app
         self.gw = gateway
+        self.routes = routes
+
+    def endpoint(self, path: str) -> str:
+        return next((name for pattern, name in self.routes if pattern.match(path)), "other")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope.get("path", "")
-        endpoint = path if path.startswith(("/v1/", "/admin/", "/health", "/metrics")) else "other"
-        if endpoint.startswith("/v1/models/"):
-            endpoint = "/v1/models/{id}"
+        endpoint = self.endpoint(scope.get("path", ""))
         status = 500
         t0 = time.perf_counter()
 
@@ -90,6 +101,10 @@ class _CountRequests:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self.gw.draining:
+                    # No keep-alive while draining: a client's next request opens a new connection, which the
+                    # closed listener refuses cleanly, instead of racing the server closing an idle one.
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
@@ -99,10 +114,22 @@ class _CountRequests:
             self.gw.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
 
 
+def check_keys(spec: EcosystemSpec, api_keys: ApiKeys, admin_keys: ApiKeys) -> None:
+    """Refuse an admin API without its own key, and an admin key that is also an inference key."""
+    if spec.server.admin and not admin_keys.enabled:
+        raise ConfigError(
+            f"server.admin is true but no admin key is set: pass --admin-key KEY or set {ADMIN_ENV_VAR} (a key "
+            "of its own, not the inference key), or set server.admin: false"
+        )
+    if admin_keys.overlaps(api_keys):
+        raise ConfigError("the admin key must differ from every inference API key; pick another --admin-key")
+
+
 def create_app(
     ecosystem: EcosystemSpec | str | Path,
     *,
     api_keys: ApiKeys | None = None,
+    admin_keys: ApiKeys | None = None,
     gateway: Gateway | None = None,
     **gateway_kw: Any,
 ) -> FastAPI:
@@ -111,8 +138,12 @@ def create_app(
     Args:
         ecosystem: the spec or its file (a file can be reloaded with SIGHUP or ``POST /admin/reload``).
         api_keys: accepted bearer keys (none: no authentication; only safe on localhost).
+        admin_keys: the keys of the admin API (required when ``server.admin`` is true; never an inference key).
         gateway: a ready gateway (tests); by default one is built from the spec.
         gateway_kw: passed to :class:`Gateway` (``loader``, ``router_factory``, ``grounder``).
+
+    Raises:
+        ConfigError: the admin API is enabled without an admin key of its own.
     """
     spec_path: Path | None = None
     if isinstance(ecosystem, EcosystemSpec):
@@ -120,6 +151,8 @@ def create_app(
     else:
         spec_path = Path(ecosystem)
         spec = load_ecosystem(spec_path)
+    keys, admin = api_keys or ApiKeys(), admin_keys or ApiKeys(kind="admin key")
+    check_keys(spec, keys, admin)
     gw = gateway or Gateway(spec, spec_path=spec_path, **gateway_kw)
 
     @asynccontextmanager
@@ -136,13 +169,21 @@ def create_app(
 
     app = FastAPI(title="cadre", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gw
-    app.state.api_keys = api_keys or ApiKeys()
+    app.state.api_keys = keys
+    app.state.admin_keys = admin
     install_error_handlers(app)
-    for module in (chat, completions, models, embeddings, admin):
+    for module in (chat, completions, models, embeddings, admin_routes):
         app.include_router(module.router)
     app.add_middleware(_BodyLimit, limit=lambda: gw.current_spec.server.max_request_bytes)
+    app.add_middleware(HostGuard, settings=lambda: gw.current_spec.server)
 
-    app.add_middleware(_CountRequests, gateway=gw)
+    known = [
+        (r.path_regex, r.path)
+        for module in (chat, completions, models, embeddings, admin_routes)
+        for r in module.router.routes
+        if isinstance(r, APIRoute)
+    ]
+    app.add_middleware(_CountRequests, gateway=gw, routes=known)
     return app
 
 
@@ -179,22 +220,28 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     api_keys: ApiKeys | None = None,
+    admin_keys: ApiKeys | None = None,
     log_level: str = "info",
-    graceful_s: float = 30.0,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Run the server until SIGINT/SIGTERM; in-flight requests get ``graceful_s`` to finish."""
+    """Run the server until SIGINT/SIGTERM, then drain (see :class:`~cadre.serve.lifecycle.DrainingServer`).
+
+    The socket is bound (``sock``, or :func:`~cadre.serve.lifecycle.bind_socket`) before any model loads.
+
+    Raises:
+        ConfigError: no key for a non-loopback host, an invalid or taken port, or the admin API without its key.
+    """
     import uvicorn
 
     keys = api_keys or ApiKeys()
     keys.require_for(host)
-    app = create_app(ecosystem, api_keys=keys)
+    sock = sock or bind_socket(host, port)
+    app = create_app(ecosystem, api_keys=keys, admin_keys=admin_keys)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level=log_level,
-        timeout_graceful_shutdown=int(graceful_s),
+        timeout_graceful_shutdown=5,  # the drain happened before uvicorn's own shutdown starts
         limit_concurrency=None,
     )
-    uvicorn.Server(config).run()
+    DrainingServer(config, app.state.gateway).run(sockets=[sock])

@@ -35,6 +35,7 @@ _TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
     499: "client_closed",
@@ -135,6 +136,14 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no route {request.url.path!r}; see /v1/models, /v1/chat/completions, /v1/completions"
         return error_response(APIError(exc.status_code, message, code=code, headers=dict(exc.headers or {})))
 
+    async def on_client_gone(request: Request, exc: Exception) -> JSONResponse:
+        # Not a server failure: no traceback, and counted as 499 (nginx's "client closed request").
+        log.info(
+            "%s %s: the client disconnected before the answer was ready", request.method, request.url.path
+        )
+        return error_response(APIError.from_exception(exc))
+
+    app.add_exception_handler(ClientGone, on_client_gone)
     app.add_exception_handler(APIError, on_api_error)
     app.add_exception_handler(CadreError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -128,6 +128,12 @@ class _Sampling(OpenAIRequest):
     def requested_max_tokens(self) -> int | None:
         return self.max_tokens
 
+    def unhonoured(self) -> list[str]:
+        return []
+
+    def json_format(self) -> tuple[bool, dict[str, Any] | None]:
+        return False, None
+
     def to_sampling_params(
         self,
         *,
@@ -152,13 +158,60 @@ class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[dict[str, Any]] | None = None  # the deprecated form of tools
+    function_call: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
+    def unhonoured(self) -> list[str]:
+        """Fields that change what a correct answer is and that no backend here honours (tool calling).
+
+        ``tool_choice: "none"`` / ``"auto"`` without tools ask for plain text, so they are fine.
+        """
+        fields = []
+        if self.tools or self.functions:
+            fields.append("tools" if self.tools else "functions")
+        if self.tool_choice not in (None, "none", "auto") or self.function_call not in (None, "none", "auto"):
+            fields.append(
+                "tool_choice" if self.tool_choice not in (None, "none", "auto") else "function_call"
+            )
+        return fields
+
+    def json_format(self) -> tuple[bool, dict[str, Any] | None]:
+        """(whether JSON output is asked for, its JSON Schema if one is given) from ``response_format``.
+
+        Raises:
+            ValueError: ``response_format`` is not one of OpenAI's shapes.
+        """
+        rf = self.response_format
+        if rf is None or rf.get("type") == "text":
+            return False, None
+        if rf.get("type") == "json_object":
+            return True, None
+        if rf.get("type") == "json_schema":
+            spec = rf.get("json_schema")
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            if not isinstance(schema, dict):
+                raise ValueError("response_format.json_schema.schema must be a JSON Schema object")
+            return True, schema
+        raise ValueError(
+            f"response_format.type {rf.get('type')!r} is not one of 'text', 'json_object', 'json_schema'"
+        )
+
     def chat_messages(self) -> list[ChatMessage]:
         out: list[ChatMessage] = []
-        for m in self.messages:
+        for i, m in enumerate(self.messages):
+            if m.content is None:
+                raise ValueError(
+                    f"messages.{i}.content is null: send a string or a list of text parts (messages that "
+                    "carry tool calls are not supported)"
+                )
             role = "system" if m.role == "developer" else m.role
             out.append({"role": role, "content": m.text()})
         return out

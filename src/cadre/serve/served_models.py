@@ -34,6 +34,7 @@ from cadre.serve.spec import (
     KnowledgeRef,
     SpecialistSpec,
     check_adapter_path,
+    check_admin_specialist,
     load_ecosystem,
     parse_ecosystem,
 )
@@ -197,9 +198,10 @@ class ServedModels:
             return s.name, ""
         path = spec.resolve(s.adapter)
         if not path.exists():
+            # The spec's own (relative) name: clients see this note, and must not learn server paths.
             return (
                 None,
-                f"adapter {str(path)!r} does not exist yet (not trained?): the bare base model answers",
+                f"adapter {s.adapter!r} does not exist yet (not trained?): the bare base model answers",
             )
         loaded = self._adapters.get((key, s.name))
         if loaded is not None and loaded[0] == str(path.resolve()):
@@ -207,7 +209,14 @@ class ServedModels:
         version = self._adapter_versions.get((key, s.name), 0) + 1
         # A replaced adapter gets a new id, so requests queued on the old one finish on it (cache-key rule).
         adapter_id = s.name if version == 1 else f"{s.name}.v{version}"
-        await asyncio.to_thread(backend.load_adapter, adapter_id, path)  # type: ignore[attr-defined]
+        try:
+            await asyncio.to_thread(backend.load_adapter, adapter_id, path)  # type: ignore[attr-defined]
+        except CadreError as err:
+            log.warning("adapter %s of specialist %r: %s", path, s.name, err)
+            raise ConfigError(
+                f"adapter {s.adapter!r} of specialist {s.name!r} could not be loaded: it is not a LoRA adapter "
+                f"for base {s.base!r} (make one with `cadre export DIR --format gguf-adapter`); the server log has the details"
+            ) from None
         self._adapter_versions[(key, s.name)] = version
         self._adapters[(key, s.name)] = (str(path.resolve()), adapter_id)
         return adapter_id, ""
@@ -290,6 +299,7 @@ class ServedModels:
             new_spec_obj = SpecialistSpec.model_validate(data)
         except ValueError as err:
             raise ConfigError(f"invalid specialist: {err}") from None
+        check_admin_specialist(current, new_spec_obj)
         remote = parse_model(new_spec_obj.base).is_remote
         if new_spec_obj.adapter is not None and not remote:
             check_adapter_path(current, new_spec_obj.adapter)

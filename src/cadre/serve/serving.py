@@ -12,14 +12,16 @@ import asyncio
 import base64
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from cadre.errors import CadreError, did_you_mean
+from cadre.errors import CadreError, ConfigError, ContextLengthError, NotFoundError, did_you_mean
 from cadre.route import GENERALIST
-from cadre.runtime.protocol import ChatMessage, Completion, Usage
+from cadre.runtime.grammars import json_grammar
+from cadre.runtime.protocol import ChatMessage, Completion, SamplingParams, Usage
 from cadre.serve.errors import APIError, ClientGone
 from cadre.serve.protocol import (
     AssistantMessage,
@@ -52,6 +54,10 @@ Grounder = Callable[[KnowledgeRef, Sequence[ChatMessage]], tuple[list[ChatMessag
 """``(KnowledgeRef, messages) -> (messages with passages, citations)``."""
 
 IsDisconnected = Callable[[], Awaitable[bool]]
+
+# Failures a generalist fallback cannot fix: the request itself is wrong (too long, bad value, unknown name),
+# the client went away, or the server is shutting down (an APIError: 503 while draining).
+_NO_FALLBACK = (ClientGone, APIError, ContextLengthError, ConfigError, NotFoundError)
 Kind = Literal["chat", "complete"]
 T = TypeVar("T")
 
@@ -103,6 +109,7 @@ class Gateway:
         self._grounder = grounder or CorpusGrounder()
         self.started = 0.0
         self.draining = False
+        self._jobs: weakref.WeakSet[Job] = weakref.WeakSet()  # submitted, for abort_in_flight
 
     # -- lifecycle and models (see ServedModels) ------------------------------------------------------------
 
@@ -175,7 +182,10 @@ class Gateway:
     def _admit(self) -> float:
         if self.draining:
             raise APIError(
-                503, "the server is shutting down; retry on another instance", code="shutting_down"
+                503,
+                "the server is shutting down; retry on another instance",
+                code="shutting_down",
+                headers={"Retry-After": "5"},
             )
         try:
             return self.admission.acquire()
@@ -206,17 +216,53 @@ class Gateway:
             return msgs, []
         return await asyncio.to_thread(self._grounder, target.knowledge, msgs)
 
+    def _honour(self, target: Target, req: Any, params: SamplingParams) -> SamplingParams:
+        """``params`` with what ``req`` asks beyond plain text, as ``target``'s backend can honour it; a field it
+        cannot honour is a 400 naming it (never a plain-text answer that silently ignores it)."""
+        backend = self.served.worker(target).backend
+        unsupported = req.unhonoured()
+        try:
+            wants_json, schema = req.json_format()
+        except ValueError as err:
+            raise APIError(400, str(err), param="response_format", code="invalid_value") from None
+        if wants_json:
+            if getattr(backend, "forwards_response_format", False):
+                params = replace(params, response_format=req.response_format)
+            elif getattr(backend, "supports_grammar", False):
+                params = replace(params, grammar=json_grammar(schema))
+            else:
+                unsupported.append("response_format")
+        if unsupported:
+            raise APIError(
+                400,
+                f"{unsupported[0]} is not supported for model {target.name!r}: cadre cannot honour it there, and "
+                f"answering plain text instead would be wrong; remove {', '.join(unsupported)} from the request",
+                param=unsupported[0],
+                code="unsupported_parameter",
+            )
+        return params
+
     async def _submit(self, target: Target, kind: Kind, payload: Any, req: Any, *, stream: bool) -> Job:
         d = target.decoding
         params = req.to_sampling_params(
             max_tokens=d.max_tokens, temperature=d.temperature, top_p=d.top_p, stop=tuple(d.stop)
         )
+        params = self._honour(target, req, params)
         if kind == "chat":
             job = Job(kind="chat", params=params, adapter=target.adapter, messages=payload, stream=stream)
         else:
             job = Job(kind="complete", params=params, adapter=target.adapter, prompt=payload, stream=stream)
         await self.served.worker(target).submit(job)
+        self._jobs.add(job)
         return job
+
+    def abort_in_flight(self, message: str) -> int:
+        """End every job still running with a 503 (drain timeout at shutdown); returns how many there were."""
+        err = APIError(503, message, code="shutting_down", headers={"Retry-After": "5"})
+        jobs = [j for j in self._jobs if not j.cancelled.is_set()]
+        for job in jobs:
+            job.abort(err)
+        return len(jobs)
 
     def _fallback_info(self, target: Target, info: CadreInfo, err: BaseException) -> CadreInfo:
         cause = "timeout" if isinstance(err, TimeoutError) else "error"
@@ -243,8 +289,8 @@ class Gateway:
         job = await self._submit(target, kind, payload, work.req, stream=stream)
         try:
             return job, await wait(job, self._timeout(target)), target, info
-        except ClientGone:
-            raise
+        except _NO_FALLBACK:
+            raise  # the client's own problem, the client left, or the server stops: another model would not help
         except Exception as err:
             gen = work.snap.generalist
             if target.kind != "specialist" or work.snap.spec.server.fallback != "generalist" or gen is None:
@@ -322,7 +368,7 @@ class Gateway:
             messages = req.chat_messages()
         except ValueError as err:
             raise APIError(400, str(err), param="messages", code="invalid_content") from None
-        if req.logprobs:
+        if req.logprobs or req.top_logprobs:
             raise APIError(400, "logprobs are not supported by this server yet", param="logprobs")
         self._check_limits(req.requested_max_tokens(), sum(len(m["content"]) for m in messages))
         return messages
@@ -358,6 +404,8 @@ class Gateway:
             prompt = req.prompt_text()
         except ValueError as err:
             raise APIError(400, str(err), param="prompt") from None
+        if not prompt:
+            raise APIError(400, "prompt is empty; send some text", param="prompt", code="empty_prompt")
         if req.echo or req.logprobs:
             raise APIError(400, "echo and logprobs are not supported by this server yet", param="echo")
         self._check_limits(req.requested_max_tokens(), len(prompt))

@@ -20,6 +20,7 @@ from cadre.config.base import StrictModel, load_spec, parse_spec
 from cadre.errors import ConfigError
 from cadre.paths import safe_name
 from cadre.route import RouterSpec
+from cadre.runtime.registry import parse_model
 
 __all__ = [
     "AUTO_MODEL",
@@ -31,6 +32,7 @@ __all__ = [
     "ServerSpec",
     "SpecialistSpec",
     "check_adapter_path",
+    "check_admin_specialist",
     "load_ecosystem",
     "parse_ecosystem",
 ]
@@ -205,8 +207,39 @@ class ServerSpec(StrictModel):
         "unset: the spec's folder",
     )
     admin: bool = Field(
-        default=True, description="enable POST /admin/specialists and /admin/reload (need the API key)"
+        default=False,
+        description="enable POST /admin/specialists, DELETE /admin/specialists/NAME and POST /admin/reload; "
+        "they need the admin key (--admin-key / CADRE_ADMIN_KEY), never the inference key",
     )
+    admin_remote_urls: list[str] = Field(
+        default_factory=list,
+        description="the only openai: base URLs an admin-added specialist may use (exact match, e.g. "
+        "http://10.0.0.5:8000/v1); empty: admin-added specialists run on local models only",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="extra Host header values (host or host:port) accepted on a loopback listener, e.g. a "
+        "reverse proxy's name; 127.0.0.1, localhost and [::1] are always accepted there",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="extra Origin header values (scheme://host[:port]) accepted on a loopback listener; a "
+        "request with any other foreign Origin is refused (403)",
+    )
+    drain_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="on SIGTERM, how long requests in flight may take to finish before they are ended with "
+        "an error (new requests get 503 meanwhile)",
+    )
+
+    @field_validator("admin_remote_urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return [u.rstrip("/") for u in v]
 
 
 class EcosystemSpec(StrictModel):
@@ -286,3 +319,49 @@ def check_adapter_path(spec: EcosystemSpec, adapter: str) -> Path:
             f"adapter {adapter!r} is outside {root}; put it under that folder (server.adapter_root)"
         )
     return resolved
+
+
+def _key_pairs(spec: EcosystemSpec) -> set[tuple[str, str]]:
+    """(base URL, env name) pairs the spec already uses: where each secret is already sent."""
+    pairs: set[tuple[str, str]] = set()
+    entries = [(s.base, s.api_key_env) for s in spec.specialists]
+    if spec.generalist is not None:
+        entries.append((spec.generalist.model, spec.generalist.api_key_env))
+    for model, env in entries:
+        ref = parse_model(model)
+        if env and ref.is_remote and ref.base_url:
+            pairs.add((ref.base_url, env))
+    return pairs
+
+
+def check_admin_specialist(spec: EcosystemSpec, new: SpecialistSpec) -> None:
+    """Refuse an admin-added specialist that could send a secret, or any request, where the file does not allow.
+
+    A remote base must use a URL in ``server.admin_remote_urls``; an ``api_key_env`` must be one the ecosystem
+    already sends to that same URL. So an admin call can never make the server send an environment variable to
+    a new place (the exfiltration of issue 16, finding 1).
+
+    Raises:
+        ConfigError: the specialist names a URL or a key variable the ecosystem does not allow.
+    """
+    ref = parse_model(new.base)
+    if ref.is_remote:
+        allowed = spec.server.admin_remote_urls
+        if ref.base_url not in allowed:
+            raise ConfigError(
+                f"base {new.base!r}: an admin-added specialist may only use the endpoints listed in "
+                f"server.admin_remote_urls ({', '.join(allowed) or 'none'}); add the URL to the ecosystem file "
+                "and reload it"
+            )
+    if new.api_key_env is None:
+        return
+    if not ref.is_remote:
+        raise ConfigError("api_key_env is only for an openai: base; remove it")
+    pairs = _key_pairs(spec)
+    if (ref.base_url or "", new.api_key_env) not in pairs:
+        known = sorted(env for url, env in pairs if url == ref.base_url)
+        raise ConfigError(
+            f"api_key_env {new.api_key_env!r}: an admin-added specialist may only use a key variable the "
+            f"ecosystem file already sends to {ref.base_url} ({', '.join(known) or 'none'}); declare it in "
+            "the file and reload it"
+        )

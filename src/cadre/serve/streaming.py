@@ -66,7 +66,8 @@ async def sse_events(
     """The SSE body of a streamed job whose first event (``first``) has already arrived.
 
     Chat streams open with a role chunk that carries ``cadre`` (who answers and why); text completions carry it
-    in their last chunk. An engine error after the first token ends the stream with an OpenAI error event.
+    in their last chunk. An engine error after the first token (or the end of a shutdown's drain) ends the
+    stream with an OpenAI error event, then ``[DONE]``.
     ``close(finished)`` always runs at the end (cancelling the generation if the client went away).
     """
     rid, created = new_id("chatcmpl" if kind == "chat" else "cmpl"), int(time.time())
@@ -109,6 +110,7 @@ async def sse_events(
                 yield sse(
                     {"error": {"message": err.message, "type": err.type, "param": None, "code": err.code}}
                 )
+                yield b"data: [DONE]\n\n"
                 finished = True
                 return
             c: StreamChunk = payload

@@ -54,7 +54,22 @@ class Job:
         return self.kind == "chat" and not self.stream
 
     def cancel(self) -> None:
+        """Stop at the next token. Runs on the event loop's thread; whoever gave up no longer reads the result,
+        so a late error is marked retrieved (no "Future exception was never retrieved" in the log)."""
+        if not self.cancelled.is_set():
+            self.result.add_done_callback(_retrieve)
         self.cancelled.set()
+
+    def abort(self, err: BaseException) -> None:
+        """End the job now with ``err`` (server shutdown): a waiter gets it, a stream gets it as its next event.
+
+        Runs on the event loop's thread.
+        """
+        self.cancel()
+        if self.stream:
+            self.events.put_nowait(("error", err))
+        elif not self.result.done():
+            self.result.set_exception(err)
 
     # --- called from worker threads ---
     def _resolve(self, completion: Completion | None, error: BaseException | None) -> None:
@@ -63,6 +78,8 @@ class Job:
                 return
             if error is not None:
                 self.result.set_exception(error)
+                if self.stream:
+                    self.result.exception()  # a stream reports errors as events: nobody awaits this future
             else:
                 assert completion is not None
                 self.result.set_result(completion)
@@ -75,6 +92,11 @@ class Job:
             self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _iter_stream(backend: Backend, job: Job) -> Iterator[StreamChunk]:
     if job.kind == "chat":
         return backend.stream_chat(job.messages, job.params, adapter=job.adapter)
@@ -83,10 +105,12 @@ def _iter_stream(backend: Backend, job: Job) -> Iterator[StreamChunk]:
 
 def _run_one(backend: Backend, job: Job) -> None:
     """Generate one job on the calling thread, stopping at the next token once it is cancelled."""
-    stream = _iter_stream(backend, job)
+    stream: Iterator[StreamChunk] | None = None
     try:
+        # Inside the try: a backend may refuse the request before its first token (context length).
+        stream = source = _iter_stream(backend, job)
         if job.stream:
-            for chunk in stream:
+            for chunk in source:
                 if job.cancelled.is_set():
                     break
                 job._emit("chunk", chunk)
@@ -94,7 +118,7 @@ def _run_one(backend: Backend, job: Job) -> None:
             return
 
         def until_cancelled() -> Iterator[StreamChunk]:
-            for chunk in stream:
+            for chunk in source:
                 if job.cancelled.is_set():
                     return
                 yield chunk
