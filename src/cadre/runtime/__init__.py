@@ -18,6 +18,7 @@ from cadre.runtime.protocol import (
     SamplingParams,
     StreamChunk,
     TokenLogprob,
+    ToolCall,
     Usage,
     collect_stream,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "SamplingParams",
     "StreamChunk",
     "TokenLogprob",
+    "ToolCall",
     "Usage",
     "bundled_model_path",
     "collect_stream",

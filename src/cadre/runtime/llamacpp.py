@@ -130,6 +130,7 @@ class LlamaCppBackend:
     """A GGUF model in llama.cpp with named LoRA adapters; implements :class:`cadre.runtime.Backend`."""
 
     supports_grammar = True  # SamplingParams.grammar (GBNF) constrains the output
+    serves_logprobs = True  # SamplingParams.logprobs / top_logprobs are answered
 
     def __init__(
         self,
@@ -628,12 +629,7 @@ class LlamaCppBackend:
         seq.last = token
         raw = self._piece(token)
         if seq.params.logprobs:
-            logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx, idx), shape=(self.n_vocab,))
-            peak = float(logits.max())
-            lse = peak + math.log(float(np.exp(logits - peak).sum()))
-            logprob = TokenLogprob(
-                token=raw.decode("utf-8", errors="replace"), logprob=float(logits[token]) - lse
-            )
+            logprob = self._logprob(idx, token, raw, seq.params.top_logprobs)
         text = seq.decoder.decode(raw)
         assert seq.stop is not None
         emit, stopped = seq.stop.feed(text)
@@ -645,6 +641,28 @@ class LlamaCppBackend:
         if seq.n_past >= self.n_ctx:
             return "length"
         return None
+
+    def _logprob(self, idx: int, token: int, raw: bytes, n_top: int) -> TokenLogprob:
+        """``token``'s log-probability under the model's distribution at batch row ``idx`` (its raw logits,
+        before temperature, top-p or a grammar), with the ``n_top`` most likely tokens there."""
+        logits = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self._ctx, idx), shape=(self.n_vocab,))
+        peak = float(logits.max())
+        lse = peak + math.log(float(np.exp(logits - peak).sum()))
+        top: tuple[TokenLogprob, ...] = ()
+        if n_top:
+            best = np.argpartition(-logits, n_top - 1)[:n_top]
+            best = best[np.argsort(-logits[best], kind="stable")]
+            top = tuple(
+                TokenLogprob(
+                    token=(piece := self._piece(int(t))).decode("utf-8", errors="replace"),
+                    logprob=float(logits[t]) - lse,
+                    raw=piece,
+                )
+                for t in best
+            )
+        return TokenLogprob(
+            token=raw.decode("utf-8", errors="replace"), logprob=float(logits[token]) - lse, raw=raw, top=top
+        )
 
 
 class _Stream:

@@ -4,7 +4,9 @@
 - an adapter is addressed the way vLLM and cadre's own server do it: the ``model`` field names it;
 - timeouts; retries with exponential backoff (and ``Retry-After``) on 429, 5xx and connection errors, only
   before any token was received (a half-streamed answer is never silently restarted);
-- per-token logprobs when the server returns them.
+- per-token logprobs (and the most likely alternatives) when the server returns them;
+- tool calling passed through: ``tools`` / ``tool_choice`` are sent as is, the server's ``tool_calls`` come back
+  (as fragments when streamed) with ``finish_reason: tool_calls``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cadre.runtime.protocol import (
     SamplingParams,
     StreamChunk,
     TokenLogprob,
+    ToolCall,
     Usage,
 )
 
@@ -46,6 +49,8 @@ class OpenAIBackend:
     """A model behind an OpenAI-compatible endpoint; implements :class:`cadre.runtime.Backend`."""
 
     forwards_response_format = True  # SamplingParams.response_format is sent to the endpoint as is
+    forwards_tools = True  # SamplingParams.tools / tool_choice too; the endpoint's tool_calls come back
+    serves_logprobs = True  # asked of the endpoint; returned when it sends them
 
     def __init__(
         self,
@@ -125,11 +130,21 @@ class OpenAIBackend:
             body["stop"] = list(params.stop)
         if params.response_format is not None and chat:
             body["response_format"] = dict(params.response_format)
+        if params.tools and chat:
+            body["tools"] = [dict(t) for t in params.tools]
+            if params.tool_choice is not None:
+                body["tool_choice"] = (
+                    params.tool_choice if isinstance(params.tool_choice, str) else dict(params.tool_choice)
+                )
+            if params.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = params.parallel_tool_calls
         if params.logprobs:
             if chat:
                 body["logprobs"] = True
+                if params.top_logprobs:
+                    body["top_logprobs"] = params.top_logprobs
             else:
-                body["logprobs"] = 1
+                body["logprobs"] = max(1, params.top_logprobs)  # legacy: the number of alternatives
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body
@@ -249,17 +264,24 @@ class OpenAIBackend:
                         completion_tokens=int(event["usage"].get("completion_tokens") or 0),
                     )
                 for choice in event.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                    delta = choice.get("delta") or {}
+                    text = delta.get("content") if chat else choice.get("text")
+                    calls = _tool_calls(delta.get("tool_calls")) if chat else None
                     lps = _logprobs(choice.get("logprobs"), chat=chat) or []
                     if lps:
                         for i, lp in enumerate(lps):
-                            yield StreamChunk(text=(text or "") if i == 0 else "", logprob=lp)
+                            first = i == 0
+                            yield StreamChunk(
+                                text=(text or "") if first else "",
+                                logprob=lp,
+                                tool_calls=calls if first else None,
+                            )
                         n_chunks += len(lps)
-                    elif text:
+                    elif text or calls:
                         n_chunks += 1
-                        yield StreamChunk(text=text)
+                        yield StreamChunk(text=text or "", tool_calls=calls)
                     if choice.get("finish_reason"):
-                        finish = "length" if choice["finish_reason"] == "length" else "stop"
+                        finish = _finish(choice["finish_reason"])
         except httpx.HTTPError as err:
             raise BackendError(
                 f"the stream from {self.base_url} broke ({type(err).__name__}: {err}); retry"
@@ -272,7 +294,7 @@ class OpenAIBackend:
             once = self._once(
                 path, {k: v for k, v in body.items() if k not in ("stream", "stream_options")}, chat=chat
             )
-            yield StreamChunk(text=once.text)
+            yield StreamChunk(text=once.text, tool_calls=once.tool_calls)
             yield StreamChunk(text="", finish_reason=once.finish_reason, usage=once.usage)
             return
         if usage is None:
@@ -295,6 +317,7 @@ class OpenAIBackend:
         try:
             choice = data["choices"][0]
             text = choice["message"].get("content") or "" if chat else choice["text"]
+            calls = _tool_calls(choice["message"].get("tool_calls")) if chat else None
         except (KeyError, IndexError, TypeError):
             raise BackendError(f"{self.base_url} answered without choices: {str(data)[:200]}") from None
         u = data.get("usage") or {}
@@ -304,9 +327,10 @@ class OpenAIBackend:
                 prompt_tokens=int(u.get("prompt_tokens") or 0),
                 completion_tokens=int(u.get("completion_tokens") or 0),
             ),
-            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            finish_reason=_finish(choice.get("finish_reason")),
             model=self.name,
             logprobs=_logprobs(choice.get("logprobs"), chat=chat),
+            tool_calls=calls,
             # Without streaming the first token is only seen with the last one.
             seconds_to_first_token=total,
             seconds_total=total,
@@ -328,7 +352,7 @@ class OpenAIBackend:
         """One non-streamed request (servers that cannot stream)."""
         body = self._body(params, adapter, chat=True, stream=False)
         body.pop("stream_options", None)
-        body["messages"] = [dict(m) for m in messages]
+        body["messages"] = _wire_messages(messages)
         completion = self._once("/chat/completions", body, chat=True)
         completion.adapter = adapter
         return completion
@@ -337,7 +361,7 @@ class OpenAIBackend:
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Iterator[StreamChunk]:
         body = self._body(params, adapter, chat=True, stream=True)
-        body["messages"] = [dict(m) for m in messages]
+        body["messages"] = _wire_messages(messages)
         return self._stream("/chat/completions", body, chat=True)
 
     def stream_complete(
@@ -392,6 +416,53 @@ class OpenAIBackend:
         self.close()
 
 
+def _wire_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        msg: dict[str, Any] = dict(m)
+        if msg.get("tool_calls") and not msg.get("content"):
+            msg["content"] = None  # OpenAI's shape of an assistant turn that only called tools
+        out.append(msg)
+    return out
+
+
+def _finish(reason: Any) -> FinishReason:
+    if reason == "length":
+        return "length"
+    return "tool_calls" if reason in ("tool_calls", "function_call") else "stop"
+
+
+def _tool_calls(items: Any) -> list[ToolCall] | None:
+    """OpenAI's ``tool_calls`` (a message's, or a stream delta's fragments) as ToolCalls."""
+    if not isinstance(items, list):
+        return None
+    out = []
+    for pos, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        fn: dict[str, Any] = item["function"] if isinstance(item.get("function"), dict) else {}
+        out.append(
+            ToolCall(
+                index=int(item["index"]) if isinstance(item.get("index"), int) else pos,
+                id=str(item["id"]) if item.get("id") else None,
+                name=str(fn["name"]) if fn.get("name") else None,
+                arguments=str(fn.get("arguments") or ""),
+                type=str(item.get("type") or "function"),
+            )
+        )
+    return out or None
+
+
+def _chat_logprob(t: dict[str, Any]) -> TokenLogprob:
+    raw = t.get("bytes")
+    return TokenLogprob(
+        token=str(t.get("token", "")),
+        logprob=float(t["logprob"]),
+        raw=bytes(raw) if isinstance(raw, list) else None,
+        top=tuple(_chat_logprob(a) for a in t.get("top_logprobs") or () if isinstance(a, dict)),
+    )
+
+
 def _logprobs(block: Any, *, chat: bool) -> list[TokenLogprob] | None:
     if not block:
         return None
@@ -399,8 +470,15 @@ def _logprobs(block: Any, *, chat: bool) -> list[TokenLogprob] | None:
         content = block.get("content") if isinstance(block, dict) else None
         if not content:
             return None
-        return [TokenLogprob(token=str(t.get("token", "")), logprob=float(t["logprob"])) for t in content]
+        return [_chat_logprob(t) for t in content]
     tokens, values = block.get("tokens") or [], block.get("token_logprobs") or []
+    tops = block.get("top_logprobs") or [None] * len(tokens)
     return [
-        TokenLogprob(token=str(t), logprob=float(v)) for t, v in zip(tokens, values) if v is not None
+        TokenLogprob(
+            token=str(t),
+            logprob=float(v),
+            top=tuple(TokenLogprob(token=str(k), logprob=float(x)) for k, x in (alt or {}).items()),
+        )
+        for t, v, alt in zip(tokens, values, tops)
+        if v is not None
     ] or None

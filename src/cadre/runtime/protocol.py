@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, NotRequired, Protocol, TypedDict, runtime_checkable
 
 __all__ = [
     "Backend",
@@ -21,15 +21,20 @@ __all__ = [
     "SamplingParams",
     "StreamChunk",
     "TokenLogprob",
+    "ToolCall",
     "Usage",
 ]
 
-FinishReason = Literal["stop", "length", "error"]
+FinishReason = Literal["stop", "length", "tool_calls", "error"]
 
 
 class ChatMessage(TypedDict):
-    role: str  # "system" | "user" | "assistant"
+    role: str  # "system" | "user" | "assistant" | "tool"
     content: str
+    # Tool-calling turns, sent on by backends that forward tools (openai:): an assistant turn's calls in OpenAI's
+    # shape, and the call a "tool" turn answers.
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    tool_call_id: NotRequired[str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +52,11 @@ class SamplingParams:
     response_format: Mapping[str, Any] | None = (
         None  # OpenAI's response_format, sent as is by openai: backends
     )
+    top_logprobs: int = 0  # with logprobs: also this many most likely tokens at each position (0-20)
+    # OpenAI's tool calling, sent as is by backends that forward tools (openai:); others never see them.
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -55,6 +65,8 @@ class SamplingParams:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.top_logprobs <= 20:
+            raise ValueError(f"top_logprobs must be in [0, 20], got {self.top_logprobs}")
 
 
 @dataclass
@@ -69,8 +81,28 @@ class Usage:
 
 @dataclass(frozen=True)
 class TokenLogprob:
+    """A token and its log-probability; ``raw`` is its bytes (a piece of a multi-byte character is not valid
+    text on its own), ``top`` the most likely tokens at its position when ``top_logprobs`` was asked for."""
+
     token: str
     logprob: float
+    raw: bytes | None = None
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass
+class ToolCall:
+    """A function call the model asks for (an item of OpenAI's ``tool_calls``).
+
+    In a stream it is a fragment: the first one of a call has ``id`` and ``name``, the later ones more of
+    ``arguments``; fragments with the same ``index`` belong to one call (:func:`collect_stream` joins them).
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    type: str = "function"
 
 
 @dataclass
@@ -83,6 +115,7 @@ class Completion:
     model: str = ""
     adapter: str | None = None
     logprobs: list[TokenLogprob] | None = None
+    tool_calls: list[ToolCall] | None = None
     seconds_to_first_token: float = 0.0
     seconds_total: float = 0.0
 
@@ -109,6 +142,7 @@ class StreamChunk:
     logprob: TokenLogprob | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    tool_calls: list[ToolCall] | None = None  # fragments of the calls (see ToolCall)
 
 
 @dataclass(kw_only=True)
@@ -161,14 +195,20 @@ def collect_stream(
     first: float | None = None
     parts: list[str] = []
     logprobs: list[TokenLogprob] = []
+    calls: dict[int, ToolCall] = {}
     usage = Usage()
     finish: FinishReason = "stop"
     for chunk in chunks:
-        if first is None and chunk.text:
+        if first is None and (chunk.text or chunk.tool_calls):
             first = time.perf_counter() - t0
         parts.append(chunk.text)
         if chunk.logprob is not None:
             logprobs.append(chunk.logprob)
+        for piece in chunk.tool_calls or ():
+            call = calls.setdefault(piece.index, ToolCall(index=piece.index, type=piece.type))
+            call.id = call.id or piece.id
+            call.name = call.name or piece.name
+            call.arguments += piece.arguments
         if chunk.finish_reason is not None:
             finish = chunk.finish_reason
         if chunk.usage is not None:
@@ -181,6 +221,7 @@ def collect_stream(
         model=model,
         adapter=adapter,
         logprobs=logprobs or None,
+        tool_calls=[calls[i] for i in sorted(calls)] or None,
         seconds_to_first_token=first if first is not None else total,
         seconds_total=total,
     )

@@ -98,6 +98,8 @@ def check_peft_adapter_fits(adapter_dir: Path, model: Any) -> None:
 class TransformersBackend:
     """A causal LM in transformers (+PEFT adapters); implements :class:`cadre.runtime.Backend`."""
 
+    serves_logprobs = True  # SamplingParams.logprobs / top_logprobs are answered
+
     def __init__(
         self,
         path: str | Path,
@@ -248,8 +250,7 @@ class TransformersBackend:
                 generated.append(token)
                 logprob = None
                 if params.logprobs:
-                    lp = float(torch.log_softmax(logits, dim=-1)[token])
-                    logprob = TokenLogprob(token=self._decode([token]), logprob=lp)
+                    logprob = self._logprob(logits, token, params.top_logprobs)
                 text = self._decode(generated)
                 new = ""
                 if not text.endswith("\ufffd"):  # wait for the rest of a multi-byte character
@@ -274,6 +275,19 @@ class TransformersBackend:
 
     def _decode(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+
+    def _logprob(self, logits: Any, token: int, n_top: int) -> TokenLogprob:
+        """``token``'s log-probability under ``logits`` (before temperature and top-p), with the ``n_top`` most
+        likely tokens."""
+        lps = self._torch.log_softmax(logits, dim=-1)
+        top: tuple[TokenLogprob, ...] = ()
+        if n_top:
+            values, ids = self._torch.topk(lps, n_top)
+            top = tuple(
+                TokenLogprob(token=self._decode([int(i)]), logprob=float(v))
+                for v, i in zip(values.tolist(), ids.tolist())
+            )
+        return TokenLogprob(token=self._decode([token]), logprob=float(lps[token]), top=top)
 
     def _pick(self, logits: Any, params: SamplingParams, generator: Any) -> int:
         torch = self._torch

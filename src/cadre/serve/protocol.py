@@ -76,6 +76,8 @@ class ChatMessageIn(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # an assistant turn that called tools
+    tool_call_id: str | None = None  # a tool turn: the call it answers
 
     def text(self) -> str:
         """The message's text; only text parts are supported (an image part is a 400 upstream)."""
@@ -128,8 +130,13 @@ class _Sampling(OpenAIRequest):
     def requested_max_tokens(self) -> int | None:
         return self.max_tokens
 
-    def unhonoured(self) -> list[str]:
+    def tool_fields(self) -> list[str]:
+        """The tool-calling fields of the request that change what a correct answer is."""
         return []
+
+    def logprobs_wanted(self) -> int | None:
+        """None when no logprobs are asked for, else how many alternatives per token (0: only the chosen)."""
+        return None
 
     def json_format(self) -> tuple[bool, dict[str, Any] | None]:
         return False, None
@@ -169,19 +176,28 @@ class ChatCompletionRequest(_Sampling):
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
-    def unhonoured(self) -> list[str]:
-        """Fields that change what a correct answer is and that no backend here honours (tool calling).
-
-        ``tool_choice: "none"`` / ``"auto"`` without tools ask for plain text, so they are fine.
-        """
+    def tool_fields(self) -> list[str]:
+        """Tool-calling fields that change what a correct answer is: ``tools`` / ``functions``, a ``tool_choice``
+        other than ``"none"`` / ``"auto"`` (those without tools ask for plain text), and earlier turns that
+        carry tool calls. Tools with ``tool_choice: "none"`` ask for plain text too."""
         fields = []
-        if self.tools or self.functions:
-            fields.append("tools" if self.tools else "functions")
-        if self.tool_choice not in (None, "none", "auto") or self.function_call not in (None, "none", "auto"):
-            fields.append(
-                "tool_choice" if self.tool_choice not in (None, "none", "auto") else "function_call"
-            )
+        if self.tools and self.tool_choice != "none":
+            fields.append("tools")
+        if self.functions and self.function_call != "none":
+            fields.append("functions")
+        if self.tool_choice not in (None, "none", "auto"):
+            fields.append("tool_choice")
+        if self.function_call not in (None, "none", "auto"):
+            fields.append("function_call")
+        if any(m.tool_calls for m in self.messages):
+            fields.append("messages")
         return fields
+
+    def logprobs_wanted(self) -> int | None:
+        """Raises ValueError for ``top_logprobs`` without ``logprobs: true`` (OpenAI refuses it too)."""
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true; send both")
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def json_format(self) -> tuple[bool, dict[str, Any] | None]:
         """(whether JSON output is asked for, its JSON Schema if one is given) from ``response_format``.
@@ -207,13 +223,18 @@ class ChatCompletionRequest(_Sampling):
     def chat_messages(self) -> list[ChatMessage]:
         out: list[ChatMessage] = []
         for i, m in enumerate(self.messages):
-            if m.content is None:
+            if m.content is None and not (m.role == "assistant" and m.tool_calls):
                 raise ValueError(
-                    f"messages.{i}.content is null: send a string or a list of text parts (messages that "
-                    "carry tool calls are not supported)"
+                    f"messages.{i}.content is null: send a string or a list of text parts (only an assistant "
+                    "message with tool_calls may have null content)"
                 )
             role = "system" if m.role == "developer" else m.role
-            out.append({"role": role, "content": m.text()})
+            msg: ChatMessage = {"role": role, "content": m.text()}
+            if m.tool_calls:
+                msg["tool_calls"] = m.tool_calls
+            if m.tool_call_id is not None:
+                msg["tool_call_id"] = m.tool_call_id
+            out.append(msg)
         return out
 
     def prompt_chars(self) -> int:
@@ -223,7 +244,10 @@ class ChatCompletionRequest(_Sampling):
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
     echo: bool = False
-    logprobs: int | None = None
+    logprobs: int | None = Field(None, ge=0, le=5, description="alternatives per token (0: only the chosen)")
+
+    def logprobs_wanted(self) -> int | None:
+        return self.logprobs
 
     def prompt_text(self) -> str:
         if isinstance(self.prompt, str):
@@ -263,7 +287,8 @@ class UsageInfo(BaseModel):
 
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class ChatChoice(BaseModel):
@@ -286,6 +311,7 @@ class ChatCompletionResponse(BaseModel):
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class ChunkChoice(BaseModel):

@@ -41,7 +41,15 @@ from cadre.serve.protocol import (
 from cadre.serve.routing import Decision, choose_target, merge_system
 from cadre.serve.served_models import BackendLoader, RouterFactory, ServedModels, Snapshot, Target
 from cadre.serve.spec import AUTO_MODEL, EcosystemSpec, KnowledgeRef
-from cadre.serve.streaming import StreamResult, finish_reason, sse_events, usage_info
+from cadre.serve.streaming import (
+    StreamResult,
+    chat_logprobs,
+    completion_logprobs,
+    finish_reason,
+    sse_events,
+    tool_calls_out,
+    usage_info,
+)
 from cadre.serve.telemetry import Metrics
 from cadre.serve.wiring import EMBEDDING_ALIASES, EMBEDDING_MODEL, CorpusGrounder, build_router, embed_texts
 from cadre.serve.workers import Admission, Job
@@ -218,9 +226,13 @@ class Gateway:
 
     def _honour(self, target: Target, req: Any, params: SamplingParams) -> SamplingParams:
         """``params`` with what ``req`` asks beyond plain text, as ``target``'s backend can honour it; a field it
-        cannot honour is a 400 naming it (never a plain-text answer that silently ignores it)."""
+        cannot honour is a 400 naming it (never a plain-text answer that silently ignores it).
+
+        A backend says what it honours with class attributes: ``forwards_response_format`` / ``supports_grammar``
+        (JSON output), ``serves_logprobs``, ``forwards_tools`` (tool calling, passed to the endpoint as is).
+        """
         backend = self.served.worker(target).backend
-        unsupported = req.unhonoured()
+        unsupported: list[str] = []
         try:
             wants_json, schema = req.json_format()
         except ValueError as err:
@@ -232,6 +244,31 @@ class Gateway:
                 params = replace(params, grammar=json_grammar(schema))
             else:
                 unsupported.append("response_format")
+        n_top = req.logprobs_wanted()
+        if n_top is not None:
+            if getattr(backend, "serves_logprobs", False):
+                params = replace(params, logprobs=True, top_logprobs=n_top)
+            else:
+                unsupported.append("logprobs")
+        tool_fields = req.tool_fields()
+        if tool_fields:
+            legacy = [f for f in tool_fields if f in ("functions", "function_call")]
+            if legacy or not getattr(backend, "forwards_tools", False):
+                unsupported.extend(legacy or tool_fields)
+            elif req.tool_choice not in (None, "none", "auto") and not req.tools:
+                raise APIError(
+                    400,
+                    "tool_choice asks for a tool call but the request has no tools; send tools or drop tool_choice",
+                    param="tool_choice",
+                    code="invalid_value",
+                )
+            elif req.tools:
+                params = replace(
+                    params,
+                    tools=req.tools,
+                    tool_choice=req.tool_choice,
+                    parallel_tool_calls=req.parallel_tool_calls,
+                )
         if unsupported:
             raise APIError(
                 400,
@@ -368,8 +405,10 @@ class Gateway:
             messages = req.chat_messages()
         except ValueError as err:
             raise APIError(400, str(err), param="messages", code="invalid_content") from None
-        if req.logprobs or req.top_logprobs:
-            raise APIError(400, "logprobs are not supported by this server yet", param="logprobs")
+        try:
+            req.logprobs_wanted()
+        except ValueError as err:
+            raise APIError(400, str(err), param="top_logprobs", code="invalid_value") from None
         self._check_limits(req.requested_max_tokens(), sum(len(m["content"]) for m in messages))
         return messages
 
@@ -383,8 +422,12 @@ class Gateway:
             model=target.name,
             choices=[
                 ChatChoice(
-                    message=AssistantMessage(content=completion.text),
+                    message=AssistantMessage(
+                        content=completion.text or (None if completion.tool_calls else ""),
+                        tool_calls=tool_calls_out(completion.tool_calls),
+                    ),
                     finish_reason=finish_reason(completion.finish_reason),
+                    logprobs=chat_logprobs(completion.logprobs, req.logprobs_wanted()),
                 )
             ],
             usage=usage_info(completion.usage),
@@ -406,8 +449,8 @@ class Gateway:
             raise APIError(400, str(err), param="prompt") from None
         if not prompt:
             raise APIError(400, "prompt is empty; send some text", param="prompt", code="empty_prompt")
-        if req.echo or req.logprobs:
-            raise APIError(400, "echo and logprobs are not supported by this server yet", param="echo")
+        if req.echo:
+            raise APIError(400, "echo is not supported by this server; remove it", param="echo")
         self._check_limits(req.requested_max_tokens(), len(prompt))
         return prompt
 
@@ -422,7 +465,11 @@ class Gateway:
         response = CompletionResponse(
             model=target.name,
             choices=[
-                CompletionChoice(text=completion.text, finish_reason=finish_reason(completion.finish_reason))
+                CompletionChoice(
+                    text=completion.text,
+                    finish_reason=finish_reason(completion.finish_reason),
+                    logprobs=completion_logprobs(completion.logprobs, req.logprobs_wanted()),
+                )
             ],
             usage=usage_info(completion.usage),
             cadre=info,
@@ -481,6 +528,7 @@ class Gateway:
             on_first_token=lambda: ttft.observe(time.perf_counter() - started),
             on_done=lambda usage: self._account(kind, target, info, usage, started),
             close=close,
+            n_top=req.logprobs_wanted(),
         )
         return StreamResult(body=body, headers=self.headers(info), close=close)
 
