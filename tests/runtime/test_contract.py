@@ -94,6 +94,16 @@ def test_logprobs_per_token(backend: Backend) -> None:
     assert c.mean_logprob is not None
 
 
+def test_top_logprobs_rank_the_alternatives(backend: Backend) -> None:
+    c = backend.complete("hello world", SamplingParams(max_tokens=4, logprobs=True, top_logprobs=3))
+    assert c.logprobs
+    for t in c.logprobs:
+        assert 1 <= len(t.top) <= 3
+        values = [a.logprob for a in t.top]
+        assert values == sorted(values, reverse=True)
+        assert t.top[0].logprob == pytest.approx(t.logprob, abs=1e-3)  # greedy: the chosen token is the best
+
+
 def test_count_tokens(backend: Backend) -> None:
     assert 0 < backend.count_tokens("hello world") < backend.count_tokens("hello world " * 10)
 

@@ -129,3 +129,24 @@ def test_unreachable_endpoint_is_one_clear_error() -> None:
     b = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=1, backoff=0.01)
     with b, pytest.raises(BackendError, match=r"cannot reach .* start the server or fix the base_url"):
         b.chat(MSG, P)
+
+
+def test_streamed_tool_call_fragments_join_into_calls() -> None:
+    from cadre.runtime.protocol import StreamChunk, ToolCall, collect_stream
+
+    chunks = [
+        StreamChunk(
+            text="", tool_calls=[ToolCall(index=0, id="a", name="f"), ToolCall(index=1, id="b", name="g")]
+        ),
+        StreamChunk(
+            text="", tool_calls=[ToolCall(index=0, arguments='{"x": '), ToolCall(index=1, arguments="{}")]
+        ),
+        StreamChunk(text="", tool_calls=[ToolCall(index=0, arguments="1}")]),
+        StreamChunk(text="", finish_reason="tool_calls"),
+    ]
+    c = collect_stream(iter(chunks))
+    assert c.finish_reason == "tool_calls"
+    assert c.tool_calls == [
+        ToolCall(index=0, id="a", name="f", arguments='{"x": 1}'),
+        ToolCall(index=1, id="b", name="g", arguments="{}"),
+    ]

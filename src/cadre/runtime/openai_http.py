@@ -477,7 +477,12 @@ def _logprobs(block: Any, *, chat: bool) -> list[TokenLogprob] | None:
         TokenLogprob(
             token=str(t),
             logprob=float(v),
-            top=tuple(TokenLogprob(token=str(k), logprob=float(x)) for k, x in (alt or {}).items()),
+            top=tuple(
+                sorted(
+                    (TokenLogprob(token=str(k), logprob=float(x)) for k, x in (alt or {}).items()),
+                    key=lambda a: -a.logprob,
+                )
+            ),
         )
         for t, v, alt in zip(tokens, values, tops)
         if v is not None
