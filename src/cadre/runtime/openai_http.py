@@ -149,7 +149,7 @@ class OpenAIBackend:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _error(self, resp: httpx.Response) -> BackendError:
+    def _error(self, resp: httpx.Response) -> BackendError | ConfigError:
         try:
             detail = resp.json()
             message = (
@@ -168,6 +168,10 @@ class OpenAIBackend:
             return ContextLengthError(
                 f"{self.base_url}: the prompt is too long for the model ({text}); shorten it"
             )
+        if resp.status_code in (400, 422):
+            # The endpoint refused this request (a field it does not support, a bad value): the caller's to fix,
+            # so it says what the endpoint said, without the endpoint's address.
+            return ConfigError(f"the model endpoint refused the request (HTTP {resp.status_code}): {text}")
         if resp.status_code in (401, 403):
             return BackendError(
                 f"{self.base_url} refused the API key (HTTP {resp.status_code}); set OPENAI_API_KEY"
