@@ -41,8 +41,10 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "frozen-linear": {"strategy": "linear", "ood_score": "knn"},
     "frozen-auto/gate-knn": {"ood_score": "knn"},
     "frozen-auto/gate-mahalanobis": {"ood_score": "mahalanobis"},
+    "frozen-auto/gate-energy": {"ood_score": "energy"},
     "frozen-auto/gate-auto": {"ood_score": "auto"},
-    "finetuned-auto": {"encoder": "finetune"},
+    "finetuned/gate-auto": {"encoder": "finetuned", "finetune_pairs": 1000},
+    "auto-encoder/gate-auto": {"encoder": "auto", "finetune_pairs": 1000},
     "cadre-default": {},
 }
 METRICS = (

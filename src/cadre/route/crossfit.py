@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cadre.route.config import RouterSpec
-from cadre.route.ood import FEATURES, Mahalanobis, route_similarity_matrix, select_score
+from cadre.route.ood import FEATURES, Mahalanobis, energy, route_similarity_matrix, select_score
 from cadre.route.strategies.base import log_softmax, softmax
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CrossFit", "FoldSpace", "cross_fit", "fit_temperature", "fold_ids"]
 
-_KNN, _PROB, _OOS, _MAHA = (FEATURES.index(f) for f in FEATURES)
+_KNN, _PROB, _OOS, _MAHA, _ENERGY = (FEATURES.index(f) for f in FEATURES)
 
 
 @dataclass
@@ -92,7 +92,6 @@ def cross_fit(
     folds = len(space.xs)
     z = {name: np.zeros((n_in, n_routes)) for name in candidates}
     zo = {name: np.zeros((n_out, n_routes)) for name in candidates}
-    per_route = {"knn": np.zeros((n_in, n_routes)), "mahalanobis": np.zeros((n_in, n_routes))}
     in_feats = np.zeros((n_in, len(FEATURES)))
     out_feats = np.zeros((n_out, len(FEATURES))) if n_out else None
     for f in range(folds):
@@ -106,8 +105,8 @@ def cross_fit(
             z[name][te] = head.logits(x[te])
             if n_out:
                 zo[name][ote] = head.logits(xo[ote])
-        per_route["knn"][te] = route_similarity_matrix(x[te] @ x[tr].T, y[tr], n_routes, spec.k)
-        per_route["mahalanobis"][te] = maha.route_scores(x[te])
+        in_feats[te, _KNN] = route_similarity_matrix(x[te] @ x[tr].T, y[tr], n_routes, spec.k).max(axis=1)
+        in_feats[te, _MAHA] = maha.score(x[te])
         if n_out and out_feats is not None:
             in_feats[te, _OOS] = (x[te] @ xo[~ote].T).max(axis=1) if (~ote).any() else 0.0
             if ote.any():
@@ -119,15 +118,23 @@ def cross_fit(
     chosen = max(candidates, key=lambda n: (accuracy[n], -list(candidates).index(n)))
     temperature = fit_temperature(z[chosen], y)
     probs = softmax(z[chosen] / temperature)
-    in_feats[:, _KNN] = per_route["knn"].max(axis=1)
-    in_feats[:, _MAHA] = per_route["mahalanobis"].max(axis=1)
     in_feats[:, _PROB] = probs.max(axis=1)
+    in_feats[:, _ENERGY] = energy(z[chosen])
     if out_feats is not None:
         out_feats[:, _PROB] = softmax(zo[chosen] / temperature).max(axis=1)
-    if n_routes > 1:
-        best, score_auroc = select_score(per_route, y, n_routes)
-    else:
-        best, score_auroc = "knn", {}
+        out_feats[:, _ENERGY] = energy(zo[chosen])
+    best, score_auroc = "knn", {}
+    if n_routes > 2 and spec.ood_score == "auto" and out_feats is None:
+        # on the first fold's split (one head fit per route): what would have caught an unseen route?
+        best, score_auroc = select_score(
+            space.xs[0],
+            y,
+            fold != 0,
+            fold == 0,
+            n_routes=n_routes,
+            k=spec.k,
+            make_head=lambda: candidates[chosen].head_cls(spec),
+        )
     ood_score = best if spec.ood_score == "auto" else spec.ood_score
     return CrossFit(
         accuracy=accuracy,

@@ -18,7 +18,16 @@ from cadre.errors import DataError, ModelLoadError
 from cadre.route.config import RouterSpec
 from cadre.route.crossfit import CrossFit, FoldSpace, cross_fit, fold_ids
 from cadre.route.data import Example, check_examples, routes_of
-from cadre.route.ood import FEATURES, SCORES, Mahalanobis, OODGate, choose_alpha, fit_gate, route_similarity
+from cadre.route.ood import (
+    FEATURES,
+    SCORES,
+    Mahalanobis,
+    OODGate,
+    choose_alpha,
+    energy,
+    fit_gate,
+    route_similarity,
+)
 from cadre.route.protocol import GENERALIST, Embedder, RouteDecision
 from cadre.route.strategies.base import Explanation, Head, Neighbor, softmax
 from cadre.route.strategies.centroid import CentroidHead
@@ -128,6 +137,7 @@ class EmbeddingRouter:
             feats[:, 2] = (x @ self.ood_bank.T).max(axis=1)
         if self.maha is not None:
             feats[:, 3] = self.maha.score(x)
+        feats[:, 4] = energy(self.head.logits(x))
         return feats, sims
 
     def decide(self, x: NDArray[np.float32], *, seconds: float = 0.0) -> list[RouteDecision]:

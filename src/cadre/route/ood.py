@@ -1,13 +1,14 @@
 """The out-of-domain gate: a score of how in-domain a request is, a conformal p-value, and a threshold.
 
-Two in-domain scores are computed in the router's embedding space: the similarity to the nearest training
-examples of the closest route (a kNN OOD detector, Sun et al. 2022, "Out-of-Distribution Detection with Deep
-Nearest Neighbors"), and minus the smallest Mahalanobis distance to a route mean under one shared covariance
-(Lee et al. 2018, "A Simple Unified Framework for Detecting Out-of-Distribution Samples and Adversarial Attacks";
-the covariance is Ledoit-Wolf shrunk, Ledoit & Wolf 2004, because routes have few examples per dimension).
-Without out-of-scope examples, the gate uses the one of the two that best separates each route, held out as if
-it were out of scope, from the others (``select_score``); with out-of-scope examples, a logistic regression
-weighs both, the route probability and the similarity to those examples.
+Three in-domain scores are computed: the similarity to the nearest training examples of the closest route (a
+kNN OOD detector, Sun et al. 2022, "Out-of-Distribution Detection with Deep Nearest Neighbors"); minus the
+smallest Mahalanobis distance to a route mean under one shared covariance (Lee et al. 2018, "A Simple Unified
+Framework for Detecting Out-of-Distribution Samples and Adversarial Attacks"; the covariance is Ledoit-Wolf
+shrunk, Ledoit & Wolf 2004, because routes have few examples per dimension); and the head's energy,
+``logsumexp`` of its logits (Liu et al. 2020, "Energy-based Out-of-distribution Detection"). Without
+out-of-scope examples, the gate uses the one that best separates a route held out of training, as if it were
+out of scope, from the other routes' held-out examples (``select_score``); with out-of-scope examples, a
+logistic regression weighs them all, the route probability and the similarity to those examples.
 The threshold is set without any out-of-scope data: the conformal p-value of a request's score against
 held-out in-domain scores (Bates et al. 2023, "Testing for outliers with conformal p-values") is at most
 ``alpha`` for at most an ``alpha`` share of in-domain requests, so ``p <= alpha`` -> generalist caps the share
@@ -37,8 +38,8 @@ __all__ = [
     "select_score",
 ]
 
-FEATURES = ("knn_similarity", "route_probability", "out_of_scope_similarity", "mahalanobis")
-SCORES = {"knn": "knn_similarity", "mahalanobis": "mahalanobis"}
+FEATURES = ("knn_similarity", "route_probability", "out_of_scope_similarity", "mahalanobis", "energy")
+SCORES = {"knn": "knn_similarity", "mahalanobis": "mahalanobis", "energy": "energy"}
 """The distance-based in-domain scores the gate can use alone (``RouterSpec.ood_score``), by feature name."""
 
 
@@ -109,28 +110,55 @@ class Mahalanobis:
         return {"maha.means": self.means, "maha.precision": self.precision}
 
 
+def energy(logits: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``logsumexp`` of each row of logits (the negative free energy, Liu et al. 2020): higher = more in-domain."""
+    m = logits.max(axis=1, keepdims=True)
+    out: NDArray[np.float64] = (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))[:, 0]
+    return out
+
+
 def select_score(
-    route_scores: dict[str, NDArray[np.float64]], y: NDArray[np.int64], n_routes: int
+    x: NDArray[np.float32],
+    y: NDArray[np.int64],
+    train: NDArray[np.bool_],
+    test: NDArray[np.bool_],
+    *,
+    n_routes: int,
+    k: int,
+    make_head: Any,
 ) -> tuple[str, dict[str, float]]:
     """Pick the in-domain score that best detects a route never seen, without out-of-scope data.
 
-    ``route_scores[name]`` is (n, n_routes): held-out (out-of-fold) per-route scores of the n in-domain
-    examples. Each route in turn plays "out of scope": its examples' score is the best over the *other* routes,
-    the other examples' score their best over the other routes too; AUROC of the others over it, averaged over
-    routes, is the score's leave-one-route-out AUROC (the open-intent protocol simulated on the user's data).
+    Each route in turn is removed from the ``train`` rows (the head refitted without it, the Mahalanobis means
+    and covariance recomputed); its ``test`` rows play "out of scope", the other routes' ``test`` rows
+    "in scope". The score's AUROC is averaged over routes (the open-intent protocol simulated on the user's
+    data). Ties go to the first of ``SCORES``.
     """
     from cadre.route.evaluation import auroc
 
-    result: dict[str, float] = {}
-    for name, m in route_scores.items():
-        vals = []
-        for r in range(n_routes):
-            others = np.delete(m, r, axis=1).max(axis=1)
-            a = auroc(others, y != r)
+    aucs: dict[str, list[float]] = {name: [] for name in SCORES}
+    for r in range(n_routes):
+        keep = train & (y != r)
+        lab = y[test] != r
+        if not keep.any() or lab.all():
+            continue
+        compact = np.cumsum(np.bincount(y[keep], minlength=n_routes) > 0) - 1  # route -> index without r
+        yk = compact[y[keep]].astype(np.int64)
+        n_kept = int(yk.max()) + 1
+        xt = x[test]
+        head = make_head()
+        head.fit(x[keep], yk, n_kept)
+        scores = {
+            "knn": route_similarity(xt @ x[keep].T, yk, n_kept, k),
+            "mahalanobis": Mahalanobis.fit(x[keep], yk, n_kept).score(xt),
+            "energy": energy(head.logits(xt)),
+        }
+        for name, s in scores.items():
+            a = auroc(s, lab)
             if a is not None:
-                vals.append(a)
-        result[name] = float(np.mean(vals)) if vals else 0.5
-    best = max(result, key=lambda n: (result[n], -list(route_scores).index(n)))
+                aucs[name].append(a)
+    result = {name: float(np.mean(v)) if v else 0.5 for name, v in aucs.items()}
+    best = max(result, key=lambda n: (result[n], -list(SCORES).index(n)))
     return best, result
 
 
@@ -305,7 +333,7 @@ def choose_alpha(
         sent_out = 0
         if out_feats is not None and out_pred is not None and n_out:
             sent_out = int(g.is_out(g.p_values(g.score(out_feats), out_pred)).sum())
-        est = {
+        est: dict[str, Any] = {
             "in_scope_accuracy": float((in_correct & kept).mean()),
             "in_scope_kept": float(kept.mean()),
             "generalist_share": float(((~kept).sum() + sent_out) / (n_in + n_out)),
@@ -321,7 +349,7 @@ def choose_alpha(
         best = (float(a), est)
     if best is not None:
         return best
-    off = {
+    off: dict[str, Any] = {
         "in_scope_accuracy": float(in_correct.mean()),
         "in_scope_kept": 1.0,
         "generalist_share": 0.0,
