@@ -28,7 +28,6 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +55,6 @@ METRICS = (
     "fpr95",
     "accuracy",
 )
-
-
-class MemoEmbedder:
-    """An embedder with a per-text cache, so that options sharing an encoder embed each text once."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.model_id: str = inner.model_id
-        self.cache: dict[str, np.ndarray] = {}
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        if todo:
-            self.cache.update(zip(todo, self.inner.encode(todo, batch_size=batch_size)))
-        return np.stack([self.cache[t] for t in texts]).astype(np.float32)
 
 
 def read_split(path: Path) -> list[tuple[str, str]]:
@@ -166,6 +150,7 @@ def main() -> None:
 
     from cadre.route import fit_router
     from cadre.runtime.embeddings import get_embedder
+    from route_peers import MemoEmbedder
 
     torch.set_num_threads(1)
     if args.semantic_router:
@@ -210,7 +195,10 @@ def main() -> None:
             res["encoder"] = router.report.get("encoder", {}).get("chosen", "frozen")
             res["ood_score"] = router.report.get("ood_score")
             if args.latency:
+                if router.embedder is memo:  # time the real encoder, not the cache
+                    router.embedder = base
                 res.update(latency(router.route, [ex.text for ex in te[: args.latency]]))
+                res["latency_vs_plain_knn_p99"] = res["p99_ms"] / rows["plain-kNN (peer)"][-1]["p99_ms"]
             rows.setdefault(name, []).append(res)
             print(
                 f"  {name} {_line(res)}  (fit {fit_s:.0f}s, {res['chosen']}, {res['encoder']}, {res['ood_score']})",

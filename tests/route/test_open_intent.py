@@ -123,38 +123,20 @@ def test_threshold_that_cannot_be_met_is_a_clear_error() -> None:
     feats = np.zeros((50, 4))
     feats[:, 0] = calib
     correct = np.arange(50) < 40  # 80% right even with the gate off
+
+    def choose(**target: float) -> tuple[float | None, dict[str, float]]:
+        zeros = np.zeros(50, dtype=np.int64)
+        return choose_alpha(gate, feats, None, in_pred=zeros, in_correct=correct, out_pred=None, **target)
+
     with pytest.raises(DataError, match=r"0\.800 even with the gate off"):
-        choose_alpha(
-            gate,
-            feats,
-            None,
-            in_pred=np.zeros(50, dtype=np.int64),
-            in_correct=correct,
-            out_pred=None,
-            min_in_scope_accuracy=0.9,
-        )
-    alpha, est = choose_alpha(
-        gate,
-        feats,
-        None,
-        in_pred=np.zeros(50, dtype=np.int64),
-        in_correct=correct,
-        out_pred=None,
-        min_in_scope_accuracy=0.7,
-    )
+        choose(min_in_scope_accuracy=0.9)
+    alpha, est = choose(min_in_scope_accuracy=0.7)
     assert alpha is not None and est["in_scope_accuracy"] >= 0.7
-    alpha0, est0 = choose_alpha(
-        gate,
-        feats,
-        None,
-        in_pred=np.zeros(50, dtype=np.int64),
-        in_correct=correct,
-        out_pred=None,
-        max_generalist_share=0.0,
-    )
+    alpha0, est0 = choose(max_generalist_share=0.0)
     assert est0["generalist_share"] == 0.0 and (alpha0 is None or alpha0 < alpha)
 
 
+@pytest.mark.slow  # six fine-tunings of 64 pairs: about 2 minutes on an idle 2-core machine, 15 under load
 def test_finetuned_encoder_is_saved_and_required(
     train_examples: list[Example], test_examples: list[Example], embedder: object, tmp_path: Path
 ) -> None:
@@ -162,25 +144,12 @@ def test_finetuned_encoder_is_saved_and_required(
     small = [ex for ex in train_examples if ex.route is not None][::2] + [
         ex for ex in train_examples if ex.route is None
     ][:10]
-    router = fit_router(
-        small,
-        embedder=embedder,
-        encoder="auto",
-        finetune_pairs=64,
-        finetune_folds=2,
-        min_examples_per_route=4,
-    )  # type: ignore[arg-type]
+    tiny = {"finetune_pairs": 64, "finetune_folds": 2, "min_examples_per_route": 4}
+    router = fit_router(small, embedder=embedder, encoder="auto", **tiny)  # type: ignore[arg-type]
     enc = router.report["encoder"]
     assert set(enc["cv_accuracy"]) == {"frozen", "finetuned"}
     assert enc["chosen"] == max(("frozen", "finetuned"), key=lambda e: (enc["cv_accuracy"][e], e == "frozen"))
-    forced = fit_router(
-        small,
-        embedder=embedder,
-        encoder="finetuned",
-        finetune_pairs=64,
-        finetune_folds=2,
-        min_examples_per_route=4,
-    )  # type: ignore[arg-type]
+    forced = fit_router(small, embedder=embedder, encoder="finetuned", **tiny)  # type: ignore[arg-type]
     assert "+finetuned:" in forced.model_id and forced.model_id != embedder.model_id  # type: ignore[attr-defined]
     ev = evaluate_router(forced, test_examples, batch_throughput=False)
     assert ev.domain_accuracy is not None and ev.domain_accuracy >= 0.8

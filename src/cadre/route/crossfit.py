@@ -123,7 +123,7 @@ def cross_fit(
     if out_feats is not None:
         out_feats[:, _PROB] = softmax(zo[chosen] / temperature).max(axis=1)
         out_feats[:, _ENERGY] = energy(zo[chosen])
-    best, score_auroc = "knn", {}
+    best, score_auroc = "knn", dict[str, float]()
     if n_routes > 2 and spec.ood_score == "auto" and out_feats is None:
         # on the first fold's split (one head fit per route): what would have caught an unseen route?
         best, score_auroc = select_score(
