@@ -44,6 +44,7 @@ class CrossFit:
     out_feats: NDArray[np.float64] | None  # (n_oos, len(FEATURES)) or None without out-of-scope examples
     score_auroc: dict[str, float] = field(default_factory=dict)  # leave-one-route-out AUROC per OOD score
     ood_score: str = "knn"
+    gate_head: Any = None  # the chosen head as fitted without fold 0: its energy matches the calibration's
 
 
 def fold_ids(n_or_labels: NDArray[np.int64], folds: int, seed: int) -> NDArray[np.int64]:
@@ -94,6 +95,7 @@ def cross_fit(
     zo = {name: np.zeros((n_out, n_routes)) for name in candidates}
     in_feats = np.zeros((n_in, len(FEATURES)))
     out_feats = np.zeros((n_out, len(FEATURES))) if n_out else None
+    first_heads: dict[str, Any] = {}
     for f in range(folds):
         x, xo = space.xs[f], space.xos[f]
         tr, te = fold != f, fold == f
@@ -102,6 +104,8 @@ def cross_fit(
         for name, kind in candidates.items():
             head = kind.head_cls(spec)
             head.fit(x[tr], y[tr], n_routes)
+            if f == 0:
+                first_heads[name] = head
             z[name][te] = head.logits(x[te])
             if n_out:
                 zo[name][ote] = head.logits(xo[ote])
@@ -145,4 +149,5 @@ def cross_fit(
         out_feats=out_feats,
         score_auroc=score_auroc,
         ood_score=ood_score,
+        gate_head=first_heads[chosen],
     )

@@ -102,6 +102,7 @@ class EmbeddingRouter:
         report: dict[str, Any] | None = None,
         maha: Mahalanobis | None = None,
         encoder_model: Any = None,
+        gate_head: Head | None = None,
     ) -> None:
         self.kind = kind
         self.head = head
@@ -120,6 +121,9 @@ class EmbeddingRouter:
         self.encoder_model = (
             encoder_model  # the fine-tuned sentence-transformers model, saved with the router
         )
+        # energy comes from a head fitted without fold 0, like the heads its calibration scores came from (the
+        # final head has larger logits: its energies would sit above the calibration's, keeping too much)
+        self.gate_head = gate_head
 
     @property
     def model_id(self) -> str:
@@ -137,7 +141,7 @@ class EmbeddingRouter:
             feats[:, 2] = (x @ self.ood_bank.T).max(axis=1)
         if self.maha is not None:
             feats[:, 3] = self.maha.score(x)
-        feats[:, 4] = energy(self.head.logits(x))
+        feats[:, 4] = energy((self.gate_head or self.head).logits(x))
         return feats, sims
 
     def decide(self, x: NDArray[np.float32], *, seconds: float = 0.0) -> list[RouteDecision]:
@@ -272,6 +276,10 @@ class EmbeddingRouter:
             f"head.{k}": np.ascontiguousarray(v) for k, v in head_arrays.items()
         }
         arrays["bank"] = np.ascontiguousarray(self.bank)
+        gate_head_params = None
+        if self.gate_head is not None:
+            gate_arrays, gate_head_params = self.gate_head.state()
+            arrays.update({f"gate_head.{k}": np.ascontiguousarray(v) for k, v in gate_arrays.items()})
         arrays["bank_labels"] = self.bank_labels.astype(np.int64)
         arrays["calib"] = self.gate.calib.astype(np.float64)
         if self.gate.calib_labels is not None:
@@ -304,6 +312,7 @@ class EmbeddingRouter:
             "temperature": self.temperature,
             "ood": self.gate.params(),
             "head": head_params,
+            "gate_head": gate_head_params,
             "report": self.report,
         }
         (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -357,6 +366,10 @@ class HeadKind:
             raise ModelLoadError(f"cannot read {arrays_path}: {err}; refit the router") from None
         head_arrays = {k[5:]: v for k, v in arrays.items() if k.startswith("head.")}
         head = self.head_cls.from_state(head_arrays, manifest.get("head", {}), spec)
+        gate_arrays = {k[10:]: v for k, v in arrays.items() if k.startswith("gate_head.")}
+        gate_head = None
+        if gate_arrays:
+            gate_head = self.head_cls.from_state(gate_arrays, manifest.get("gate_head") or {}, spec)
         routes = list(manifest["routes"])
         texts: list[str] = []
         ood_texts: list[str] = []
@@ -388,6 +401,7 @@ class HeadKind:
             maha=Mahalanobis(arrays["maha.means"], arrays["maha.precision"])
             if "maha.means" in arrays
             else None,
+            gate_head=gate_head,
         )
 
 
@@ -575,6 +589,9 @@ def fit_embedding_router(
         report=report,
         maha=Mahalanobis.fit(x, y, n_routes),
         encoder_model=encoder_model,
+        gate_head=cf.gate_head
+        if encoder == "frozen"
+        else None,  # fold heads live in the fold encoders' spaces
     )
 
 
