@@ -18,10 +18,17 @@ def test_fit_eval_explain_end_to_end(
 ) -> None:
     out = tmp_path / "router"
     res = runner.invoke(
-        app, ["route", "fit", "--data", str(router_files["train"]), "--out", str(out), "--json"]
+        app,
+        [
+            *["route", "fit", "--data", str(router_files["train"]), "--out", str(out), "--json"],
+            *["--encoder", "frozen", "--min-in-scope-accuracy", "0.9"],
+        ],
     )
     assert res.exit_code == 0, res.output
     fit = json.loads(res.output)
+    assert fit["encoder"]["chosen"] == "frozen"
+    assert fit["threshold"]["target"] == "keep in-scope accuracy >= 0.9"
+    assert fit["threshold"]["held_out_estimate"]["in_scope_accuracy"] >= 0.9
     assert fit["strategy"] in ("centroid", "knn", "linear") and fit["routes"] == [
         "intents",
         "invoices",
@@ -35,6 +42,9 @@ def test_fit_eval_explain_end_to_end(
     rep = json.loads(res.output)
     for key in ("accuracy", "ood_auroc", "p50_ms", "p99_ms", "per_route", "confusion", "coverage_risk"):
         assert key in rep
+    for key in ("domain_accuracy", "oos_recall", "oos_precision", "ood_auroc", "fpr95"):
+        assert isinstance(rep[key], float), key
+    assert rep["accuracy_vs_oos_recall"][0]["oos_recall"] == 0.0
     assert rep["domain_accuracy"] >= 0.95 and rep["ood_auroc"] >= 0.9
 
     res = runner.invoke(
@@ -50,6 +60,7 @@ def test_fit_eval_explain_end_to_end(
     assert exp["decision"]["route"] == "generalist" and len(exp["nearest"]) == 5
     res = runner.invoke(app, ["route", "explain", "--router", str(out), "Normalize: 5 March 2020"])
     assert res.exit_code == 0 and "normalize" in res.output and "nearest training examples" in res.output
+    assert "threshold: keep in-scope accuracy >= 0.9 -> ood_alpha" in res.output
 
 
 def test_eval_reports_routellm_metrics_when_quality_is_given(
@@ -58,7 +69,8 @@ def test_eval_reports_routellm_metrics_when_quality_is_given(
     out = tmp_path / "router"
     assert (
         runner.invoke(
-            app, ["route", "fit", "--data", str(router_files["train"]), "--out", str(out)]
+            app,
+            ["route", "fit", "--data", str(router_files["train"]), "--out", str(out), "--encoder", "frozen"],
         ).exit_code
         == 0
     )

@@ -39,9 +39,23 @@ def fit_cmd(
         None,
         help="Embedding precision: fp32 (default), bf16, or int8 (about half the routing latency on CPU).",
     ),
+    encoder: str | None = typer.Option(
+        None,
+        help="frozen | finetuned | auto (default without --spec): fine-tune the encoder on the examples "
+        "(SetFit pairs, minutes on CPU) and keep it when cross-validation says it routes better.",
+    ),
+    min_in_scope_accuracy: float | None = typer.Option(
+        None, help='Threshold in your words: "keep in-scope accuracy >= X" (replaces --ood-alpha).'
+    ),
+    max_generalist_share: float | None = typer.Option(
+        None, help='Threshold in your words: "send at most Y to the generalist" (replaces --ood-alpha).'
+    ),
+    ood_score: str | None = typer.Option(
+        None, help="Gate score without out-of-scope examples: auto (default) | knn | mahalanobis."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
 ) -> None:
-    """Fit a router (the strategy is chosen by cross-validation) and save it to --out."""
+    """Fit a router (strategy, encoder and gate score chosen by cross-validation) and save it to --out."""
     from cadre.config import load_spec
     from cadre.route import RouterSpec, fit_router, load_examples, save_router
 
@@ -53,6 +67,15 @@ def fit_cmd(
         overrides["min_examples_per_route"] = min_examples
     if precision is not None:
         overrides["embedding_precision"] = precision
+    if encoder is not None or spec is None:
+        overrides["encoder"] = encoder or "auto"
+    for key, value in (
+        ("min_in_scope_accuracy", min_in_scope_accuracy),
+        ("max_generalist_share", max_generalist_share),
+        ("ood_score", ood_score),
+    ):
+        if value is not None:
+            overrides[key] = value
     examples = load_examples(data)
     router = fit_router(examples, spec=base, progress=not json_out, **overrides)
     save_router(router, out)
@@ -67,6 +90,9 @@ def fit_cmd(
     for key in (
         "routes",
         "cv_accuracy",
+        "encoder",
+        "ood_score",
+        "threshold",
         "cv_ood_auroc",
         "examples",
         "out_of_scope_examples",
@@ -106,9 +132,11 @@ def eval_cmd(
     summary.add_row("out-of-domain AUROC", fmt(report.ood_auroc))
     summary.add_row("sent to generalist", fmt(report.generalist_share, True))
     summary.add_row(
-        "abstention precision / recall",
-        f"{fmt(report.abstention_precision)} / {fmt(report.abstention_recall)}",
+        "out-of-scope recall / precision",
+        f"{fmt(report.oos_recall)} / {fmt(report.oos_precision)}",
     )
+    summary.add_row("in-scope requests kept", fmt(report.in_scope_kept, True))
+    summary.add_row("FPR at 95% TPR", fmt(report.fpr95))
     summary.add_row("latency p50 / p99 (ms)", f"{report.p50_ms:.1f} / {report.p99_ms:.1f}")
     if report.batch_per_s:
         summary.add_row("batch throughput (req/s)", f"{report.batch_per_s:.0f}")
@@ -152,6 +180,14 @@ def explain_cmd(
         return
     d = exp.decision
     console.print(f"route: [bold]{d.route}[/]  score {d.score:.3f}  ({d.reason})")
+    threshold = exp.details.get("threshold")
+    if threshold:
+        est = threshold.get("held_out_estimate") or {}
+        extra = ", ".join(f"{k} {v:.3f}" for k, v in est.items() if isinstance(v, float))
+        console.print(
+            f"  threshold: {threshold.get('target')} -> ood_alpha {threshold.get('ood_alpha')}"
+            + (f" (held out: {extra})" if extra else "")
+        )
     if d.scores:
         console.print(
             "  " + "  ".join(f"{r}={p:.3f}" for r, p in sorted(d.scores.items(), key=lambda kv: -kv[1]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from cadre.config.base import StrictModel
 
@@ -43,9 +43,38 @@ class RouterSpec(StrictModel):
     """Embedding model (a bundled name or a sentence-transformers folder); None = bundled all-MiniLM-L6-v2."""
     embedding_precision: Literal["fp32", "bf16", "int8"] = "fp32"
     """``int8`` (dynamic quantisation) roughly halves routing latency on CPU; ``bf16`` is in between."""
+    encoder: Literal["frozen", "finetuned", "auto"] = "frozen"
+    """``frozen``: the embedding model as it is (fits in seconds). ``finetuned``: fine-tune it on the examples
+    (SetFit-style contrastive pairs, CPU, minutes) and save it with the router. ``auto``: cross-validate both
+    and keep the more accurate (``cadre route fit`` uses ``auto`` unless told otherwise)."""
+    finetune_pairs: int = Field(default=2000, ge=16)
+    """Fine-tuning budget: at most this many SetFit pairs (and at most 40 per example, SetFit's 20 iterations)."""
+    finetune_epochs: int = Field(default=1, ge=1, le=20)
+    """Passes over the fine-tuning pairs."""
+    finetune_folds: int = Field(default=3, ge=2, le=10)
+    """Cross-fitting folds when a fine-tuned encoder is fitted (one fine-tuning per fold, plus the final one)."""
+    ood_score: Literal["auto", "knn", "mahalanobis", "energy"] = "auto"
+    """The gate's in-domain score when there are no out-of-scope examples: ``knn`` (similarity to a route's
+    nearest examples), ``mahalanobis`` (shared-covariance distance to a route mean), ``energy`` (logsumexp of
+    the head's logits), or ``auto``: the one that best detects a route held out of training as if it were out
+    of scope (cross-validated on the examples)."""
+    min_in_scope_accuracy: float | None = Field(default=None, gt=0, le=1)
+    """Threshold in your words: "keep in-scope accuracy >= X": the gate sends as many requests to the generalist
+    as it can while the held-out share of in-scope requests routed to the right specialist stays >= X.
+    Replaces ``ood_alpha``."""
+    max_generalist_share: float | None = Field(default=None, ge=0, lt=1)
+    """Threshold in your words: "send at most Y to the generalist": the most sensitive gate whose held-out
+    share of the labelled examples (in-scope and out-of-scope, as mixed in the data) sent to the generalist
+    stays <= Y. Replaces ``ood_alpha``."""
     rules: RulesSpec | None = None
     """Only for the ``rules`` strategy: keyword / regex rules per route."""
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> RouterSpec:
+        if self.min_in_scope_accuracy is not None and self.max_generalist_share is not None:
+            raise ValueError("give at most one of min_in_scope_accuracy and max_generalist_share")
+        return self
 
     @field_validator("candidates")
     @classmethod

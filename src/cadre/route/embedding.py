@@ -12,13 +12,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from cadre.errors import DataError, ModelLoadError
 from cadre.route.config import RouterSpec
+from cadre.route.crossfit import CrossFit, FoldSpace, cross_fit, fold_ids
 from cadre.route.data import Example, check_examples, routes_of
-from cadre.route.ood import FEATURES, OODGate, fit_gate, route_similarity
+from cadre.route.ood import (
+    FEATURES,
+    SCORES,
+    Mahalanobis,
+    OODGate,
+    choose_alpha,
+    energy,
+    fit_gate,
+    route_similarity,
+)
 from cadre.route.protocol import GENERALIST, Embedder, RouteDecision
-from cadre.route.strategies.base import Explanation, Head, Neighbor, log_softmax, softmax
+from cadre.route.strategies.base import Explanation, Head, Neighbor, softmax
 from cadre.route.strategies.centroid import CentroidHead
 from cadre.route.strategies.knn import KNNHead
 from cadre.route.strategies.linear import LinearHead
@@ -70,36 +81,6 @@ def _embed(embedder: Embedder, texts: Sequence[str], *, progress: bool) -> NDArr
     return np.concatenate(parts)
 
 
-def _fold_ids(y: NDArray[np.int64], folds: int, seed: int) -> NDArray[np.int64]:
-    """Stratified fold assignment: each route's examples are shuffled and dealt round-robin."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros(len(y), dtype=np.int64)
-    for r in np.unique(y):
-        idx = np.flatnonzero(y == r)
-        rng.shuffle(idx)
-        out[idx] = np.arange(len(idx)) % folds
-    return out
-
-
-def _fit_temperature(logits: NDArray[np.float64], y: NDArray[np.int64], *, smoothing: float = 0.01) -> float:
-    """Temperature scaling (Guo et al. 2017): the T minimising held-out NLL of softmax(logits / T).
-
-    The targets are label-smoothed (1 - eps on the true route), so that a head with no held-out mistakes still
-    gets a finite temperature instead of probabilities of exactly 0 and 1.
-    """
-    n_routes = logits.shape[1]
-    if n_routes == 1:
-        return 1.0
-    target = np.full(logits.shape, smoothing / (n_routes - 1))
-    target[np.arange(len(y)), y] = 1.0 - smoothing
-    best_t, best_nll = 1.0, np.inf
-    for t in np.logspace(-3, 1.5, 46):
-        nll = -(target * log_softmax(logits / t)).sum(axis=1).mean()
-        if nll < best_nll:
-            best_t, best_nll = float(t), float(nll)
-    return best_t
-
-
 class EmbeddingRouter:
     """Routes by embedding the request and scoring it with a head; see the module docstring."""
 
@@ -119,6 +100,9 @@ class EmbeddingRouter:
         ood_bank: NDArray[np.float32],
         ood_texts: list[str],
         report: dict[str, Any] | None = None,
+        maha: Mahalanobis | None = None,
+        encoder_model: Any = None,
+        gate_head: Head | None = None,
     ) -> None:
         self.kind = kind
         self.head = head
@@ -133,6 +117,13 @@ class EmbeddingRouter:
         self.ood_bank = ood_bank
         self.ood_texts = ood_texts
         self.report: dict[str, Any] = report or {}
+        self.maha = maha  # None for routers saved before the Mahalanobis score existed
+        self.encoder_model = (
+            encoder_model  # the fine-tuned sentence-transformers model, saved with the router
+        )
+        # energy comes from a head fitted without fold 0, like the heads its calibration scores came from (the
+        # final head has larger logits: its energies would sit above the calibration's, keeping too much)
+        self.gate_head = gate_head
 
     @property
     def model_id(self) -> str:
@@ -148,6 +139,9 @@ class EmbeddingRouter:
         feats[:, 1] = probs.max(axis=1)
         if self.ood_bank.shape[0]:
             feats[:, 2] = (x @ self.ood_bank.T).max(axis=1)
+        if self.maha is not None:
+            feats[:, 3] = self.maha.score(x)
+        feats[:, 4] = energy((self.gate_head or self.head).logits(x))
         return feats, sims
 
     def decide(self, x: NDArray[np.float32], *, seconds: float = 0.0) -> list[RouteDecision]:
@@ -264,6 +258,9 @@ class EmbeddingRouter:
             "features": {name: float(v) for name, v in zip(FEATURES, feats[0])},
             "in_domain_p_value": float(self.gate.p_values(self.gate.score(feats), probs.argmax(axis=1))[0]),
             "ood_alpha": self.gate.alpha,
+            "ood_score": self.report.get("ood_score", FEATURES[0]),
+            "threshold": self.report.get("threshold", {"target": f"ood_alpha={self.gate.alpha}"}),
+            "encoder": self.report.get("encoder", {}).get("chosen", "frozen"),
             "temperature": self.temperature,
         }
         return Explanation(decision=d, nearest=nearest, details=details)
@@ -279,12 +276,25 @@ class EmbeddingRouter:
             f"head.{k}": np.ascontiguousarray(v) for k, v in head_arrays.items()
         }
         arrays["bank"] = np.ascontiguousarray(self.bank)
+        gate_head_params = None
+        if self.gate_head is not None:
+            gate_arrays, gate_head_params = self.gate_head.state()
+            arrays.update({f"gate_head.{k}": np.ascontiguousarray(v) for k, v in gate_arrays.items()})
         arrays["bank_labels"] = self.bank_labels.astype(np.int64)
         arrays["calib"] = self.gate.calib.astype(np.float64)
         if self.gate.calib_labels is not None:
             arrays["calib_labels"] = self.gate.calib_labels.astype(np.int64)
         if self.ood_bank.shape[0]:
             arrays["ood_bank"] = np.ascontiguousarray(self.ood_bank)
+        if self.maha is not None:
+            arrays.update({k: np.ascontiguousarray(v) for k, v in self.maha.state().items()})
+        encoder: dict[str, Any] = {"kind": "frozen"}
+        if self.encoder_model is not None:
+            from cadre.route.finetune import ENCODER_DIR, save_encoder
+
+            save_encoder(self.encoder_model, directory)
+            ft_id = self.embedder.model_id.removesuffix(f"+{self.spec.embedding_precision}")
+            encoder = {"kind": "finetuned", "path": ENCODER_DIR, "model_id": ft_id}
         save_file(arrays, str(directory / ARRAYS_FILE))
         with (directory / EXAMPLES_FILE).open("w", encoding="utf-8") as fh:
             for t, y in zip(self.bank_texts, self.bank_labels):
@@ -295,12 +305,14 @@ class EmbeddingRouter:
             "format": FORMAT_VERSION,
             "kind": self.kind,
             "embedding_model": self.embedder.model_id,
+            "encoder": encoder,
             "dim": int(self.bank.shape[1]),
             "routes": self.routes,
             "spec": self.spec.model_dump(mode="json"),
             "temperature": self.temperature,
             "ood": self.gate.params(),
             "head": head_params,
+            "gate_head": gate_head_params,
             "report": self.report,
         }
         (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -323,8 +335,22 @@ class HeadKind:
     ) -> EmbeddingRouter:
         from safetensors.numpy import load_file
 
-        spec = RouterSpec.model_validate(manifest["spec"])
-        emb = embedder if embedder is not None else default_embedder(spec)
+        try:
+            spec = RouterSpec.model_validate(manifest["spec"])
+        except ValidationError as err:
+            raise ModelLoadError(
+                f"router {directory}: its settings are not valid for this cadre ({err.errors()[0]['msg']}); "
+                f"refit it: cadre route fit --data FILE --out {directory}"
+            ) from None
+        encoder = manifest.get("encoder") or {"kind": "frozen"}
+        if embedder is not None:
+            emb = embedder
+        elif encoder.get("kind") == "finetuned":
+            from cadre.route.finetune import load_finetuned
+
+            emb = load_finetuned(directory, str(encoder["model_id"]), precision=spec.embedding_precision)
+        else:
+            emb = default_embedder(spec)
         want = manifest.get("embedding_model")
         if emb.model_id != want:
             raise ModelLoadError(
@@ -340,6 +366,10 @@ class HeadKind:
             raise ModelLoadError(f"cannot read {arrays_path}: {err}; refit the router") from None
         head_arrays = {k[5:]: v for k, v in arrays.items() if k.startswith("head.")}
         head = self.head_cls.from_state(head_arrays, manifest.get("head", {}), spec)
+        gate_arrays = {k[10:]: v for k, v in arrays.items() if k.startswith("gate_head.")}
+        gate_head = None
+        if gate_arrays:
+            gate_head = self.head_cls.from_state(gate_arrays, manifest.get("gate_head") or {}, spec)
         routes = list(manifest["routes"])
         texts: list[str] = []
         ood_texts: list[str] = []
@@ -368,7 +398,62 @@ class HeadKind:
             ood_bank=np.ascontiguousarray(ood_bank, dtype=np.float32),
             ood_texts=ood_texts or [""] * ood_bank.shape[0],
             report=dict(manifest.get("report", {})),
+            maha=Mahalanobis(arrays["maha.means"], arrays["maha.precision"])
+            if "maha.means" in arrays
+            else None,
+            gate_head=gate_head,
         )
+
+
+def _finetune_space(
+    base: Embedder,
+    spec: RouterSpec,
+    texts: list[str],
+    oos_texts: list[str],
+    y: NDArray[np.int64],
+    fold: NDArray[np.int64],
+    out_fold: NDArray[np.int64],
+) -> FoldSpace:
+    """Per fold, fine-tune without that fold and embed every example with the result."""
+    from cadre.route.finetune import finetune_encoder
+
+    path = encoder_path(spec)
+    xs, xos = [], []
+    for f in range(int(fold.max()) + 1):
+        tr, otr = fold != f, out_fold != f
+        model = finetune_encoder(
+            path,
+            [t for t, keep in zip(texts, tr) if keep] + [t for t, keep in zip(oos_texts, otr) if keep],
+            np.r_[y[tr], np.full(int(otr.sum()), int(y.max()) + 1)].astype(np.int64),
+            n_pairs=_n_pairs(spec, int(tr.sum() + otr.sum())),
+            epochs=spec.finetune_epochs,
+            seed=spec.seed + f,
+        )
+        emb = _finetuned_embedder(model, base, spec)
+        x_all = _embed(emb, texts + oos_texts, progress=False)
+        xs.append(x_all[: len(texts)])
+        xos.append(x_all[len(texts) :])
+    return FoldSpace(xs=xs, xos=xos)
+
+
+def _n_pairs(spec: RouterSpec, n: int) -> int:
+    return int(min(spec.finetune_pairs, 40 * n))  # SetFit's default: 20 iterations x (1 same + 1 other) pairs
+
+
+def encoder_path(spec: RouterSpec) -> str:
+    """The folder of the embedding model ``spec`` names (the bundled MiniLM by default)."""
+    from cadre.runtime.bundled import bundled_model_path, get_bundled
+    from cadre.runtime.embeddings import DEFAULT_EMBEDDER
+
+    name = spec.embedding_model or DEFAULT_EMBEDDER
+    return str(bundled_model_path(name) if get_bundled(name) is not None else Path(name).expanduser())
+
+
+def _finetuned_embedder(model: Any, base: Embedder, spec: RouterSpec) -> Embedder:
+    from cadre.route.finetune import finetuned_id, wrap
+
+    base_id = base.model_id.removesuffix(f"+{spec.embedding_precision}")
+    return wrap(model, finetuned_id(base_id, model), spec.embedding_precision)
 
 
 def fit_embedding_router(
@@ -379,94 +464,134 @@ def fit_embedding_router(
     candidates: dict[str, HeadKind],
     progress: bool = False,
 ) -> EmbeddingRouter:
-    """Cross-fit every candidate head, keep the best by out-of-fold accuracy, calibrate, refit on all data."""
+    """Cross-fit every candidate head (and encoder), keep the best by out-of-fold accuracy, calibrate, refit."""
     kept, dropped = check_examples(examples, min_per_route=spec.min_examples_per_route)
     emb = embedder if embedder is not None else default_embedder(spec)
     routes = routes_of(kept)
     ind = [ex for ex in kept if ex.route is not None]
     oos = [ex for ex in kept if ex.route is None]
-    x_all = _embed(emb, [ex.text for ex in ind] + [ex.text for ex in oos], progress=progress)
+    texts, oos_texts = [ex.text for ex in ind], [ex.text for ex in oos]
+    x_all = _embed(emb, texts + oos_texts, progress=progress)
     x, xo = x_all[: len(ind)], x_all[len(ind) :]
     y = np.array([routes.index(ex.route) for ex in ind if ex.route is not None], dtype=np.int64)
     n_routes = len(routes)
-    folds = max(2, min(spec.folds, int(np.bincount(y).min())))
-    fold = _fold_ids(y, folds, spec.seed)
+    encoders = {"frozen": ["frozen"], "finetuned": ["finetuned"], "auto": ["frozen", "finetuned"]}[
+        spec.encoder
+    ]
+    n_folds = spec.finetune_folds if "finetuned" in encoders else spec.folds
+    folds = max(2, min(n_folds, int(np.bincount(y).min())))
+    fold = fold_ids(y, folds, spec.seed)
+    out_fold = fold_ids(np.zeros(len(xo), dtype=np.int64), folds, spec.seed)
 
-    # Out-of-fold logits of every candidate; the best accuracy wins (ties: the first listed).
-    oof: dict[str, NDArray[np.float64]] = {}
-    acc: dict[str, float] = {}
-    for name, kind in candidates.items():
-        z = np.zeros((len(y), n_routes), dtype=np.float64)
-        for f in range(folds):
-            tr, te = fold != f, fold == f
-            head = kind.head_cls(spec)
-            head.fit(x[tr], y[tr], n_routes)
-            z[te] = head.logits(x[te])
-        oof[name] = z
-        acc[name] = float((z.argmax(axis=1) == y).mean())
-    chosen = max(candidates, key=lambda n: (acc[n], -list(candidates).index(n)))
-    temperature = _fit_temperature(oof[chosen], y)
-    probs_oof = softmax(oof[chosen] / temperature)
+    fits: dict[str, CrossFit] = {}
+    fit_seconds: dict[str, float] = {}
+    for enc in encoders:
+        t0 = time.perf_counter()
+        if enc == "frozen":
+            space = FoldSpace(xs=[x] * folds, xos=[xo] * folds)
+        else:
+            space = _finetune_space(emb, spec, texts, oos_texts, y, fold, out_fold)
+        fits[enc] = cross_fit(space, y, fold, out_fold, candidates=candidates, spec=spec, n_routes=n_routes)
+        fit_seconds[enc] = time.perf_counter() - t0
+    enc_acc = {e: cf.accuracy[cf.chosen] for e, cf in fits.items()}
+    encoder = max(encoders, key=lambda e: (enc_acc[e], -encoders.index(e)))  # ties: frozen
+    cf = fits[encoder]
+    encoder_model = None
+    if encoder == "finetuned":
+        from cadre.route.finetune import finetune_encoder
 
-    # Out-of-fold gate features for in-domain examples.
-    in_feats = np.zeros((len(y), len(FEATURES)), dtype=np.float64)
-    for f in range(folds):
-        tr, te = fold != f, fold == f
-        in_feats[te, 0] = route_similarity(x[te] @ x[tr].T, y[tr], n_routes, spec.k)
-    in_feats[:, 1] = probs_oof.max(axis=1)
-    if len(xo):
-        in_feats[:, 2] = (x @ xo.T).max(axis=1)
+        encoder_model = finetune_encoder(
+            encoder_path(spec),
+            texts + oos_texts,
+            np.r_[y, np.full(len(oos_texts), n_routes)].astype(np.int64),
+            n_pairs=_n_pairs(spec, len(texts) + len(oos_texts)),
+            epochs=spec.finetune_epochs,
+            seed=spec.seed,
+        )
+        emb = _finetuned_embedder(encoder_model, emb, spec)
+        x_all = _embed(emb, texts + oos_texts, progress=progress)
+        x, xo = x_all[: len(ind)], x_all[len(ind) :]
 
-    head = candidates[chosen].head_cls(spec)
+    head = candidates[cf.chosen].head_cls(spec)
     head.fit(x, y, n_routes)
-    out_feats = None
-    if len(xo):
-        out_feats = np.zeros((len(xo), len(FEATURES)), dtype=np.float64)
-        out_feats[:, 0] = route_similarity(xo @ x.T, y, n_routes, spec.k)
-        out_feats[:, 1] = softmax(head.logits(xo) / temperature).max(axis=1)
-        oo = xo @ xo.T
-        np.fill_diagonal(oo, -1.0)  # leave-one-out: an out-of-scope example is not its own neighbour
-        out_feats[:, 2] = oo.max(axis=1) if len(xo) > 1 else 0.0
+    pred = cf.probs.argmax(axis=1)
     gate = fit_gate(
-        in_feats,
-        out_feats,
-        in_labels=probs_oof.argmax(axis=1),
+        cf.in_feats,
+        cf.out_feats,
+        in_labels=pred,
         alpha=spec.ood_alpha,
         k=spec.k,
+        score=SCORES[cf.ood_score],
         seed=spec.seed,
     )
+    threshold: dict[str, Any] = {"target": f"ood_alpha={spec.ood_alpha}", "ood_alpha": spec.ood_alpha}
+    if spec.min_in_scope_accuracy is not None or spec.max_generalist_share is not None:
+        out_pred = None
+        if cf.out_feats is not None:
+            out_pred = np.zeros(len(cf.out_feats), dtype=np.int64)  # pooled calibration for these
+        alpha, est = choose_alpha(
+            gate,
+            cf.in_feats,
+            cf.out_feats,
+            in_pred=pred,
+            in_correct=pred == y,
+            out_pred=out_pred,
+            min_in_scope_accuracy=spec.min_in_scope_accuracy,
+            max_generalist_share=spec.max_generalist_share,
+        )
+        gate = OODGate.from_params({**gate.params(), "alpha": alpha}, gate.calib, gate.calib_labels)
+        target = (
+            f"keep in-scope accuracy >= {spec.min_in_scope_accuracy}"
+            if spec.min_in_scope_accuracy is not None
+            else f"send at most {spec.max_generalist_share} to the generalist"
+        )
+        threshold = {"target": target, "ood_alpha": alpha, "held_out_estimate": est}
 
     report: dict[str, Any] = {
-        "strategy": chosen,
-        "cv_accuracy": acc,
+        "strategy": cf.chosen,
+        "cv_accuracy": cf.accuracy,
+        "encoder": {
+            "chosen": encoder,
+            "cv_accuracy": enc_acc,
+            "cross_fit_seconds": fit_seconds,
+            "model_id": emb.model_id,
+        },
+        "ood_score": cf.ood_score if cf.out_feats is None else "logistic(" + ", ".join(gate.features) + ")",
+        "ood_score_loro_auroc": cf.score_auroc,
+        "threshold": threshold,
         "folds": folds,
-        "temperature": temperature,
+        "temperature": cf.temperature,
         "examples": len(ind),
         "out_of_scope_examples": len(oos),
         "duplicates_dropped": dropped,
         "per_route": {r: int((y == i).sum()) for i, r in enumerate(routes)},
     }
-    if out_feats is not None:
+    if cf.out_feats is not None:
         from cadre.route.evaluation import auroc
 
-        s_in, s_out = gate.score(in_feats), gate.score(out_feats)
+        s_in, s_out = gate.score(cf.in_feats), gate.score(cf.out_feats)
         report["cv_ood_auroc"] = auroc(
             np.concatenate([s_in, s_out]), np.r_[np.ones(len(s_in)), np.zeros(len(s_out))]
         )
     return EmbeddingRouter(
-        kind=chosen,
+        kind=cf.chosen,
         head=head,
         routes=routes,
         embedder=emb,
         spec=spec,
-        temperature=temperature,
+        temperature=cf.temperature,
         gate=gate,
         bank=x,
         bank_labels=y,
-        bank_texts=[ex.text for ex in ind],
+        bank_texts=texts,
         ood_bank=xo if len(xo) else np.zeros((0, x.shape[1]), dtype=np.float32),
-        ood_texts=[ex.text for ex in oos],
+        ood_texts=oos_texts,
         report=report,
+        maha=Mahalanobis.fit(x, y, n_routes),
+        encoder_model=encoder_model,
+        gate_head=cf.gate_head
+        if encoder == "frozen"
+        else None,  # fold heads live in the fold encoders' spaces
     )
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from cadre.errors import ConfigError, ModelLoadError
 from cadre.route.protocol import Embedder
 
-__all__ = ["PRECISIONS", "Precision", "get_route_embedder"]
+__all__ = ["PRECISIONS", "Precision", "get_route_embedder", "reduce_precision"]
 
 Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
@@ -41,11 +41,9 @@ def get_route_embedder(name: str | None = None, *, precision: str = "fp32") -> E
 
 @lru_cache(maxsize=4)
 def _reduced(name: str, precision: str, base_id: str) -> Embedder:
-    import torch
     from sentence_transformers import SentenceTransformer
 
     from cadre.runtime.bundled import bundled_model_path, get_bundled
-    from cadre.runtime.embeddings import Embedder as RuntimeEmbedder
 
     path = bundled_model_path(name) if get_bundled(name) is not None else Path(name).expanduser()
     try:
@@ -55,15 +53,24 @@ def _reduced(name: str, precision: str, base_id: str) -> Embedder:
             f"cannot load embedding model from {path}: {err}; reinstall its package"
         ) from None
     model.eval()
+    return reduce_precision(model, precision, f"{base_id}+{precision}")
+
+
+def reduce_precision(model: object, precision: str, model_id: str) -> Embedder:
+    """Wrap a loaded sentence-transformers ``model`` cast to bf16 or dynamically quantised to int8."""
+    import torch
+
+    from cadre.runtime.embeddings import Embedder as RuntimeEmbedder
+
     if precision == "bf16":
-        model = model.to(torch.bfloat16)
+        model = model.to(torch.bfloat16)  # type: ignore[attr-defined]
     else:
         with warnings.catch_warnings():  # the eager dynamic-quantisation API warns about its future removal
             warnings.simplefilter("ignore")
             from torch.ao.quantization import quantize_dynamic
 
-            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    return _Float32Rows(RuntimeEmbedder(model, model_id=f"{base_id}+{precision}"))
+            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[arg-type]
+    return _Float32Rows(RuntimeEmbedder(model, model_id=model_id))
 
 
 class _Float32Rows:

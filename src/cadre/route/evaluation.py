@@ -25,6 +25,8 @@ __all__ = [
     "auroc",
     "coverage_risk_curve",
     "evaluate_router",
+    "fpr_at_tpr",
+    "open_intent_metrics",
     "routellm_metrics",
 ]
 
@@ -44,6 +46,73 @@ def auroc(scores: Any, labels: Any) -> float | None:
         return None
     ranks = rankdata(s)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def fpr_at_tpr(scores: Any, labels: Any, *, tpr: float = 0.95) -> float | None:
+    """FPR at ``tpr`` TPR (FPR95 for 0.95; Liang et al. 2018, "ODIN", and the OOD-detection literature since).
+
+    Positives (label 1, in scope) are expected to score higher: the threshold is the largest one that keeps at
+    least ``tpr`` of positives, and FPR is the share of negatives (out of scope) at or above it. None when a
+    class is absent.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    if y.all() or not y.any():
+        return None
+    pos = np.sort(s[y])
+    threshold = pos[int(np.floor((1.0 - tpr) * len(pos)))]
+    return float((s[~y] >= threshold).mean())
+
+
+def open_intent_metrics(
+    decisions: Sequence[RouteDecision], examples: Sequence[Example], *, points: int = 20
+) -> dict[str, Any]:
+    """What open-intent detection papers report (e.g. Zhang et al. 2021, "Deep Open Intent Classification with
+    Adaptive Decision Boundary"), from decisions at the router's own threshold:
+
+    - ``domain_accuracy``: in-scope requests whose best-scoring route is right (the gate ignored);
+    - ``in_scope_accuracy``: in-scope requests routed to the right specialist (sent away counts as wrong);
+    - ``in_scope_kept``: share of in-scope requests that reach a specialist;
+    - ``oos_recall`` / ``oos_precision``: out-of-scope requests sent to the generalist / share of requests sent
+      to the generalist that were out of scope;
+    - ``ood_auroc``, ``fpr95``: threshold-free separation by the in-domain score;
+    - ``accuracy_vs_oos_recall``: the trade-off as the in-domain threshold sweeps (``points`` quantiles).
+    """
+    truth = [ex.route for ex in examples]
+    best = [max(d.scores, key=lambda r: d.scores[r]) if d.scores else d.route for d in decisions]
+    ins = np.array([t is not None for t in truth])
+    sent = np.array([d.route == GENERALIST for d in decisions])
+    right = np.array([t is not None and d.route == t for t, d in zip(truth, decisions)])
+    best_ok = np.array([t is not None and b == t for t, b in zip(truth, best)])
+    n_in, n_oos, n_sent = int(ins.sum()), int((~ins).sum()), int(sent.sum())
+    out: dict[str, Any] = {
+        "domain_accuracy": float(best_ok[ins].mean()) if n_in else None,
+        "in_scope_accuracy": float(right[ins].mean()) if n_in else None,
+        "in_scope_kept": float((~sent[ins]).mean()) if n_in else None,
+        "oos_recall": float(sent[~ins].mean()) if n_oos else None,
+        "oos_precision": float((sent & ~ins).sum() / n_sent) if n_sent else None,
+        "ood_auroc": None,
+        "fpr95": None,
+        "accuracy_vs_oos_recall": [],
+    }
+    scores = [d.in_domain for d in decisions]
+    if n_in and n_oos and all(s is not None for s in scores):
+        s = np.asarray(scores, dtype=np.float64)
+        out["ood_auroc"] = auroc(s, ins)
+        out["fpr95"] = fpr_at_tpr(s, ins)
+        curve = []
+        for q in np.linspace(0.0, 1.0, points + 1):
+            thr = float(np.quantile(s, q))
+            keep = s >= thr if q > 0 else np.ones(len(s), dtype=bool)
+            curve.append(
+                {
+                    "threshold": thr,
+                    "in_scope_accuracy": float((best_ok & keep)[ins].mean()),
+                    "oos_recall": float((~keep)[~ins].mean()),
+                }
+            )
+        out["accuracy_vs_oos_recall"] = curve
+    return out
 
 
 def coverage_risk_curve(confidence: Any, correct: Any, *, points: int = 20) -> list[dict[str, float]]:
@@ -144,6 +213,10 @@ class RouteEvalReport:
     accuracy: float  # every request, out-of-scope ones counted right when sent to the generalist
     domain_accuracy: float | None  # in-scope requests: best specialist by score, ignoring the OOD gate
     ood_auroc: float | None  # in-domain score separating in-scope (positive) from out-of-scope requests
+    fpr95: float | None  # share of out-of-scope requests kept when the threshold keeps 95% of in-scope ones
+    oos_recall: float | None  # of out-of-scope requests, share sent to the generalist
+    oos_precision: float | None  # of requests sent to the generalist, share that were out of scope
+    in_scope_kept: float | None  # of in-scope requests, share that reached a specialist
     generalist_share: float
     abstention_precision: float | None  # of requests sent to the generalist, share that were out of scope
     abstention_recall: float | None  # of out-of-scope requests, share sent to the generalist
@@ -156,6 +229,7 @@ class RouteEvalReport:
     coverage_risk: list[dict[str, float]] = field(default_factory=list)
     routellm: dict[str, Any] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)  # a few misrouted requests, for inspection
+    accuracy_vs_oos_recall: list[dict[str, float]] = field(default_factory=list)
 
 
 def _specialist_quality(ex: Example, route: str) -> float:
@@ -203,18 +277,7 @@ def evaluate_router(
             "support": int(row),
         }
     in_scope = [i for i, ex in enumerate(examples) if ex.route is not None]
-    domain_acc = None
-    if in_scope:
-        hits = 0
-        for i in in_scope:
-            d = decisions[i]
-            best = max(d.scores, key=lambda r: d.scores[r]) if d.scores else d.route
-            hits += best == examples[i].route
-        domain_acc = hits / len(in_scope)
-    ind_scores = [d.in_domain for d in decisions]
-    ood_auroc = None
-    if all(s is not None for s in ind_scores):
-        ood_auroc = auroc(ind_scores, [ex.route is not None for ex in examples])
+    oi = open_intent_metrics(decisions, examples)
     sent = [p == GENERALIST for p in pred]
     oos = [ex.route is None for ex in examples]
     n_sent, n_oos = sum(sent), sum(oos)
@@ -245,8 +308,12 @@ def evaluate_router(
         n_in_scope=len(in_scope),
         n_out_of_scope=n_oos,
         accuracy=float(np.mean([t == p for t, p in zip(truth, pred)])),
-        domain_accuracy=domain_acc,
-        ood_auroc=ood_auroc,
+        domain_accuracy=oi["domain_accuracy"],
+        ood_auroc=oi["ood_auroc"],
+        fpr95=oi["fpr95"],
+        oos_recall=oi["oos_recall"],
+        oos_precision=oi["oos_precision"],
+        in_scope_kept=oi["in_scope_kept"],
         generalist_share=n_sent / len(examples),
         abstention_precision=both / n_sent if n_sent else None,
         abstention_recall=both / n_oos if n_oos else None,
@@ -259,4 +326,5 @@ def evaluate_router(
         coverage_risk=coverage_risk_curve(cov_conf, correct),
         routellm=routellm,
         errors=errors,
+        accuracy_vs_oos_recall=oi["accuracy_vs_oos_recall"],
     )

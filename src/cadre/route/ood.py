@@ -1,8 +1,14 @@
 """The out-of-domain gate: a score of how in-domain a request is, a conformal p-value, and a threshold.
 
-The score is the similarity to the nearest training examples of the closest route (a kNN OOD detector, Sun et
-al. 2022, "Out-of-Distribution Detection with Deep Nearest Neighbors"); when the user supplies out-of-scope
-examples, a logistic regression also weighs the route probability and the similarity to those examples.
+Three in-domain scores are computed: the similarity to the nearest training examples of the closest route (a
+kNN OOD detector, Sun et al. 2022, "Out-of-Distribution Detection with Deep Nearest Neighbors"); minus the
+smallest Mahalanobis distance to a route mean under one shared covariance (Lee et al. 2018, "A Simple Unified
+Framework for Detecting Out-of-Distribution Samples and Adversarial Attacks"; the covariance is Ledoit-Wolf
+shrunk, Ledoit & Wolf 2004, because routes have few examples per dimension); and the head's energy,
+``logsumexp`` of its logits (Liu et al. 2020, "Energy-based Out-of-distribution Detection"). Without
+out-of-scope examples, the gate uses the one that best separates a route held out of training, as if it were
+out of scope, from the other routes' held-out examples (``select_score``); with out-of-scope examples, a
+logistic regression weighs them all, the route probability and the similarity to those examples.
 The threshold is set without any out-of-scope data: the conformal p-value of a request's score against
 held-out in-domain scores (Bates et al. 2023, "Testing for outliers with conformal p-values") is at most
 ``alpha`` for at most an ``alpha`` share of in-domain requests, so ``p <= alpha`` -> generalist caps the share
@@ -20,9 +26,35 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["FEATURES", "OODGate", "conformal_p_values", "fit_gate", "route_similarity"]
+__all__ = [
+    "FEATURES",
+    "SCORES",
+    "Mahalanobis",
+    "OODGate",
+    "conformal_p_values",
+    "fit_gate",
+    "route_similarity",
+    "route_similarity_matrix",
+    "select_score",
+]
 
-FEATURES = ("knn_similarity", "route_probability", "out_of_scope_similarity")
+FEATURES = ("knn_similarity", "route_probability", "out_of_scope_similarity", "mahalanobis", "energy")
+SCORES = {"knn": "knn_similarity", "mahalanobis": "mahalanobis", "energy": "energy"}
+"""The distance-based in-domain scores the gate can use alone (``RouterSpec.ood_score``), by feature name."""
+
+
+def route_similarity_matrix(
+    sims: NDArray[np.float32], labels: NDArray[np.int64], n_routes: int, k: int
+) -> NDArray[np.float64]:
+    """(n, n_routes): the mean similarity of each request to each route's ``k`` nearest examples (-1: none)."""
+    out = np.full((sims.shape[0], n_routes), -1.0, dtype=np.float64)
+    for r in range(n_routes):
+        cols = sims[:, labels == r]  # (n, N_r)
+        if cols.shape[1] == 0:
+            continue
+        kk = min(k, cols.shape[1])
+        out[:, r] = (-np.partition(-cols, kk - 1, axis=1)[:, :kk]).mean(axis=1)
+    return out
 
 
 def route_similarity(
@@ -34,15 +66,100 @@ def route_similarity(
         sims: (n, N) cosine similarities of n requests to N training examples.
         labels: (N,) route index of each training example.
     """
-    best = np.full(sims.shape[0], -1.0, dtype=np.float64)
+    out: NDArray[np.float64] = route_similarity_matrix(sims, labels, n_routes, k).max(axis=1)
+    return out
+
+
+class Mahalanobis:
+    """Route means and one shared (Ledoit-Wolf shrunk) precision matrix; score = -min over routes of the
+    squared Mahalanobis distance (Lee et al. 2018)."""
+
+    def __init__(self, means: NDArray[np.float64], precision: NDArray[np.float64]) -> None:
+        self.means = np.asarray(means, dtype=np.float64)
+        self.precision = np.asarray(precision, dtype=np.float64)
+        self._mpm = np.einsum("rd,de,re->r", self.means, self.precision, self.means)
+
+    @classmethod
+    def fit(cls, x: NDArray[np.float32], y: NDArray[np.int64], n_routes: int) -> Mahalanobis:
+        from sklearn.covariance import LedoitWolf
+
+        x64 = x.astype(np.float64)
+        means = np.zeros((n_routes, x.shape[1]), dtype=np.float64)
+        for r in range(n_routes):
+            rows = x64[y == r]
+            means[r] = rows.mean(axis=0) if len(rows) else np.inf  # an absent route is never nearest
+        present = np.isfinite(means[:, 0])
+        centred = x64 - np.where(present[y, None], means[y], 0.0)
+        precision = LedoitWolf(assume_centered=True).fit(centred).precision_
+        means[~present] = 1e6
+        return cls(means, precision)
+
+    def route_scores(self, x: NDArray[np.float32]) -> NDArray[np.float64]:
+        """(n, n_routes): minus the squared Mahalanobis distance of each request to each route mean."""
+        x64 = x.astype(np.float64)
+        xp = x64 @ self.precision
+        d2 = (xp * x64).sum(axis=1)[:, None] - 2.0 * xp @ self.means.T + self._mpm[None, :]
+        out: NDArray[np.float64] = -d2
+        return out
+
+    def score(self, x: NDArray[np.float32]) -> NDArray[np.float64]:
+        out: NDArray[np.float64] = self.route_scores(x).max(axis=1)
+        return out
+
+    def state(self) -> dict[str, NDArray[np.float64]]:
+        return {"maha.means": self.means, "maha.precision": self.precision}
+
+
+def energy(logits: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``logsumexp`` of each row of logits (the negative free energy, Liu et al. 2020): higher = more in-domain."""
+    m = logits.max(axis=1, keepdims=True)
+    out: NDArray[np.float64] = (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))[:, 0]
+    return out
+
+
+def select_score(
+    x: NDArray[np.float32],
+    y: NDArray[np.int64],
+    train: NDArray[np.bool_],
+    test: NDArray[np.bool_],
+    *,
+    n_routes: int,
+    k: int,
+    make_head: Any,
+) -> tuple[str, dict[str, float]]:
+    """Pick the in-domain score that best detects a route never seen, without out-of-scope data.
+
+    Each route in turn is removed from the ``train`` rows (the head refitted without it, the Mahalanobis means
+    and covariance recomputed); its ``test`` rows play "out of scope", the other routes' ``test`` rows
+    "in scope". The score's AUROC is averaged over routes (the open-intent protocol simulated on the user's
+    data). Ties go to the first of ``SCORES``.
+    """
+    from cadre.route.evaluation import auroc
+
+    aucs: dict[str, list[float]] = {name: [] for name in SCORES}
     for r in range(n_routes):
-        cols = sims[:, labels == r]  # (n, N_r)
-        if cols.shape[1] == 0:
+        keep = train & (y != r)
+        lab = y[test] != r
+        if not keep.any() or lab.all():
             continue
-        kk = min(k, cols.shape[1])
-        top = -np.partition(-cols, kk - 1, axis=1)[:, :kk]
-        best = np.maximum(best, top.mean(axis=1))
-    return best
+        compact = np.cumsum(np.bincount(y[keep], minlength=n_routes) > 0) - 1  # route -> index without r
+        yk = compact[y[keep]].astype(np.int64)
+        n_kept = int(yk.max()) + 1
+        xt = x[test]
+        head = make_head()
+        head.fit(x[keep], yk, n_kept)
+        scores = {
+            "knn": route_similarity(xt @ x[keep].T, yk, n_kept, k),
+            "mahalanobis": Mahalanobis.fit(x[keep], yk, n_kept).score(xt),
+            "energy": energy(head.logits(xt)),
+        }
+        for name, s in scores.items():
+            a = auroc(s, lab)
+            if a is not None:
+                aucs[name].append(a)
+    result = {name: float(np.mean(v)) if v else 0.5 for name, v in aucs.items()}
+    best = max(result, key=lambda n: (result[n], -list(SCORES).index(n)))
+    return best, result
 
 
 def conformal_p_values(calib_sorted: NDArray[np.float64], scores: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -61,17 +178,23 @@ class OODGate:
     k: int
     calib: NDArray[np.float64]  # sorted in-domain held-out scores
     calib_labels: NDArray[np.int64] | None = None  # route of each calibration score (same order as calib)
-    weights: list[float] | None = None  # logistic-regression weights over standardised FEATURES, or None
+    weights: list[float] | None = None  # logistic-regression weights over standardised ``features``, or None
     bias: float = 0.0
     mean: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
     scale: list[float] = field(default_factory=lambda: [1.0] * len(FEATURES))
+    features: list[str] = field(default_factory=lambda: [FEATURES[0]])  # the FEATURES the score uses
+
+    def _columns(self, feats: NDArray[np.float64]) -> NDArray[np.float64]:
+        out: NDArray[np.float64] = feats[:, [FEATURES.index(f) for f in self.features]].astype(np.float64)
+        return out
 
     def score(self, feats: NDArray[np.float64]) -> NDArray[np.float64]:
         """(n, len(FEATURES)) -> (n,) in-domain score, higher = more in-domain."""
+        cols = self._columns(feats)
         if self.weights is None:
-            out: NDArray[np.float64] = feats[:, 0].astype(np.float64)
+            out: NDArray[np.float64] = cols[:, 0]
             return out
-        z = (feats - np.asarray(self.mean)) / np.asarray(self.scale)
+        z = (cols - np.asarray(self.mean)) / np.asarray(self.scale)
         lin: NDArray[np.float64] = z @ np.asarray(self.weights) + self.bias
         return lin
 
@@ -107,7 +230,7 @@ class OODGate:
         return {
             "alpha": self.alpha,
             "k": self.k,
-            "features": list(FEATURES) if self.weights is not None else [FEATURES[0]],
+            "features": list(self.features),
             "weights": self.weights,
             "bias": self.bias,
             "mean": self.mean,
@@ -127,6 +250,7 @@ class OODGate:
             bias=float(params.get("bias", 0.0)),
             mean=list(params.get("mean", [0.0] * len(FEATURES))),
             scale=list(params.get("scale", [1.0] * len(FEATURES))),
+            features=list(params.get("features") or [FEATURES[0]]),
         )
 
 
@@ -137,16 +261,19 @@ def fit_gate(
     in_labels: NDArray[np.int64],
     alpha: float | None,
     k: int,
+    score: str = FEATURES[0],
     seed: int = 0,
 ) -> OODGate:
     """Fit the gate from held-out (out-of-fold) features of in-domain and, if any, out-of-scope examples.
 
-    ``in_labels`` is the predicted (out-of-fold) route of each in-domain example, for per-route p-values.
+    ``in_labels`` is the predicted (out-of-fold) route of each in-domain example, for per-route p-values;
+    ``score`` the feature used alone when there are no out-of-scope examples.
     """
-    gate = OODGate(alpha=alpha, k=k, calib=np.zeros(0))
+    gate = OODGate(alpha=alpha, k=k, calib=np.zeros(0), features=[score])
     if out_feats is not None and out_feats.shape[0] >= 2:
         from sklearn.linear_model import LogisticRegression
 
+        gate.features = list(FEATURES)
         allf = np.concatenate([in_feats, out_feats])
         mean = allf.mean(axis=0)
         scale = np.maximum(allf.std(axis=0), 1e-6)
@@ -166,4 +293,71 @@ def fit_gate(
         bias=gate.bias,
         mean=gate.mean,
         scale=gate.scale,
+        features=gate.features,
     )
+
+
+ALPHA_GRID = tuple(round(a, 3) for a in np.arange(0.005, 0.5001, 0.005))
+"""The gate thresholds (conformal ``alpha``) a threshold in the user's words chooses between."""
+
+
+def choose_alpha(
+    gate: OODGate,
+    in_feats: NDArray[np.float64],
+    out_feats: NDArray[np.float64] | None,
+    *,
+    in_pred: NDArray[np.int64],
+    in_correct: NDArray[np.bool_],
+    out_pred: NDArray[np.int64] | None,
+    min_in_scope_accuracy: float | None = None,
+    max_generalist_share: float | None = None,
+) -> tuple[float | None, dict[str, Any]]:
+    """The gate's ``alpha`` for a target in the user's words, chosen on held-out (out-of-fold) scores.
+
+    "keep in-scope accuracy >= X": the largest alpha (most requests to the generalist) whose held-out in-scope
+    accuracy (right specialist and not sent away) stays >= X. "send at most Y to the generalist": the largest
+    alpha whose held-out share of the labelled examples sent to the generalist stays <= Y. None = gate off
+    (only when that is what it takes to meet the target).
+
+    Raises:
+        DataError: the target cannot be met even with the gate off (in-scope accuracy above the head's).
+    """
+    from cadre.errors import DataError
+
+    n_in = len(in_feats)
+    n_out = 0 if out_feats is None else len(out_feats)
+    best: tuple[float | None, dict[str, Any]] | None = None
+    for a in ALPHA_GRID:
+        g = OODGate.from_params({**gate.params(), "alpha": a}, gate.calib, gate.calib_labels)
+        kept = ~g.is_out(g.p_values(g.score(in_feats), in_pred))
+        sent_out = 0
+        if out_feats is not None and out_pred is not None and n_out:
+            sent_out = int(g.is_out(g.p_values(g.score(out_feats), out_pred)).sum())
+        est: dict[str, Any] = {
+            "in_scope_accuracy": float((in_correct & kept).mean()),
+            "in_scope_kept": float(kept.mean()),
+            "generalist_share": float(((~kept).sum() + sent_out) / (n_in + n_out)),
+            "oos_recall": float(sent_out / n_out) if n_out else None,
+        }
+        ok = (
+            est["in_scope_accuracy"] >= min_in_scope_accuracy
+            if min_in_scope_accuracy is not None
+            else est["generalist_share"] <= (max_generalist_share or 0.0)
+        )
+        if not ok:
+            break
+        best = (float(a), est)
+    if best is not None:
+        return best
+    off: dict[str, Any] = {
+        "in_scope_accuracy": float(in_correct.mean()),
+        "in_scope_kept": 1.0,
+        "generalist_share": 0.0,
+        "oos_recall": 0.0 if n_out else None,
+    }
+    if min_in_scope_accuracy is not None and off["in_scope_accuracy"] < min_in_scope_accuracy:
+        raise DataError(
+            f"in-scope accuracy >= {min_in_scope_accuracy} cannot be kept: the router's held-out accuracy is "
+            f"{off['in_scope_accuracy']:.3f} even with the gate off; ask for at most that, or add examples"
+        )
+    return None, off
