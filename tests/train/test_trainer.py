@@ -11,7 +11,7 @@ from cadre.errors import ConfigError, NotFoundError
 from cadre.train import TrainConfig, train
 from cadre.train import data as D
 from cadre.train.loop_parts import LabelledTokenLoss, cpu_supports_bf16, lr_at
-from cadre.train.trainer import _plan_steps
+from cadre.train.budget import StepPlanner, steps_for_tokens
 
 from .conftest import write_jsonl
 
@@ -104,17 +104,61 @@ def test_lr_schedule() -> None:
 
 
 def test_step_planning_from_epochs_tokens_time_and_caps(tmp_path: Path) -> None:
-    train_set = [D.TokenizedExample([1] * 50, [1] * 50, f"m:{i}") for i in range(40)]  # 2000 tokens
+    lengths = [50] * 40  # 2000 tokens, 10 steps of 200 tokens per epoch
     base = {"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "batch_size": 4}
-    assert _plan_steps(TrainConfig.model_validate(base), train_set, None) == 30  # 3 default epochs x 10
-    assert _plan_steps(TrainConfig.model_validate({**base, "epochs": 0.5}), train_set, None) == 5
-    assert _plan_steps(TrainConfig.model_validate({**base, "budget": "1000 tokens"}), train_set, None) == 5
-    cfg = TrainConfig.model_validate({**base, "budget": "10s"})
-    assert _plan_steps(cfg, train_set, 0.01) == 5  # 10 s / (0.01 s/token x 200 tokens/step)
-    cfg = TrainConfig.model_validate({**base, "budget": "1M tokens", "max_steps": 7})
-    assert _plan_steps(cfg, train_set, None) == 7
-    cfg = TrainConfig.model_validate({**base, "budget": "1000 tokens", "epochs": 0.2})
-    assert _plan_steps(cfg, train_set, None) == 2  # the smaller limit wins
+
+    def plan(seconds_per_token: float | None = None, **kw) -> int:
+        cfg = TrainConfig.model_validate({**base, **kw})
+        return StepPlanner.for_run(cfg, lengths).initial(seconds_per_token)
+
+    assert plan() == 30  # 3 default epochs x 10
+    assert plan(epochs=0.5) == 5
+    assert plan(budget="1000 tokens") == 5
+    assert plan(0.01, budget="10s") == 5  # 10 s / (0.01 s/token x 200 tokens/step)
+    assert plan(budget="1M tokens", max_steps=7) == 7
+    assert plan(budget="1000 tokens", epochs=0.2) == 2  # the smaller limit wins
+
+
+def test_token_budget_is_exact_over_uneven_batches(tmp_path: Path) -> None:
+    lengths = [10 + (i * 37) % 90 for i in range(50)]
+    cfg = TrainConfig.model_validate(
+        {"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "batch_size": 8, "micro_batch_size": 4}
+    )
+    steps = steps_for_tokens(lengths, cfg, 3000)
+    seen, step, epoch = [], 0, 0
+    while step < steps:  # replay the loop's order: accumulation groups over epoch_batches
+        batches = D.epoch_batches(lengths, 4, 0, epoch)
+        for g in range(0, len(batches), 2):
+            seen.append(sum(lengths[i] for mb in batches[g : g + 2] for i in mb))
+            step += 1
+            if step == steps:
+                break
+        epoch += 1
+    assert sum(seen) >= 3000 > sum(seen[:-1])
+
+
+def test_time_budget_replans_from_measured_throughput(tmp_path: Path) -> None:
+    cfg = TrainConfig.model_validate({"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "budget": "60s"})
+    planner = StepPlanner.for_run(cfg, [100] * 80)  # 800 tokens per step
+    assert planner.initial(0.01 / 800) == 6000  # the calibration said 10 ms per step
+    for _ in range(5):
+        planner.observe(1.0, 800)  # the run says 1 s per step (the first two are warm-up)
+    assert planner.seconds_per_token == pytest.approx(1 / 800)
+    assert planner.replan(5, 6000, 5.0) == 60  # 55 s left at 1 s per step
+    assert planner.replan(59, 60, 59.4) == 60 and planner.replan(59, 60, 59.6) == 59
+    assert not planner.out_of_time(60.0) and planner.out_of_time(61.3)
+
+
+def test_time_budget_is_spent_within_ten_percent(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
+    # the calibration before training is unreliable on a busy machine; re-planning must still end on time
+    cfg = tiny_config(tiny_base, chat_data, tmp_path / "run", budget="12s", save_every=100, early_stopping_patience=None)
+    result = train(cfg, progress=False)
+    m = result.metrics
+    assert m["train_seconds"] == pytest.approx(12.0, rel=0.10), m["seconds"]
+    assert result.stopped == "completed" and m["steps"] == m["total_steps"]  # the schedule ran to its end
+    assert m["epochs"] > 1  # a time budget is not capped at the default epochs
+    assert {"prepare_data", "load_model", "calibrate", "evaluate", "train", "total"} <= set(m["seconds"])
+    assert m["seconds"]["total"] >= m["seconds"]["train"] + m["seconds"]["load_model"]
 
 
 def test_token_budget_run_and_early_stopping(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:

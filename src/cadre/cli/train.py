@@ -106,6 +106,16 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {format} to [bold]{path}[/] ({size / 1e6:.1f} MB)")
 
 
+def _time_line(m: dict[str, Any]) -> str:
+    """Where the time went: optimizer steps against the budget, then the other phases."""
+    secs = m.get("seconds") or {}
+    budget = f" of a {m['budget_seconds']:.0f} s budget" if m.get("budget_seconds") else ""
+    parts = [f"train {secs.get('train', m['train_seconds']):.0f} s{budget}"]
+    names = {"load_model": "load", "calibrate": "calibrate", "evaluate": "eval", "checkpoints": "checkpoints"}
+    parts += [f"{label} {secs[k]:.0f} s" for k, label in names.items() if k in secs]
+    return ", ".join(parts) + (f"; total {secs['total']:.0f} s" if "total" in secs else "")
+
+
 def _print_result(result: Any) -> None:
     from rich.table import Table
 
@@ -124,6 +134,7 @@ def _print_result(result: Any) -> None:
         ("best eval loss", f"{best['eval_loss']:.4f}" if best else "—"),
         ("throughput", f"{m['tokens_per_second']:.0f} tokens/s ({m['precision']}, {m['device']})"),
         ("peak RSS", f"{m['peak_rss_mb']:.0f} MB"),
+        ("time", _time_line(m)),
     ]
     for key in ("exact_match", "json_match"):
         if key in best:
