@@ -138,7 +138,9 @@ def test_token_budget_is_exact_over_uneven_batches(tmp_path: Path) -> None:
 
 
 def test_time_budget_replans_from_measured_throughput(tmp_path: Path) -> None:
-    cfg = TrainConfig.model_validate({"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "budget": "60s"})
+    cfg = TrainConfig.model_validate(
+        {"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "budget": "60s"}
+    )
     planner = StepPlanner.for_run(cfg, [100] * 80)  # 800 tokens per step
     assert planner.initial(0.01 / 800) == 6000  # the calibration said 10 ms per step
     for _ in range(5):
@@ -151,7 +153,9 @@ def test_time_budget_replans_from_measured_throughput(tmp_path: Path) -> None:
 
 def test_time_budget_is_spent_within_ten_percent(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
     # the calibration before training is unreliable on a busy machine; re-planning must still end on time
-    cfg = tiny_config(tiny_base, chat_data, tmp_path / "run", budget="12s", save_every=100, early_stopping_patience=None)
+    cfg = tiny_config(
+        tiny_base, chat_data, tmp_path / "run", budget="12s", save_every=100, early_stopping_patience=None
+    )
     result = train(cfg, progress=False)
     m = result.metrics
     assert m["train_seconds"] == pytest.approx(12.0, rel=0.10), m["seconds"]
@@ -199,3 +203,45 @@ def test_bad_inputs_fail_before_training(tiny_base: Path, chat_data: Path, tmp_p
 def test_bf16_detection_reads_cpuinfo() -> None:
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     assert cpu_supports_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
+def test_shared_prefix_gives_the_same_loss_and_gradients(tiny_base: Path, tokenizer) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from cadre.train.loop_parts import collate
+
+    torch.manual_seed(0)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tiny_base)),
+        LoraConfig(
+            r=4, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False
+        ),
+    )
+    system = "Classify the request as one of: billing, refund, login, shipping. Answer with the label only."
+    exs = [
+        D.ChatExample(
+            (
+                ("system", system),
+                ("user", f"ticket {i}: " + "word " * i),
+                ("assistant", ("billing", "login")[i % 2]),
+            ),
+            f"m:{i}",
+        )
+        for i in range(5)
+    ]
+    toks, _ = D.tokenize_examples(exs, tokenizer, max_length=256)
+    loss_fn = LabelledTokenLoss(model, bf16=False, device="cpu")
+    results = []
+    for share in (False, True):
+        model.zero_grad()
+        batch = collate(toks, tokenizer.pad_token_id, "cpu", share_prefix=share)
+        loss, n = loss_fn(batch)
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+        results.append((batch["prefix_len"], float(loss), n, grads))
+    (p0, loss0, n0, g0), (p1, loss1, n1, g1) = results
+    assert p0 == 0 and p1 > 20  # the template opening and the system prompt
+    assert n0 == n1 and loss1 == pytest.approx(loss0, rel=1e-5)
+    assert torch.allclose(g0, g1, atol=1e-5 * float(g0.abs().max()))

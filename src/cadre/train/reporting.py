@@ -9,7 +9,6 @@ from typing import Any
 __all__ = ["Reporter"]
 
 
-
 class Reporter:
     """Rich progress bar (loss, tokens/s, ETA) and one-line notes on stderr; silent when disabled."""
 

@@ -49,7 +49,7 @@ __all__ = ["TrainResult", "train"]
 
 EVALS_PER_RUN = 8
 # Config fields that may change between a run and its --resume without changing the result.
-_RESUME_MAY_CHANGE = {"threads", "budget", "max_steps", "epochs"}
+_RESUME_MAY_CHANGE = {"threads", "budget", "max_steps", "epochs", "share_prefix"}
 
 
 @dataclass
@@ -270,7 +270,9 @@ def _run(
         total_loss, n_tok = 0.0, 0
         with torch.no_grad():
             for b in range(0, len(prep.evals), config.micro_batch):
-                batch = collate(prep.evals[b : b + config.micro_batch], pad_id, device)
+                batch = collate(
+                    prep.evals[b : b + config.micro_batch], pad_id, device, share_prefix=config.share_prefix
+                )
                 loss, n = loss_fn(batch)
                 total_loss += float(loss)
                 n_tok += n
@@ -305,7 +307,7 @@ def _run(
                 n_label = sum(sum(x != D.IGNORE_INDEX for x in e.labels[1:]) for mb in examples for e in mb)
                 step_loss, step_tokens = 0.0, 0
                 for mb in examples:
-                    batch = collate(mb, pad_id, device)
+                    batch = collate(mb, pad_id, device, share_prefix=config.share_prefix)
                     loss, _ = loss_fn(batch)
                     (loss / max(1, n_label)).backward()
                     step_loss += float(loss.detach())
@@ -391,7 +393,7 @@ def _calibrate(
     timing = []
     model.train()
     for mb in batches:
-        batch = collate([train[i] for i in mb], pad_id, device)
+        batch = collate([train[i] for i in mb], pad_id, device, share_prefix=config.share_prefix)
         t0 = time.perf_counter()
         loss, n = loss_fn(batch)
         (loss / max(1, n)).backward()
