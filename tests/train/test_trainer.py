@@ -142,9 +142,13 @@ def test_time_budget_replans_from_measured_throughput(tmp_path: Path) -> None:
         {"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "budget": "60s"}
     )
     planner = StepPlanner.for_run(cfg, [100] * 80)  # 800 tokens per step
-    assert planner.initial(0.01 / 800) == 6000  # the calibration said 10 ms per step
-    for _ in range(5):
-        planner.observe(1.0, 800)  # the run says 1 s per step (the first two are warm-up)
+    assert planner.initial(0.01 / 800) == 6000  # a guess of 10 ms per step
+    assert planner.initial() == 15  # the nominal 200 tokens/s
+    planner.observe(9.0, 800)  # warm-up steps are slow, and used until a steady step is measured
+    assert planner.seconds_per_token == pytest.approx(9 / 800)
+    planner.observe(3.0, 800)
+    for _ in range(3):
+        planner.observe(1.0, 800)  # then the run runs at 1 s per step
     assert planner.seconds_per_token == pytest.approx(1 / 800)
     assert planner.replan(5, 6000, 5.0) == 60  # 55 s left at 1 s per step
     assert planner.replan(59, 60, 59.4) == 60 and planner.replan(59, 60, 59.6) == 59
@@ -152,7 +156,7 @@ def test_time_budget_replans_from_measured_throughput(tmp_path: Path) -> None:
 
 
 def test_time_budget_is_spent_within_ten_percent(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
-    # the calibration before training is unreliable on a busy machine; re-planning must still end on time
+    # the first plan assumes 200 tokens/s, far from this tiny model's speed: re-planning must still end on time
     cfg = tiny_config(
         tiny_base, chat_data, tmp_path / "run", budget="12s", save_every=100, early_stopping_patience=None
     )
@@ -161,7 +165,7 @@ def test_time_budget_is_spent_within_ten_percent(tiny_base: Path, chat_data: Pat
     assert m["train_seconds"] == pytest.approx(12.0, rel=0.10), m["seconds"]
     assert result.stopped == "completed" and m["steps"] == m["total_steps"]  # the schedule ran to its end
     assert m["epochs"] > 1  # a time budget is not capped at the default epochs
-    assert {"prepare_data", "load_model", "calibrate", "evaluate", "train", "total"} <= set(m["seconds"])
+    assert {"prepare_data", "load_model", "evaluate", "train", "total"} <= set(m["seconds"])
     assert m["seconds"]["total"] >= m["seconds"]["train"] + m["seconds"]["load_model"]
 
 

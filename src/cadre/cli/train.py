@@ -111,7 +111,7 @@ def _time_line(m: dict[str, Any]) -> str:
     secs = m.get("seconds") or {}
     budget = f" of a {m['budget_seconds']:.0f} s budget" if m.get("budget_seconds") else ""
     parts = [f"train {secs.get('train', m['train_seconds']):.0f} s{budget}"]
-    names = {"load_model": "load", "calibrate": "calibrate", "evaluate": "eval", "checkpoints": "checkpoints"}
+    names = {"load_model": "load", "evaluate": "eval", "checkpoints": "checkpoints"}
     parts += [f"{label} {secs[k]:.0f} s" for k, label in names.items() if k in secs]
     return ", ".join(parts) + (f"; total {secs['total']:.0f} s" if "total" in secs else "")
 

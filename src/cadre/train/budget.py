@@ -4,10 +4,10 @@
 - A **token** budget is exact: the plan walks the run's own batch order (the same ``(seed, epoch)`` order the
   loop uses) and counts the steps until the non-padding tokens seen reach the budget.
 - A **time** budget counts optimizer time only (forward, backward, step); loading the model, evaluations and
-  checkpoints are timed apart and reported. The first plan comes from a short calibration; once a few steps
-  have run (the first ones pay one-off allocation costs), the plan is redone after every step from the
-  measured seconds per token of recent steps and the time left, so the learning-rate schedule ends where the
-  budget ends.
+  checkpoints are timed apart and reported. The first plan assumes a nominal throughput; from the first step
+  on, the plan is redone after every step from the measured seconds per token and the time left — over the
+  recent steps once the first ones, which pay one-off allocation and kernel-selection costs, are past — so
+  the learning-rate schedule ends where the budget ends.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = ["DEFAULT_EPOCHS", "StepPlanner", "steps_for_tokens"]
 DEFAULT_EPOCHS = 3.0
 WARMUP_STEPS = 2  # steps of each process not used to measure throughput
 WINDOW = 32  # recent steps the throughput estimate is taken over
+NOMINAL_TOKENS_PER_SECOND = 200.0  # the first plan's guess (SmolLM2-135M, 2 Zen 4 cores: docs/train.md)
 
 
 def steps_for_tokens(lengths: Sequence[int], config: TrainConfig, tokens: int) -> int:
@@ -52,6 +53,7 @@ class StepPlanner:
     seconds: float | None = None  # the time budget
     _recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=WINDOW))
     _seen_here: int = 0
+    _first: tuple[float, int] = (0.0, 0)  # the warm-up steps, used until a steady one is measured
 
     @classmethod
     def for_run(cls, config: TrainConfig, lengths: list[int]) -> StepPlanner:
@@ -72,11 +74,12 @@ class StepPlanner:
         per_epoch = D.steps_per_epoch(len(self.lengths), self.config.micro_batch, self.config.accumulation)
         return sum(self.lengths) / per_epoch
 
-    def initial(self, seconds_per_token: float | None) -> int:
-        """The first plan; ``seconds_per_token`` from a calibration (needed for a time budget)."""
+    def initial(self, seconds_per_token: float | None = None) -> int:
+        """The first plan; a time budget assumes ``seconds_per_token`` (default: a nominal throughput)."""
         limits = [self.fixed_limit] if self.fixed_limit is not None else []
-        if self.seconds is not None and seconds_per_token:
-            limits.append(int(self.seconds / (seconds_per_token * self.tokens_per_step)))
+        if self.seconds is not None:
+            per_token = seconds_per_token or 1.0 / NOMINAL_TOKENS_PER_SECOND
+            limits.append(int(self.seconds / (per_token * self.tokens_per_step)))
         return max(1, min(limits)) if limits else 1
 
     def observe(self, seconds: float, tokens: int) -> None:
@@ -84,12 +87,14 @@ class StepPlanner:
         self._seen_here += 1
         if self._seen_here > WARMUP_STEPS:
             self._recent.append((seconds, tokens))
+        else:
+            self._first = (self._first[0] + seconds, self._first[1] + tokens)
 
     @property
     def seconds_per_token(self) -> float | None:
-        """Measured after warm-up over the last steps; None until then."""
+        """Measured over the last steps after warm-up (until then over the warm-up steps); None before any."""
         if not self._recent:
-            return None
+            return self._first[0] / self._first[1] if self._first[1] else None
         return sum(s for s, _ in self._recent) / max(1, sum(t for _, t in self._recent))
 
     def replan(self, step: int, total: int, train_seconds: float) -> int:

@@ -228,16 +228,11 @@ def _run(
         resumed_from = int(state["step"])
         reporter.note(f"resuming from {ckpt.name} (step {resumed_from} of {state['total_steps']})")
     else:
-        seconds_per_token = None
-        if planner.seconds is not None:
-            clock = time.perf_counter()
-            seconds_per_token = _calibrate(model, loss_fn, prep.train, lengths, config, pad_id, device)
-            prep.timing["calibrate"] = time.perf_counter() - clock
         state = {
             "step": 0,
             "epoch": 0,
             "micro": 0,
-            "total_steps": planner.initial(seconds_per_token),
+            "total_steps": planner.initial(),
             "tokens_seen": 0,
             "train_seconds": 0.0,
             "best_score": None,
@@ -371,36 +366,6 @@ def _run(
         sum(t for _, t in steady) / max(1e-9, sum(s for s, _ in steady)) if steady else None
     )
     return _finish(config, out, model, prep, info, state, resumed_from, bf16, device)
-
-
-def _calibrate(
-    model: Any,
-    loss_fn: LabelledTokenLoss,
-    train: Sequence[D.TokenizedExample],
-    lengths: list[int],
-    config: TrainConfig,
-    pad_id: int,
-    device: str,
-) -> float:
-    """Seconds per training token, timed on two forward+backward passes that leave no trace.
-
-    The gradients are discarded and the RNG state restored, so the run is the same as without calibration.
-    """
-    import torch
-
-    rng = torch.get_rng_state()
-    batches = D.epoch_batches(lengths, config.micro_batch, config.seed, 0)[:2]
-    timing = []
-    model.train()
-    for mb in batches:
-        batch = collate([train[i] for i in mb], pad_id, device, share_prefix=config.share_prefix)
-        t0 = time.perf_counter()
-        loss, n = loss_fn(batch)
-        (loss / max(1, n)).backward()
-        timing.append((time.perf_counter() - t0) / max(1, int(batch["attention_mask"].sum())))
-    model.zero_grad(set_to_none=True)
-    torch.set_rng_state(rng)
-    return timing[-1]
 
 
 def _finish(
