@@ -385,6 +385,8 @@ class LlamaCppBackend:
     ) -> Iterator[StreamChunk]:
         self._check_open()
         tokens = fit_prompt(tokens, params, self.n_ctx)
+        if params.grammar is not None:  # reject a bad grammar in the caller's thread, not the engine's
+            self._lib.llama_sampler_free(self._grammar_sampler(params.grammar))
         seq = _Seq(tokens=tokens, params=params, adapter=self._adapter(adapter_name))
         seq.reserve = min(len(tokens) + params.max_tokens, self.n_ctx)
         seq.stop = StopMatcher(params.stop)
@@ -517,9 +519,24 @@ class LlamaCppBackend:
         seq.out.put(StreamChunk(text=tail, finish_reason=reason, usage=usage))
         seq.out.put(_DONE)
 
+    def _grammar_sampler(self, grammar: str) -> Any:
+        """A grammar sampler for GBNF text (root rule ``root``).
+
+        Raises:
+            ConfigError: llama.cpp cannot parse the grammar.
+        """
+        sampler = self._lib.llama_sampler_init_grammar(self._vocab, grammar.encode("utf-8"), b"root")
+        if not sampler:
+            raise ConfigError(
+                "the grammar is not valid GBNF (llama.cpp could not parse it; root rule: `root`)"
+            )
+        return sampler
+
     def _make_sampler(self, params: SamplingParams) -> Any:
         lib = self._lib
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if params.grammar is not None:  # first: the samplers after it only see tokens the grammar allows
+            lib.llama_sampler_chain_add(chain, self._grammar_sampler(params.grammar))
         if params.temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
             return chain

@@ -43,6 +43,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     truncate: bool = False  # drop the oldest prompt tokens when the prompt does not fit (else an error)
+    grammar: str | None = None  # GBNF text the output must match (llama.cpp backend; others ignore it)
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
