@@ -10,8 +10,8 @@ import pytest
 from cadre.errors import ConfigError, NotFoundError
 from cadre.train import TrainConfig, train
 from cadre.train import data as D
-from cadre.train.loop_parts import LabelledTokenLoss, cpu_supports_bf16, lr_at
 from cadre.train.budget import StepPlanner, steps_for_tokens
+from cadre.train.loop_parts import LabelledTokenLoss, cpu_supports_bf16, lr_at
 
 from .conftest import write_jsonl
 

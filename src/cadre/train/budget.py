@@ -102,7 +102,7 @@ class StepPlanner:
         if self.seconds is None or self.seconds_per_token is None:
             return total
         left = max(0.0, self.seconds - train_seconds)
-        planned = step + int(round(left / (self.seconds_per_token * self.tokens_per_step)))
+        planned = step + round(left / (self.seconds_per_token * self.tokens_per_step))
         if self.fixed_limit is not None:
             planned = min(planned, self.fixed_limit)
         return max(step, planned, 1)

@@ -18,10 +18,10 @@ __all__ = [
     "collate",
     "cpu_supports_bf16",
     "generate_answers",
-    "shared_prefix",
     "lr_at",
     "pick_bf16",
     "pick_device",
+    "shared_prefix",
 ]
 
 

@@ -14,7 +14,6 @@ import resource
 import shutil
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ import yaml
 from cadre.errors import ConfigError, DataError
 from cadre.train import data as D
 from cadre.train.answer_match import score
-from cadre.train.budget import StepPlanner
 from cadre.train.base import BaseInfo, BaseRef, describe_base, load_base_model, load_tokenizer, resolve_base
+from cadre.train.budget import StepPlanner
 from cadre.train.card import render_model_card
 from cadre.train.checkpoint import (
     atomic_dir,
@@ -35,7 +34,6 @@ from cadre.train.checkpoint import (
     save_checkpoint,
 )
 from cadre.train.config import TrainConfig
-from cadre.train.reporting import Reporter
 from cadre.train.loop_parts import (
     LabelledTokenLoss,
     collate,
@@ -44,6 +42,7 @@ from cadre.train.loop_parts import (
     pick_bf16,
     pick_device,
 )
+from cadre.train.reporting import Reporter
 
 __all__ = ["TrainResult", "train"]
 
