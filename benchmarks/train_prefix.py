@@ -47,14 +47,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows, _ = hwu64_task(args.hwu64, 0, 10, 60, 0)
     cfg = TrainConfig.model_validate({"data": "unused.jsonl", "out": "unused"})
-    chats = [D.ChatExample(tuple((m["role"], m["content"]) for m in r["messages"]), f"row {i}") for i, r in enumerate(rows)]
+    chats = [
+        D.ChatExample(tuple((m["role"], m["content"]) for m in r["messages"]), f"row {i}")
+        for i, r in enumerate(rows)
+    ]
     ref = resolve_base(cfg.base)
     tok = load_tokenizer(ref)
     examples, _ = D.tokenize_examples(chats, tok, max_length=cfg.max_length)
     lora = cfg.lora
     model = get_peft_model(
         load_base_model(ref),
-        LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules),
+        LoraConfig(
+            r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules
+        ),
     )
     model.train()
     bf16 = pick_bf16(cfg, "cpu")

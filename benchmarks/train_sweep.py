@@ -127,7 +127,13 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], help="field=value,... (repeatable)")
     ap.add_argument("--seed", type=int, default=0, help="picks the intents and the examples")
     ap.add_argument("--test", type=int, default=200, help="test items (a seeded sample of the real split)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="training threads")
+    ap.add_argument(
+        "--eval-threads",
+        type=int,
+        default=1,
+        help="llama.cpp threads (1: its spinning threads suffer most on a shared machine)",
+    )
     ap.add_argument("--base-only", action="store_true", help="also measure the untouched base")
     ap.add_argument("--results", type=Path, default=Path("train_sweep.jsonl"))
     args = ap.parse_args()
@@ -138,7 +144,7 @@ def main() -> None:
         data = Path(tmp) / "train.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in train), encoding="utf-8")
         if args.base_only:
-            acc, secs = llama_accuracy(None, test, args.threads)
+            acc, secs = llama_accuracy(None, test, args.eval_threads)
             rows.append({"variant": "untouched base", "accuracy": acc, "eval_seconds": round(secs, 1)})
             print(json.dumps(rows[-1]), flush=True)
         for i, variant in enumerate(args.variant or [""]):
@@ -152,7 +158,7 @@ def main() -> None:
             t0 = time.perf_counter()
             exported = cadre("export", str(out), "--format", "gguf-adapter", "--json")
             export_seconds = time.perf_counter() - t0
-            acc, eval_seconds = llama_accuracy(Path(exported["path"]), test, args.threads)
+            acc, eval_seconds = llama_accuracy(Path(exported["path"]), test, args.eval_threads)
             row = {
                 "variant": variant or "defaults",
                 "budget": args.budget,
