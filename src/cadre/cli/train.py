@@ -94,16 +94,20 @@ def register(app: typer.Typer) -> None:
         """Export a trained adapter: llama.cpp LoRA GGUF, merged GGUF, or a clean PEFT copy."""
         from cadre.train import export_adapter
 
+        import time
+
+        started = time.perf_counter()
         path = export_adapter(directory, format, quant=quant, out=out)
+        seconds = round(time.perf_counter() - started, 2)
         size = (
             sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             if path.is_dir()
             else path.stat().st_size
         )
         if json_out:
-            print_json({"path": path, "format": format, "bytes": size})
+            print_json({"path": path, "format": format, "bytes": size, "seconds": seconds})
         else:
-            console.print(f"wrote {format} to [bold]{path}[/] ({size / 1e6:.1f} MB)")
+            console.print(f"wrote {format} to [bold]{path}[/] ({size / 1e6:.1f} MB) in {seconds:.1f} s")
 
 
 def _time_line(m: dict[str, Any]) -> str:
