@@ -165,6 +165,7 @@ def test_time_budget_is_spent_within_ten_percent(tiny_base: Path, chat_data: Pat
     assert m["train_seconds"] == pytest.approx(12.0, rel=0.10), m["seconds"]
     assert result.stopped == "completed" and m["steps"] == m["total_steps"]  # the schedule ran to its end
     assert m["epochs"] > 1  # a time budget is not capped at the default epochs
+    assert m["shared_prefix_share"] > 0.3 and 0 <= m["padding_share"] < 0.3  # the template's system prompt
     assert {"prepare_data", "load_model", "evaluate", "train", "total"} <= set(m["seconds"])
     assert m["seconds"]["total"] >= m["seconds"]["train"] + m["seconds"]["load_model"]
 

@@ -299,13 +299,15 @@ def _run(
                     g["lr"] = lr
                 examples = [[prep.train[i] for i in mb] for mb in group]
                 n_label = sum(sum(x != D.IGNORE_INDEX for x in e.labels[1:]) for mb in examples for e in mb)
-                step_loss, step_tokens = 0.0, 0
+                step_loss, step_tokens, step_slots, step_shared = 0.0, 0, 0, 0
                 for mb in examples:
                     batch = collate(mb, pad_id, device, share_prefix=config.share_prefix)
                     loss, _ = loss_fn(batch)
                     (loss / max(1, n_label)).backward()
                     step_loss += float(loss.detach())
                     step_tokens += int(batch["attention_mask"].sum())
+                    step_slots += int(batch["attention_mask"].numel())
+                    step_shared += int(batch["prefix_len"]) * (len(mb) - 1)
                 if config.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 optimizer.step()
@@ -317,6 +319,8 @@ def _run(
                     state["epoch"] += 1
                     state["micro"] = 0
                 state["tokens_seen"] += step_tokens
+                state["padded_slots"] = state.get("padded_slots", 0) + step_slots - step_tokens
+                state["shared_tokens"] = state.get("shared_tokens", 0) + step_shared
                 state["train_seconds"] += dt
                 run_log.append((dt, step_tokens))
                 planner.observe(dt, step_tokens)
@@ -413,6 +417,11 @@ def _finish(
         "truncated": prep.truncation.truncated,
         "dropped": prep.truncation.dropped,
         "tokens_seen": state["tokens_seen"],
+        # share of the batches' token slots that were padding, and of the tokens seen that a shared prefix
+        # pass computed once for the micro-batch instead of once per row
+        "padding_share": state.get("padded_slots", 0)
+        / max(1, state["tokens_seen"] + state.get("padded_slots", 0)),
+        "shared_prefix_share": state.get("shared_tokens", 0) / max(1, state["tokens_seen"]),
         "train_seconds": round(state["train_seconds"], 2),
         "budget_seconds": budget.seconds if budget is not None else None,
         "budget_tokens": budget.tokens if budget is not None else None,
