@@ -47,6 +47,7 @@ from cadre.train.reporting import Reporter
 __all__ = ["TrainResult", "train"]
 
 EVALS_PER_RUN = 8
+EVAL_TIME_RATIO = 8.0  # under a time budget: optimizer seconds between evaluations >= 8 x the last one's
 # Config fields that may change between a run and its --resume without changing the result.
 _RESUME_MAY_CHANGE = {"threads", "budget", "max_steps", "epochs", "share_prefix"}
 
@@ -336,8 +337,16 @@ def _run(
 
                 eval_every = config.eval_every or max(1, total // EVALS_PER_RUN)
                 last_eval = state["history"][-1]["step"] if state["history"] else 0
-                if have_eval and (state["step"] - last_eval >= eval_every or state["step"] >= total):
+                due = state["step"] - last_eval >= eval_every
+                if due and planner.seconds is not None and config.eval_every is None:
+                    # under a time budget, evaluations may add at most ~1/EVAL_TIME_RATIO to the wall time
+                    since = state["train_seconds"] - state.get("train_seconds_at_eval", 0.0)
+                    due = since >= EVAL_TIME_RATIO * state.get("last_eval_seconds", 0.0)
+                if have_eval and (due or state["step"] >= total):
+                    clock = time.perf_counter()
                     record = evaluate()
+                    state["last_eval_seconds"] = time.perf_counter() - clock
+                    state["train_seconds_at_eval"] = state["train_seconds"]
                     record["train_loss"] = sum(recent) / len(recent)
                     state["history"].append(record)
                     value = record[config.metric] if config.metric else -record["eval_loss"]
