@@ -92,9 +92,9 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Export a trained adapter: llama.cpp LoRA GGUF, merged GGUF, or a clean PEFT copy."""
-        from cadre.train import export_adapter
-
         import time
+
+        from cadre.train import export_adapter
 
         started = time.perf_counter()
         path = export_adapter(directory, format, quant=quant, out=out)
