@@ -143,3 +143,12 @@ def test_prompt_builder_nearest_neighbour_uses_embeddings(intents_task: Path) ->
     # "Cancel my purchase of the chair" is closest to the other cancellation request
     assert [e.id for e in builder.exemplars(items[5])] == ["a2"]
     assert [e.id for e in builder.exemplars(items[6])] == ["a3"]  # money back ~ refund
+
+
+def test_label_tasks_decode_under_a_label_grammar() -> None:
+    from cadre.evaluate.task import GenerationSpec
+
+    params = GenerationSpec().params(labels=["billing", "refund"])
+    assert params.grammar == 'root ::= "billing" | "refund"\n'
+    assert GenerationSpec().params().grammar is None  # not a classification: free generation
+    assert GenerationSpec(constrain="off").params(labels=["billing", "refund"]).grammar is None

@@ -31,12 +31,14 @@ def test_train_then_export_json(tiny_base: Path, chat_data: Path, tmp_path: Path
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert payload["steps"] == 2 and payload["adapter_dir"] == str(out)
+    assert payload["seconds"]["train"] > 0 and payload["seconds"]["load_model"] > 0  # where the time went
     assert json.loads((out / "train_config.json").read_text())["lora"]["rank"] == 4
 
     res = runner.invoke(app, ["export", str(out), "--format", "gguf-adapter", "--quant", "F16", "--json"])
     assert res.exit_code == 0, res.output
     exported = json.loads(res.stdout)
     assert exported["path"] == str(out / "adapter-f16.gguf") and exported["bytes"] > 0
+    assert exported["seconds"] >= 0
 
 
 def test_malformed_line_is_one_error_line_before_any_training(tmp_path: Path) -> None:

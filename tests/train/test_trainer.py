@@ -10,8 +10,8 @@ import pytest
 from cadre.errors import ConfigError, NotFoundError
 from cadre.train import TrainConfig, train
 from cadre.train import data as D
+from cadre.train.budget import StepPlanner, steps_for_tokens
 from cadre.train.loop_parts import LabelledTokenLoss, cpu_supports_bf16, lr_at
-from cadre.train.trainer import _plan_steps
 
 from .conftest import write_jsonl
 
@@ -104,17 +104,70 @@ def test_lr_schedule() -> None:
 
 
 def test_step_planning_from_epochs_tokens_time_and_caps(tmp_path: Path) -> None:
-    train_set = [D.TokenizedExample([1] * 50, [1] * 50, f"m:{i}") for i in range(40)]  # 2000 tokens
+    lengths = [50] * 40  # 2000 tokens, 10 steps of 200 tokens per epoch
     base = {"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "batch_size": 4}
-    assert _plan_steps(TrainConfig.model_validate(base), train_set, None) == 30  # 3 default epochs x 10
-    assert _plan_steps(TrainConfig.model_validate({**base, "epochs": 0.5}), train_set, None) == 5
-    assert _plan_steps(TrainConfig.model_validate({**base, "budget": "1000 tokens"}), train_set, None) == 5
-    cfg = TrainConfig.model_validate({**base, "budget": "10s"})
-    assert _plan_steps(cfg, train_set, 0.01) == 5  # 10 s / (0.01 s/token x 200 tokens/step)
-    cfg = TrainConfig.model_validate({**base, "budget": "1M tokens", "max_steps": 7})
-    assert _plan_steps(cfg, train_set, None) == 7
-    cfg = TrainConfig.model_validate({**base, "budget": "1000 tokens", "epochs": 0.2})
-    assert _plan_steps(cfg, train_set, None) == 2  # the smaller limit wins
+
+    def plan(seconds_per_token: float | None = None, **kw) -> int:
+        cfg = TrainConfig.model_validate({**base, **kw})
+        return StepPlanner.for_run(cfg, lengths).initial(seconds_per_token)
+
+    assert plan() == 30  # 3 default epochs x 10
+    assert plan(epochs=0.5) == 5
+    assert plan(budget="1000 tokens") == 5
+    assert plan(0.01, budget="10s") == 5  # 10 s / (0.01 s/token x 200 tokens/step)
+    assert plan(budget="1M tokens", max_steps=7) == 7
+    assert plan(budget="1000 tokens", epochs=0.2) == 2  # the smaller limit wins
+
+
+def test_token_budget_is_exact_over_uneven_batches(tmp_path: Path) -> None:
+    lengths = [10 + (i * 37) % 90 for i in range(50)]
+    cfg = TrainConfig.model_validate(
+        {"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "batch_size": 8, "micro_batch_size": 4}
+    )
+    steps = steps_for_tokens(lengths, cfg, 3000)
+    seen, step, epoch = [], 0, 0
+    while step < steps:  # replay the loop's order: accumulation groups over epoch_batches
+        batches = D.epoch_batches(lengths, 4, 0, epoch)
+        for g in range(0, len(batches), 2):
+            seen.append(sum(lengths[i] for mb in batches[g : g + 2] for i in mb))
+            step += 1
+            if step == steps:
+                break
+        epoch += 1
+    assert sum(seen) >= 3000 > sum(seen[:-1])
+
+
+def test_time_budget_replans_from_measured_throughput(tmp_path: Path) -> None:
+    cfg = TrainConfig.model_validate(
+        {"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "budget": "60s"}
+    )
+    planner = StepPlanner.for_run(cfg, [100] * 80)  # 800 tokens per step
+    assert planner.initial(0.01 / 800) == 6000  # a guess of 10 ms per step
+    assert planner.initial() == 15  # the nominal 200 tokens/s
+    planner.observe(9.0, 800)  # warm-up steps are slow, and used until a steady step is measured
+    assert planner.seconds_per_token == pytest.approx(9 / 800)
+    planner.observe(3.0, 800)
+    for _ in range(3):
+        planner.observe(1.0, 800)  # then the run runs at 1 s per step
+    assert planner.seconds_per_token == pytest.approx(1 / 800)
+    assert planner.replan(5, 6000, 5.0) == 60  # 55 s left at 1 s per step
+    assert planner.replan(59, 60, 59.4) == 60 and planner.replan(59, 60, 59.6) == 59
+    assert not planner.out_of_time(60.0) and planner.out_of_time(61.3)
+
+
+def test_time_budget_is_spent_within_ten_percent(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
+    # the first plan assumes 200 tokens/s, far from this tiny model's speed: re-planning must still end on time
+    cfg = tiny_config(
+        tiny_base, chat_data, tmp_path / "run", budget="12s", save_every=100, early_stopping_patience=None
+    )
+    result = train(cfg, progress=False)
+    m = result.metrics
+    assert m["train_seconds"] == pytest.approx(12.0, rel=0.10), m["seconds"]
+    assert result.stopped == "completed" and m["steps"] == m["total_steps"]  # the schedule ran to its end
+    assert m["epochs"] > 1  # a time budget is not capped at the default epochs
+    assert m["shared_prefix_share"] > 0.3 and 0 <= m["padding_share"] < 0.3  # the template's system prompt
+    assert {"prepare_data", "load_model", "evaluate", "train", "total"} <= set(m["seconds"])
+    assert m["seconds"]["total"] >= m["seconds"]["train"] + m["seconds"]["load_model"]
 
 
 def test_token_budget_run_and_early_stopping(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
@@ -155,3 +208,45 @@ def test_bad_inputs_fail_before_training(tiny_base: Path, chat_data: Path, tmp_p
 def test_bf16_detection_reads_cpuinfo() -> None:
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     assert cpu_supports_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
+def test_shared_prefix_gives_the_same_loss_and_gradients(tiny_base: Path, tokenizer) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from cadre.train.loop_parts import collate
+
+    torch.manual_seed(0)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tiny_base)),
+        LoraConfig(
+            r=4, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False
+        ),
+    )
+    system = "Classify the request as one of: billing, refund, login, shipping. Answer with the label only."
+    exs = [
+        D.ChatExample(
+            (
+                ("system", system),
+                ("user", f"ticket {i}: " + "word " * i),
+                ("assistant", ("billing", "login")[i % 2]),
+            ),
+            f"m:{i}",
+        )
+        for i in range(5)
+    ]
+    toks, _ = D.tokenize_examples(exs, tokenizer, max_length=256)
+    loss_fn = LabelledTokenLoss(model, bf16=False, device="cpu")
+    results = []
+    for share in (False, True):
+        model.zero_grad()
+        batch = collate(toks, tokenizer.pad_token_id, "cpu", share_prefix=share)
+        loss, n = loss_fn(batch)
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+        results.append((batch["prefix_len"], float(loss), n, grads))
+    (p0, loss0, n0, g0), (p1, loss1, n1, g1) = results
+    assert p0 == 0 and p1 > 20  # the template opening and the system prompt
+    assert n0 == n1 and loss1 == pytest.approx(loss0, rel=1e-5)
+    assert torch.allclose(g0, g1, atol=1e-5 * float(g0.abs().max()))

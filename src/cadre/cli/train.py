@@ -92,18 +92,32 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Export a trained adapter: llama.cpp LoRA GGUF, merged GGUF, or a clean PEFT copy."""
+        import time
+
         from cadre.train import export_adapter
 
+        started = time.perf_counter()
         path = export_adapter(directory, format, quant=quant, out=out)
+        seconds = round(time.perf_counter() - started, 2)
         size = (
             sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             if path.is_dir()
             else path.stat().st_size
         )
         if json_out:
-            print_json({"path": path, "format": format, "bytes": size})
+            print_json({"path": path, "format": format, "bytes": size, "seconds": seconds})
         else:
-            console.print(f"wrote {format} to [bold]{path}[/] ({size / 1e6:.1f} MB)")
+            console.print(f"wrote {format} to [bold]{path}[/] ({size / 1e6:.1f} MB) in {seconds:.1f} s")
+
+
+def _time_line(m: dict[str, Any]) -> str:
+    """Where the time went: optimizer steps against the budget, then the other phases."""
+    secs = m.get("seconds") or {}
+    budget = f" of a {m['budget_seconds']:.0f} s budget" if m.get("budget_seconds") else ""
+    parts = [f"train {secs.get('train', m['train_seconds']):.0f} s{budget}"]
+    names = {"load_model": "load", "evaluate": "eval", "checkpoints": "checkpoints"}
+    parts += [f"{label} {secs[k]:.0f} s" for k, label in names.items() if k in secs]
+    return ", ".join(parts) + (f"; total {secs['total']:.0f} s" if "total" in secs else "")
 
 
 def _print_result(result: Any) -> None:
@@ -124,6 +138,7 @@ def _print_result(result: Any) -> None:
         ("best eval loss", f"{best['eval_loss']:.4f}" if best else "—"),
         ("throughput", f"{m['tokens_per_second']:.0f} tokens/s ({m['precision']}, {m['device']})"),
         ("peak RSS", f"{m['peak_rss_mb']:.0f} MB"),
+        ("time", _time_line(m)),
     ]
     for key in ("exact_match", "json_match"):
         if key in best:

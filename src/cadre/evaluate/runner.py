@@ -344,7 +344,8 @@ def _answer(
         build=lambda s: builder.messages(item, shots=shots_for(s, task)),
     )
     try:
-        gen = system.generate(request, task.generation.params(repeat=repeat))
+        labels = builder.labels if task.extract.kind == "label" else None
+        gen = system.generate(request, task.generation.params(repeat=repeat, labels=labels))
     except (KeyboardInterrupt, SystemExit):
         raise
     except CadreError as err:

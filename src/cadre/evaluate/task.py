@@ -35,6 +35,7 @@ from cadre.config.jsonl import iter_jsonl
 from cadre.errors import ConfigError, DataError, NotFoundError
 from cadre.evaluate.extract import Extractor, ExtractSpec, build_extractor
 from cadre.evaluate.metrics import METRICS, Metric, build_metric, normalize_label
+from cadre.runtime.grammars import choice_grammar
 from cadre.runtime.protocol import ChatMessage, SamplingParams
 
 if TYPE_CHECKING:
@@ -88,14 +89,20 @@ class GenerationSpec(StrictModel):
     top_p: float = Field(default=1.0, gt=0, le=1)
     stop: list[str] = Field(default_factory=list)
     seed: int = 0
+    constrain: Literal["auto", "off"] = "auto"
+    """auto: when ``extract.kind`` is ``label``, decode under a grammar that admits only the labels (llama.cpp
+    backends honour it; others generate freely); off: never constrain."""
 
-    def params(self, *, repeat: int = 0) -> SamplingParams:
+    def params(self, *, repeat: int = 0, labels: Sequence[str] | None = None) -> SamplingParams:
+        """Sampling settings; with ``labels`` (and ``constrain: auto``) the output is limited to one label."""
+        grammar = choice_grammar(labels) if labels and self.constrain == "auto" else None
         return SamplingParams(
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
             seed=self.seed + repeat,
             stop=tuple(self.stop),
+            grammar=grammar,
         )
 
 

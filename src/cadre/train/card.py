@@ -60,6 +60,13 @@ def render_model_card(
         f"- final training loss: {_fmt(metrics.get('final_train_loss'))}",
         f"- {metrics['tokens_seen']} tokens in {_fmt(metrics['train_seconds'])} s "
         f"({_fmt(metrics['tokens_per_second'])} tokens/s); peak RSS {_fmt(metrics['peak_rss_mb'])} MB",
+        "- time (s): "
+        + ", ".join(f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in (metrics.get("seconds") or {}).items())
+        + (
+            f"; budget {_fmt(metrics['budget_seconds'])} s of training"
+            if metrics.get("budget_seconds")
+            else ""
+        ),
         "",
         "## Intended use and limits",
         "- Answers requests like the training data, in the base model's chat format; route other requests",

@@ -92,6 +92,11 @@ class TrainConfig(StrictModel):
     prompt_column: str = Field("prompt", description="CSV/dataset column holding the prompt")
     completion_column: str = Field("completion", description="CSV/dataset column holding the answer")
     max_length: int = Field(512, ge=16, description="tokens per example; longer ones are truncated (counted)")
+    share_prefix: bool = Field(
+        True,
+        description="run the prompt prefix every example of a micro-batch shares (template opening, a constant "
+        "system prompt) once per micro-batch: same loss and gradients, less compute; the prompt is unchanged",
+    )
     too_long: Literal["truncate", "drop", "error"] = Field(
         "truncate", description="what to do with examples longer than max_length"
     )

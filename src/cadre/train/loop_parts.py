@@ -21,6 +21,7 @@ __all__ = [
     "lr_at",
     "pick_bf16",
     "pick_device",
+    "shared_prefix",
 ]
 
 
@@ -84,7 +85,32 @@ def lr_at(step: int, total: int, warmup: int, base: float, kind: str) -> float:
 # -------------------------------------------------------------------------------------------------- batches
 
 
-def collate(examples: Sequence[D.TokenizedExample], pad_id: int, device: str) -> dict[str, Any]:
+MIN_SHARED_PREFIX = 8  # tokens; below this a separate prefix pass costs more than it saves
+
+
+def shared_prefix(examples: Sequence[D.TokenizedExample]) -> int:
+    """Tokens at the start that every example shares and that no loss position needs (0 if under 8).
+
+    Typical: the chat template's opening and a system prompt repeated in every example. The prefix stops
+    before the first labelled token of any row minus one (that position's hidden state predicts it).
+    """
+    if len(examples) < 2:
+        return 0
+    first = examples[0].input_ids
+    n = min(len(e) for e in examples) - 1
+    for e in examples:
+        labelled = next((i for i, x in enumerate(e.labels) if x != D.IGNORE_INDEX), len(e))
+        n = min(n, labelled - 1)
+    p = 0
+    while p < n and all(e.input_ids[p] == first[p] for e in examples[1:]):
+        p += 1
+    return p if p >= MIN_SHARED_PREFIX else 0
+
+
+def collate(
+    examples: Sequence[D.TokenizedExample], pad_id: int, device: str, *, share_prefix: bool = False
+) -> dict[str, Any]:
+    """Right-padded ids, labels and mask; with ``share_prefix``, ``prefix_len`` for :class:`LabelledTokenLoss`."""
     import torch
 
     width = max(len(e) for e in examples)
@@ -96,11 +122,22 @@ def collate(examples: Sequence[D.TokenizedExample], pad_id: int, device: str) ->
         ids[row, :n] = torch.tensor(ex.input_ids)
         labels[row, :n] = torch.tensor(ex.labels)
         mask[row, :n] = 1
-    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+    return {
+        "input_ids": ids.to(device),
+        "labels": labels.to(device),
+        "attention_mask": mask.to(device),
+        "prefix_len": shared_prefix(examples) if share_prefix else 0,
+    }
 
 
 class LabelledTokenLoss:
-    """Summed token cross-entropy on the labelled positions only (the LM head runs on those rows alone)."""
+    """Summed token cross-entropy on the labelled positions only (the LM head runs on those rows alone).
+
+    With ``batch["prefix_len"] = P > 0`` the first P tokens (the same in every row) run once, batch 1, and
+    their keys/values are repeated for the rows; the rest runs over that cache. The loss and its gradients
+    are those of the full batch (the prefix's gradient is the sum over the rows, as the repeat's backward
+    gives), for 1/B of the prefix's compute; only LoRA dropout draws one mask for the shared prefix.
+    """
 
     def __init__(self, peft_model: Any, *, bf16: bool, device: str) -> None:
         base = peft_model.get_base_model()
@@ -121,12 +158,24 @@ class LabelledTokenLoss:
         import torch
         import torch.nn.functional as F
 
-        targets = batch["labels"][:, 1:]
+        p = int(batch.get("prefix_len") or 0)
+        targets = batch["labels"][:, p + 1 :]
         keep = targets != D.IGNORE_INDEX
         with self.autocast():
-            hidden = self.decoder(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-            ).last_hidden_state
+            if p:
+                ids = batch["input_ids"]
+                cache = self.decoder(input_ids=ids[:1, :p], use_cache=True).cache
+                cache.batch_repeat_interleave(ids.shape[0])
+                hidden = self.decoder(
+                    input_ids=ids[:, p:],
+                    attention_mask=batch["attention_mask"],
+                    cache=cache,
+                    use_cache=True,
+                ).last_hidden_state
+            else:
+                hidden = self.decoder(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+                ).last_hidden_state
             logits = self.head(hidden[:, :-1][keep])  # (n_labelled, vocab)
         logits = logits.float()
         if self.softcap:

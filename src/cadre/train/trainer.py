@@ -8,14 +8,12 @@ is pickled.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import resource
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from cadre.errors import ConfigError, DataError
 from cadre.train import data as D
 from cadre.train.answer_match import score
 from cadre.train.base import BaseInfo, BaseRef, describe_base, load_base_model, load_tokenizer, resolve_base
+from cadre.train.budget import StepPlanner
 from cadre.train.card import render_model_card
 from cadre.train.checkpoint import (
     atomic_dir,
@@ -43,13 +42,14 @@ from cadre.train.loop_parts import (
     pick_bf16,
     pick_device,
 )
+from cadre.train.reporting import Reporter
 
 __all__ = ["TrainResult", "train"]
 
-DEFAULT_EPOCHS = 3.0
 EVALS_PER_RUN = 8
+EVAL_TIME_RATIO = 8.0  # under a time budget: optimizer seconds between evaluations >= 8 x the last one's
 # Config fields that may change between a run and its --resume without changing the result.
-_RESUME_MAY_CHANGE = {"threads", "budget", "max_steps", "epochs"}
+_RESUME_MAY_CHANGE = {"threads", "budget", "max_steps", "epochs", "share_prefix"}
 
 
 @dataclass
@@ -62,56 +62,6 @@ class TrainResult:
     stopped: str  # "completed" | "early_stopping" | "budget"
     resumed_from: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------------------------ reporting
-
-
-class _Reporter:
-    """Rich progress bar (loss, tokens/s, ETA) and one-line notes on stderr; silent when disabled."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
-        if enabled:
-            from rich.console import Console
-
-            self.console = Console(stderr=True)
-
-    def note(self, text: str) -> None:
-        if self.enabled:
-            self.console.print(text, highlight=False)
-
-    @contextlib.contextmanager
-    def bar(self, total: int, done: int) -> Iterator[None]:
-        if not self.enabled:
-            yield
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(
-            TextColumn("[bold]training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[tps]} tok/s"),
-            TextColumn("eval {task.fields[eval]}"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=False,
-        )
-        with self._progress:
-            self._task = self._progress.add_task(
-                "train", total=total, completed=done, loss="-", tps="-", eval="-"
-            )
-            yield
-        self._progress = None
-
-    def update(self, done: int, total: int, **fields: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=done, total=total, **fields)
 
 
 # ---------------------------------------------------------------------------------------------- the loop
@@ -127,9 +77,10 @@ class _Prepared:
     summary: D.DataSummary
     truncation: D.TruncationReport
     eval_truncation: D.TruncationReport
+    timing: dict[str, float] = field(default_factory=dict)  # seconds per phase, outside the optimizer steps
 
 
-def _prepare(config: TrainConfig, reporter: _Reporter) -> _Prepared:
+def _prepare(config: TrainConfig, reporter: Reporter) -> _Prepared:
     """Everything that can fail on bad input, done before the model is loaded."""
     examples, extra_eval = D.load_examples(config.data, config)
     summary = D.check_usable(examples, what=str(config.data))
@@ -163,25 +114,6 @@ def _prepare(config: TrainConfig, reporter: _Reporter) -> _Prepared:
     kept = {e.source for e in evals}
     eval_chats = [c for c in eval_examples if c.source in kept]
     return _Prepared(ref, tokenizer, train, evals, eval_chats, summary, report, eval_report)
-
-
-def _plan_steps(
-    config: TrainConfig, train: Sequence[D.TokenizedExample], seconds_per_token: float | None
-) -> int:
-    """Optimizer steps for the run: the smallest of the epoch, token, time and step limits given."""
-    per_epoch = D.steps_per_epoch(len(train), config.micro_batch, config.accumulation)
-    tokens_per_step = sum(len(e) for e in train) / per_epoch
-    budget = config.parsed_budget
-    limits = []
-    if config.epochs is not None or (budget is None and config.max_steps is None):
-        limits.append(math.ceil((config.epochs or DEFAULT_EPOCHS) * per_epoch))
-    if budget is not None and budget.tokens is not None:
-        limits.append(math.ceil(budget.tokens / tokens_per_step))
-    if budget is not None and budget.seconds is not None and seconds_per_token:
-        limits.append(int(budget.seconds / (seconds_per_token * tokens_per_step)))
-    if config.max_steps is not None:
-        limits.append(config.max_steps)
-    return max(1, min(limits))
 
 
 def _check_resume_config(out: Path, config: TrainConfig) -> None:
@@ -221,7 +153,7 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
         ConfigError: ``config.out`` holds another run (without ``resume``) or a different config (with it).
         ModelLoadError: the base cannot be loaded.
     """
-    reporter = _Reporter(progress)
+    reporter = Reporter(progress)
     out = Path(config.out)
     ckpt = latest_checkpoint(out) if resume else None
     if not resume and (latest_checkpoint(out) is not None or (out / "adapter_model.safetensors").exists()):
@@ -233,7 +165,9 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
     elif resume:
         reporter.note(f"[yellow]note:[/] no checkpoint in {out}/checkpoints; starting from the beginning")
 
+    clock = time.perf_counter()
     prep = _prepare(config, reporter)
+    prep.timing["prepare_data"] = time.perf_counter() - clock
     import torch
 
     threads_before = torch.get_num_threads()
@@ -246,7 +180,7 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
 
 
 def _run(
-    config: TrainConfig, out: Path, prep: _Prepared, ckpt: Path | None, reporter: _Reporter
+    config: TrainConfig, out: Path, prep: _Prepared, ckpt: Path | None, reporter: Reporter
 ) -> TrainResult:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -255,6 +189,7 @@ def _run(
     bf16 = pick_bf16(config, device)
 
     torch.manual_seed(config.seed)
+    clock = time.perf_counter()
     base_model = load_base_model(prep.ref, device=device, qlora=config.qlora)
     info = describe_base(prep.ref, base_model.config)
     if info.context_length and config.max_length > info.context_length:
@@ -278,12 +213,14 @@ def _run(
     except ValueError as err:
         raise ConfigError(f"lora.target_modules: {err}") from None
     trainable = [p for p in model.parameters() if p.requires_grad]
+    prep.timing["load_model"] = time.perf_counter() - clock
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_fn = LabelledTokenLoss(model, bf16=bf16, device=device)
     pad_id = int(prep.tokenizer.pad_token_id)
     lengths = [len(e) for e in prep.train]
 
     out.mkdir(parents=True, exist_ok=True)
+    planner = StepPlanner.for_run(config, lengths)
     state: dict[str, Any]
     resumed_from = None
     if ckpt is not None:
@@ -291,15 +228,11 @@ def _run(
         resumed_from = int(state["step"])
         reporter.note(f"resuming from {ckpt.name} (step {resumed_from} of {state['total_steps']})")
     else:
-        seconds_per_token = None
-        budget = config.parsed_budget
-        if budget is not None and budget.seconds is not None:
-            seconds_per_token = _calibrate(model, loss_fn, prep.train, lengths, config, pad_id, device)
         state = {
             "step": 0,
             "epoch": 0,
             "micro": 0,
-            "total_steps": _plan_steps(config, prep.train, seconds_per_token),
+            "total_steps": planner.initial(),
             "tokens_seen": 0,
             "train_seconds": 0.0,
             "best_score": None,
@@ -315,8 +248,6 @@ def _run(
         atomic_write_text(out / "cadre.json", json.dumps({"base": info.to_json()}, indent=2))
 
     total = int(state["total_steps"])
-    warmup = int(total * config.warmup_fraction)
-    eval_every = config.eval_every or max(1, total // EVALS_PER_RUN)
     have_eval = bool(prep.evals)
     max_new = (
         max(
@@ -325,18 +256,18 @@ def _run(
         )
         + 8
     )
-    budget = config.parsed_budget
-    hard_stop = 1.25 * budget.seconds if budget is not None and budget.seconds is not None else None
     recent: deque[float] = deque(maxlen=20)
     run_log: list[tuple[float, int]] = []  # (seconds, tokens) of each step run by this process
-    started = time.perf_counter()
 
     def evaluate() -> dict[str, Any]:
+        clock = time.perf_counter()
         model.eval()
         total_loss, n_tok = 0.0, 0
         with torch.no_grad():
             for b in range(0, len(prep.evals), config.micro_batch):
-                batch = collate(prep.evals[b : b + config.micro_batch], pad_id, device)
+                batch = collate(
+                    prep.evals[b : b + config.micro_batch], pad_id, device, share_prefix=config.share_prefix
+                )
                 loss, n = loss_fn(batch)
                 total_loss += float(loss)
                 n_tok += n
@@ -348,10 +279,13 @@ def _run(
             )
             record[config.metric] = score(config.metric, preds, [c.answer for c in chats])
         model.train()
+        prep.timing["evaluate"] = prep.timing.get("evaluate", 0.0) + time.perf_counter() - clock
         return record
 
     def checkpoint() -> None:
+        clock = time.perf_counter()
         save_checkpoint(out, model=model, optimizer=optimizer, state=state, keep=config.keep_checkpoints)
+        prep.timing["checkpoints"] = prep.timing.get("checkpoints", 0.0) + time.perf_counter() - clock
 
     model.train()
     try:
@@ -360,18 +294,21 @@ def _run(
                 batches = D.epoch_batches(lengths, config.micro_batch, config.seed, int(state["epoch"]))
                 group = batches[state["micro"] : state["micro"] + config.accumulation]
                 t0 = time.perf_counter()
+                warmup = int(total * config.warmup_fraction)
                 lr = lr_at(int(state["step"]), total, warmup, config.learning_rate, config.schedule)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 examples = [[prep.train[i] for i in mb] for mb in group]
                 n_label = sum(sum(x != D.IGNORE_INDEX for x in e.labels[1:]) for mb in examples for e in mb)
-                step_loss, step_tokens = 0.0, 0
+                step_loss, step_tokens, step_slots, step_shared = 0.0, 0, 0, 0
                 for mb in examples:
-                    batch = collate(mb, pad_id, device)
+                    batch = collate(mb, pad_id, device, share_prefix=config.share_prefix)
                     loss, _ = loss_fn(batch)
                     (loss / max(1, n_label)).backward()
                     step_loss += float(loss.detach())
                     step_tokens += int(batch["attention_mask"].sum())
+                    step_slots += int(batch["attention_mask"].numel())
+                    step_shared += int(batch["prefix_len"]) * (len(mb) - 1)
                 if config.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 optimizer.step()
@@ -383,8 +320,13 @@ def _run(
                     state["epoch"] += 1
                     state["micro"] = 0
                 state["tokens_seen"] += step_tokens
+                state["padded_slots"] = state.get("padded_slots", 0) + step_slots - step_tokens
+                state["shared_tokens"] = state.get("shared_tokens", 0) + step_shared
                 state["train_seconds"] += dt
                 run_log.append((dt, step_tokens))
+                planner.observe(dt, step_tokens)
+                total = planner.replan(int(state["step"]), total, state["train_seconds"])
+                state["total_steps"] = total
                 train_loss = step_loss / max(1, n_label)
                 recent.append(train_loss)
                 state["recent_train_loss"] = sum(recent) / len(recent)
@@ -393,8 +335,18 @@ def _run(
                     int(state["step"]), total, loss=f"{sum(recent) / len(recent):.3f}", tps=f"{tps:.0f}"
                 )
 
-                if have_eval and (state["step"] % eval_every == 0 or state["step"] == total):
+                eval_every = config.eval_every or max(1, total // EVALS_PER_RUN)
+                last_eval = state["history"][-1]["step"] if state["history"] else 0
+                due = state["step"] - last_eval >= eval_every
+                if due and planner.seconds is not None and config.eval_every is None:
+                    # under a time budget, evaluations may add at most ~1/EVAL_TIME_RATIO to the wall time
+                    since = state["train_seconds"] - state.get("train_seconds_at_eval", 0.0)
+                    due = since >= EVAL_TIME_RATIO * state.get("last_eval_seconds", 0.0)
+                if have_eval and (due or state["step"] >= total):
+                    clock = time.perf_counter()
                     record = evaluate()
+                    state["last_eval_seconds"] = time.perf_counter() - clock
+                    state["train_seconds_at_eval"] = state["train_seconds"]
                     record["train_loss"] = sum(recent) / len(recent)
                     state["history"].append(record)
                     value = record[config.metric] if config.metric else -record["eval_loss"]
@@ -412,11 +364,7 @@ def _run(
                         f" {config.metric} {record[config.metric]:.2f}" if config.metric else ""
                     )
                     reporter.update(int(state["step"]), total, eval=shown)
-                if (
-                    hard_stop is not None
-                    and time.perf_counter() - started > hard_stop
-                    and state["step"] < total
-                ):
+                if planner.out_of_time(state["train_seconds"]) and state["step"] < total:
                     state["stopped"] = "budget"
                 if state["step"] % config.save_every == 0 or state["step"] >= total or state["stopped"]:
                     checkpoint()
@@ -432,36 +380,6 @@ def _run(
     return _finish(config, out, model, prep, info, state, resumed_from, bf16, device)
 
 
-def _calibrate(
-    model: Any,
-    loss_fn: LabelledTokenLoss,
-    train: Sequence[D.TokenizedExample],
-    lengths: list[int],
-    config: TrainConfig,
-    pad_id: int,
-    device: str,
-) -> float:
-    """Seconds per training token, timed on two forward+backward passes that leave no trace.
-
-    The gradients are discarded and the RNG state restored, so the run is the same as without calibration.
-    """
-    import torch
-
-    rng = torch.get_rng_state()
-    batches = D.epoch_batches(lengths, config.micro_batch, config.seed, 0)[:2]
-    timing = []
-    model.train()
-    for mb in batches:
-        batch = collate([train[i] for i in mb], pad_id, device)
-        t0 = time.perf_counter()
-        loss, n = loss_fn(batch)
-        (loss / max(1, n)).backward()
-        timing.append((time.perf_counter() - t0) / max(1, int(batch["attention_mask"].sum())))
-    model.zero_grad(set_to_none=True)
-    torch.set_rng_state(rng)
-    return timing[-1]
-
-
 def _finish(
     config: TrainConfig,
     out: Path,
@@ -474,6 +392,7 @@ def _finish(
     device: str,
 ) -> TrainResult:
     """Write the chosen adapter (best evaluated, else last), metrics.json and README.md into ``out``."""
+    clock = time.perf_counter()
     best_dir = out / "checkpoints" / "best"
     if state["best_step"] is not None and best_dir.is_dir():
         chosen, source = best_dir, f"best evaluation (step {state['best_step']})"
@@ -487,11 +406,18 @@ def _finish(
             tmp.replace(out / f.name)
     history = state["history"]
     best = next((h for h in history if h["step"] == state["best_step"]), None)
+    per_epoch_micro = max(1, math.ceil(len(prep.train) / config.micro_batch))
+    epochs = state["epoch"] + state["micro"] / per_epoch_micro
+    budget = config.parsed_budget
+    timing = {k: round(v, 2) for k, v in prep.timing.items()}
+    timing["train"] = round(state["train_seconds"], 2)
+    timing["write_outputs"] = round(time.perf_counter() - clock, 2)
+    timing["total"] = round(sum(timing.values()), 2)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     metrics: dict[str, Any] = {
         "steps": state["step"],
         "total_steps": state["total_steps"],
-        "epochs": state["epoch"] + state["micro"] / max(1, math.ceil(len(prep.train) / config.micro_batch)),
+        "epochs": epochs,
         "stopped": state["stopped"] or "completed",
         "adapter_from": source,
         "train_examples": len(prep.train),
@@ -500,7 +426,15 @@ def _finish(
         "truncated": prep.truncation.truncated,
         "dropped": prep.truncation.dropped,
         "tokens_seen": state["tokens_seen"],
+        # share of the batches' token slots that were padding, and of the tokens seen that a shared prefix
+        # pass computed once for the micro-batch instead of once per row
+        "padding_share": state.get("padded_slots", 0)
+        / max(1, state["tokens_seen"] + state.get("padded_slots", 0)),
+        "shared_prefix_share": state.get("shared_tokens", 0) / max(1, state["tokens_seen"]),
         "train_seconds": round(state["train_seconds"], 2),
+        "budget_seconds": budget.seconds if budget is not None else None,
+        "budget_tokens": budget.tokens if budget is not None else None,
+        "seconds": timing,
         "tokens_per_second": state["tokens_seen"] / max(1e-9, state["train_seconds"]),
         "steady_tokens_per_second": state.get("steady_tokens_per_second"),
         "final_train_loss": state.get("recent_train_loss"),
