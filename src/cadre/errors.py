@@ -6,7 +6,8 @@ CadreError
  ├── DataError            a dataset is malformed (file and line number) or unusable
  ├── ModelLoadError       a model or adapter file is missing, corrupt or incompatible
  ├── BackendError         a backend failed at run time (unreachable endpoint, bad response)
- │    └── ContextLengthError   the prompt does not fit the model's context
+ │    ├── ContextLengthError   the prompt does not fit the model's context
+ │    └── RequestRejectedError the endpoint refused the request as invalid (HTTP 400/422)
  ├── CapacityError        a workload does not fit (memory, queue)
  └── StoreError           a vector store / index problem (e.g. another embedding model)
 """
@@ -25,6 +26,7 @@ __all__ = [
     "DataError",
     "ModelLoadError",
     "NotFoundError",
+    "RequestRejectedError",
     "StoreError",
     "did_you_mean",
 ]
@@ -56,6 +58,10 @@ class BackendError(CadreError):
 
 class ContextLengthError(BackendError, ValueError):
     """A prompt is longer than the model's context window."""
+
+
+class RequestRejectedError(BackendError, ValueError):
+    """A model endpoint refused a request as invalid (HTTP 400/422): the caller's to fix, not a backend failure."""
 
 
 class CapacityError(CadreError):

@@ -279,7 +279,7 @@ def test_openai_compatible_endpoint_over_http(intents_task: Path, tmp_path: Path
         stub.close()
     h = summary.systems["hosted"]
     assert stub.requests == 10 and h.failures == 1 and h.metric == pytest.approx(0.8)
-    assert "BackendError" in h.errors[0] and "content rejected" in h.errors[0]
+    assert "RequestRejectedError" in h.errors[0] and "content rejected" in h.errors[0]
     recs = [r for r in read_run_records(tmp_path / "run") if not r["error"]]
     assert all(r["prompt_tokens"] > 0 and r["completion_tokens"] >= 1 for r in recs)
     # tokens x list price (gpt-4o-mini: $0.15 / $0.60 per million)

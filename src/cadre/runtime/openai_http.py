@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from cadre.errors import BackendError, ConfigError, ContextLengthError, NotFoundError
+from cadre.errors import BackendError, ConfigError, ContextLengthError, NotFoundError, RequestRejectedError
 from cadre.runtime.generation import chat_from_stream, complete_from_stream
 from cadre.runtime.protocol import (
     ChatMessage,
@@ -171,7 +171,9 @@ class OpenAIBackend:
         if resp.status_code in (400, 422):
             # The endpoint refused this request (a field it does not support, a bad value): the caller's to fix,
             # so it says what the endpoint said, without the endpoint's address.
-            return ConfigError(f"the model endpoint refused the request (HTTP {resp.status_code}): {text}")
+            return RequestRejectedError(
+                f"the model endpoint refused the request (HTTP {resp.status_code}): {text}"
+            )
         if resp.status_code in (401, 403):
             return BackendError(
                 f"{self.base_url} refused the API key (HTTP {resp.status_code}); set OPENAI_API_KEY"

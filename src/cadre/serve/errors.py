@@ -21,6 +21,7 @@ from cadre.errors import (
     ConfigError,
     ContextLengthError,
     NotFoundError,
+    RequestRejectedError,
 )
 from cadre.serve.protocol import ErrorBody, ErrorResponse
 
@@ -82,7 +83,7 @@ class APIError(Exception):
             return cls(404, str(err), code="model_not_found", param="model")
         if isinstance(err, CapacityError):
             return cls(429, str(err), code="queue_full", headers={"Retry-After": "1"})
-        if isinstance(err, ConfigError):
+        if isinstance(err, ConfigError | RequestRejectedError):
             return cls(400, str(err), code="invalid_value")
         if isinstance(err, ClientGone):
             return cls(499, "client closed the request", code="client_closed")

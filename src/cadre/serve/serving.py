@@ -18,7 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from cadre.errors import CadreError, ConfigError, ContextLengthError, NotFoundError, did_you_mean
+from cadre.errors import (
+    CadreError,
+    ConfigError,
+    ContextLengthError,
+    NotFoundError,
+    RequestRejectedError,
+    did_you_mean,
+)
 from cadre.route import GENERALIST
 from cadre.runtime.grammars import json_grammar
 from cadre.runtime.protocol import ChatMessage, Completion, SamplingParams, Usage
@@ -65,7 +72,7 @@ IsDisconnected = Callable[[], Awaitable[bool]]
 
 # Failures a generalist fallback cannot fix: the request itself is wrong (too long, bad value, unknown name),
 # the client went away, or the server is shutting down (an APIError: 503 while draining).
-_NO_FALLBACK = (ClientGone, APIError, ContextLengthError, ConfigError, NotFoundError)
+_NO_FALLBACK = (ClientGone, APIError, ContextLengthError, RequestRejectedError, ConfigError, NotFoundError)
 Kind = Literal["chat", "complete"]
 T = TypeVar("T")
 
