@@ -79,7 +79,7 @@ def test_embedding_model_is_not_a_chat_backend() -> None:
 
 
 @pytest.mark.parametrize(
-    ("spec", "name", "backend", "remote", "loopback"),
+    ("spec", "name", "backend", "remote", "local"),
     [
         ("openai:gpt-4o-mini@https://api.openai.com/v1/", "gpt-4o-mini", "openai", True, False),
         ("openai:org/m@x@http://127.0.0.1:8000/v1", "org/m@x", "openai", True, True),
@@ -89,10 +89,10 @@ def test_embedding_model_is_not_a_chat_backend() -> None:
     ],
 )
 def test_parse_model_reads_the_text_alone(
-    spec: str, name: str, backend: str | None, remote: bool, loopback: bool
+    spec: str, name: str, backend: str | None, remote: bool, local: bool
 ) -> None:
     ref = parse_model(spec)
-    assert (ref.name, ref.backend, ref.is_remote, ref.is_loopback) == (name, backend, remote, loopback)
+    assert (ref.name, ref.backend, ref.is_remote, ref.is_local_endpoint) == (name, backend, remote, local)
     assert ref.spec == spec
 
 

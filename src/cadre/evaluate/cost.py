@@ -76,7 +76,7 @@ def cost_method(spec: SystemSpec, prices: PriceTable) -> tuple[str | None, str]:
         key = spec.price or ref.remote_model or ""
         if key in prices.models:
             return f"price:{key}", ""
-        if spec.price is None and ref.is_loopback:
+        if spec.price is None and ref.is_local_endpoint:
             return f"hardware:{spec.hardware}", "a local OpenAI-compatible server, costed as local hardware"
         return (
             None,

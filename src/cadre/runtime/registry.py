@@ -69,7 +69,7 @@ class ModelRef:
         return self.path
 
     @property
-    def is_loopback(self) -> bool:
+    def is_local_endpoint(self) -> bool:
         """A remote endpoint on this machine (its requests cost no API price)."""
         host = urlparse(self.base_url or "").hostname or ""
         return self.is_remote and host in ("localhost", "127.0.0.1", "::1", "0.0.0.0")
