@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cadre.cli.main import app
 
 runner = CliRunner()
+_PLAN = ["plan", "--requests", "1000", "--input-tokens", "10", "--output-tokens", "5"]
 
 
 def _json(args: list[str]) -> object:
@@ -209,34 +210,8 @@ def test_other_commands() -> None:
         (["decode", "--model", "llama-3-8b", "--batch", "0"], "batch must be >= 1"),
         (["decode", "--model", "llama-3-8b", "--batch", "4096", "--context", "8192"], "batch:"),
         (["decode", "--model", "llama-3-8b", "--precision", "fp9"], "unknown precision"),
-        (
-            [
-                "plan",
-                "--requests",
-                "1000",
-                "--input-tokens",
-                "10",
-                "--output-tokens",
-                "5",
-                "--api",
-                "gpt-4o-mni",
-            ],
-            "did you mean",
-        ),
-        (
-            [
-                "plan",
-                "--requests",
-                "1000",
-                "--input-tokens",
-                "10",
-                "--output-tokens",
-                "5",
-                "--self-hosted",
-                "l4",
-            ],
-            "MODEL@HARDWARE",
-        ),
+        ([*_PLAN, "--api", "gpt-4o-mni"], "did you mean"),
+        ([*_PLAN, "--self-hosted", "l4"], "MODEL@HARDWARE"),
         (
             ["plan", "--input-tokens", "10", "--output-tokens", "5", "--api", "gpt-4o-mini"],
             "requests_per_month",

@@ -36,6 +36,18 @@ WORKLOAD = {
 }
 
 
+def _hosted(name: str, model: str, hardware: str, **kw: object) -> dict:
+    """A self-hosted option at the ideal roofline (so the figures do not move when the fit does)."""
+    return {
+        "kind": "self_hosted",
+        "name": name,
+        "model": model,
+        "hardware": hardware,
+        "engine": "roofline",
+        **kw,
+    }
+
+
 def _spec(*options: dict, **workload: float) -> PlanSpec:
     return PlanSpec.model_validate({"workload": {**WORKLOAD, **workload}, "options": list(options)})
 
@@ -99,14 +111,7 @@ def test_workload_rates_and_profile() -> None:
 def test_rented_self_hosted_replicas_devices_and_money_by_hand() -> None:
     plan = plan_costs(
         _spec(
-            {
-                "kind": "self_hosted",
-                "name": "8b-l4",
-                "model": "llama-3-8b",
-                "hardware": "l4",
-                "precision": "int8",
-                "engine": "roofline",
-            },
+            _hosted("8b-l4", "llama-3-8b", "l4", precision="int8"),
             p95_latency_s=10,
         )
     )
@@ -135,19 +140,17 @@ def test_rented_self_hosted_replicas_devices_and_money_by_hand() -> None:
 def test_bought_hardware_amortized_plus_power_by_hand() -> None:
     plan = plan_costs(
         _spec(
-            {
-                "kind": "self_hosted",
-                "name": "70b",
-                "model": "llama-3-70b",
-                "hardware": "h100-sxm",
-                "precision": "fp8",
-                "engine": "roofline",
-                "pricing": "buy",
-                "purchase_usd": 30000,
-                "amortization_years": 3,
-                "pue": 1.3,
-                "usd_per_kwh": 0.15,
-            }
+            _hosted(
+                "70b",
+                "llama-3-70b",
+                "h100-sxm",
+                precision="fp8",
+                pricing="buy",
+                purchase_usd=30000,
+                amortization_years=3,
+                pue=1.3,
+                usd_per_kwh=0.15,
+            )
         )
     )
     o = plan.option("70b")
@@ -162,13 +165,7 @@ def test_latency_target_out_of_reach_is_flagged_not_chosen() -> None:
     plan = plan_costs(
         _spec(
             {"kind": "api", "name": "gpt-4o-mini"},
-            {
-                "kind": "self_hosted",
-                "name": "cpu",
-                "model": "llama-3-8b",
-                "hardware": "local",
-                "engine": "roofline",
-            },
+            _hosted("cpu", "llama-3-8b", "local"),
             p95_latency_s=0.5,
         )
     )
@@ -224,15 +221,7 @@ def test_sensitivity_and_break_even_in_the_plan() -> None:
     plan = plan_costs(
         _spec(
             {"kind": "api", "name": "gpt-4o-mini", "quality": 0.9},
-            {
-                "kind": "self_hosted",
-                "name": "8b-l4",
-                "model": "llama-3-8b",
-                "hardware": "l4",
-                "precision": "int8",
-                "engine": "roofline",
-                "quality": 0.95,
-            },
+            _hosted("8b-l4", "llama-3-8b", "l4", precision="int8", quality=0.95),
         )
     )
     api, l4 = plan.option("gpt-4o-mini"), plan.option("8b-l4")
@@ -317,13 +306,7 @@ def test_chart_is_written(tmp_path: Path) -> None:
     plan = plan_costs(
         _spec(
             {"kind": "api", "name": "gpt-4o-mini"},
-            {
-                "kind": "self_hosted",
-                "name": "8b-l4",
-                "model": "llama-3-8b",
-                "hardware": "l4",
-                "engine": "roofline",
-            },
+            _hosted("8b-l4", "llama-3-8b", "l4"),
         ),
         chart=tmp_path / "plan.png",
     )
