@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cadre.cli.main import app
 
 runner = CliRunner()
+_PLAN = ["plan", "--requests", "1000", "--input-tokens", "10", "--output-tokens", "5"]
 
 
 def _json(args: list[str]) -> object:
@@ -90,6 +91,67 @@ def test_validate_json() -> None:
     out = _json(["validate"])
     assert out["n"] >= 30 and out["median_abs_pct_error"] <= 15  # type: ignore[index]
     assert out["share_within_30pct"] >= 0.8 and "loso_median_abs_pct_error" in out  # type: ignore[index,operator]
+    assert set(out["per_engine"]) >= {"llama.cpp-cuda", "llama.cpp-metal", "trt-llm"}  # type: ignore[index]
+
+
+def test_decode_says_which_engine_and_how_far_off_it_was() -> None:
+    ideal = runner.invoke(app, ["cost", "decode", "-m", "llama-3-8b", "-H", "rtx-4090", "-p", "q4_k_m"])
+    assert ideal.exit_code == 0 and "ideal roofline" in ideal.stdout and "upper bound" in ideal.stdout
+    auto = runner.invoke(
+        app, ["cost", "decode", "-m", "llama-3-8b", "-H", "rtx-4090", "-p", "q4_k_m", "--engine", "auto"]
+    )
+    assert auto.exit_code == 0 and "llama.cpp-cuda" in auto.stdout and "fitted" in auto.stdout
+    assert "upper bound on speed" not in auto.stdout
+    j = _json(["decode", "-m", "llama-3-8b", "-H", "rtx-4090", "-p", "q4_k_m", "--engine", "auto"])
+    assert j["engine"] == "llama.cpp-cuda" and j["engine_loso_median_abs_pct_error"] > 0  # type: ignore[index]
+
+
+def test_plan_from_flags_json_and_table(tmp_path: Path) -> None:
+    args = [
+        "plan",
+        "--requests",
+        "2000000",
+        "--input-tokens",
+        "1000",
+        "--output-tokens",
+        "200",
+        "--peak-factor",
+        "3",
+        "--p95",
+        "10",
+        "--api",
+        "gpt-4o-mini",
+        "--self-hosted",
+        "llama-3-8b@l4:int8",
+    ]
+    out = _json(args)
+    assert isinstance(out, dict)
+    api, l4 = out["options"]
+    assert api["name"] == "gpt-4o-mini" and api["monthly_usd"] == pytest.approx(
+        2e6 * (1000 * 0.15 + 200 * 0.6) / 1e6
+    )
+    assert l4["kind"] == "self_hosted" and l4["engine"] == "trt-llm" and l4["devices"] >= 1
+    assert l4["monthly_usd"] == pytest.approx(l4["devices"] * 0.7 * 730)
+    assert [r["factor"] for r in out["sensitivity"]] == [0.5, 2.0, 5.0]
+    chart = tmp_path / "plan.png"
+    res = runner.invoke(app, ["cost", *args, "--plot", str(chart)])
+    assert res.exit_code == 0, res.output
+    assert "break-even" in res.stdout and "sensitivity" in res.stdout and chart.stat().st_size > 10_000
+
+
+def test_the_docs_worked_example_answers() -> None:
+    """docs/cost.md quotes these figures; the example file is the one the docs run."""
+    root = Path(__file__).resolve().parents[2]
+    out = _json(["plan", str(root / "docs" / "examples" / "cost-plan-invoices.yaml")])
+    by = {o["name"]: o for o in out["options"]}  # type: ignore[index]
+    # API: 2M × (900 × $0.40 + 300 cached × $0.10 + 150 × $1.60) / 1e6 = $1,260
+    assert by["gpt-4.1-mini API"]["monthly_usd"] == pytest.approx(1260.0)
+    assert by["8B specialist on L4"]["devices"] == 2 and by["8B specialist on L4"][
+        "monthly_usd"
+    ] == pytest.approx(1022.0)
+    assert by["70B on H100"]["devices"] == 3 and by["70B on H100"]["monthly_usd"] == pytest.approx(6570.0)
+    assert by["0.5B specialist on CPU"]["monthly_usd"] == pytest.approx(876.0)
+    assert all(o["meets_latency"] is not False for o in out["options"])  # type: ignore[index]
 
 
 def test_roofline_and_compare_write_charts(tmp_path: Path) -> None:
@@ -148,6 +210,12 @@ def test_other_commands() -> None:
         (["decode", "--model", "llama-3-8b", "--batch", "0"], "batch must be >= 1"),
         (["decode", "--model", "llama-3-8b", "--batch", "4096", "--context", "8192"], "batch:"),
         (["decode", "--model", "llama-3-8b", "--precision", "fp9"], "unknown precision"),
+        ([*_PLAN, "--api", "gpt-4o-mni"], "did you mean"),
+        ([*_PLAN, "--self-hosted", "l4"], "MODEL@HARDWARE"),
+        (
+            ["plan", "--input-tokens", "10", "--output-tokens", "5", "--api", "gpt-4o-mini"],
+            "requests_per_month",
+        ),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], needle: str) -> None:

@@ -103,3 +103,29 @@ def test_front_functions_are_not_shadowed_by_their_modules() -> None:
 
     claims = audit()
     assert audit_summary(claims)["holds"] > 0 and "computed_value" in claims[0].to_json()
+
+
+def test_engine_auto_follows_the_hardware_family_and_reports_its_error() -> None:
+    from cadre.costmodel import engine_for_hardware, load_hardware, resolve_engine
+
+    assert engine_for_hardware(load_hardware("m2-ultra")) == "llama.cpp-metal"
+    assert engine_for_hardware(load_hardware("rtx-4090")) == "llama.cpp-cuda"
+    assert engine_for_hardware(load_hardware("h100-sxm")) == "trt-llm"
+    assert engine_for_hardware(load_hardware("l4")) == "trt-llm"
+    assert engine_for_hardware(load_hardware("mi300x")) is None
+    c = resolve_engine("auto", load_hardware("rtx-4090"))
+    assert c.engine == "llama.cpp-cuda" and not c.ideal and c.validation_points > 0
+    assert c.loso_median_abs_pct_error is not None and "out of sample" in c.label
+    cpu = resolve_engine("auto", load_hardware("cpu-epyc-32c"))
+    assert cpu.ideal and "no published measurements" in cpu.reason
+    assert resolve_engine("roofline", load_hardware("l4")).ideal
+
+
+def test_decode_auto_is_slower_than_the_ideal_bound() -> None:
+    ideal = decode_cost("llama-3-8b", "rtx-4090", precision="q4_k_m", engine="roofline")
+    auto = decode_cost("llama-3-8b", "rtx-4090", precision="q4_k_m", engine="auto")
+    assert auto.step.tokens_per_second < ideal.step.tokens_per_second
+    j = auto.to_json()
+    assert j["engine"] == "llama.cpp-cuda" and j["ideal_bound"] is False
+    assert j["engine_loso_median_abs_pct_error"] > 0
+    assert ideal.to_json()["ideal_bound"] is True

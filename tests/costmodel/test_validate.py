@@ -40,3 +40,26 @@ def test_fitted_efficiencies_are_physical() -> None:
         e = engine_efficiency(engine)
         assert 0.05 <= e.bandwidth <= 1.0 and 0.05 <= e.compute <= 1.0
         assert 0 <= e.layer_overhead_s < 1e-2
+
+
+def test_per_engine_errors_are_reported_and_the_shipped_table_is_current(report) -> None:
+    from importlib import resources
+
+    from cadre.costmodel.validation import ENGINE_ERRORS_FILE, engine_errors, engine_errors_yaml
+
+    assert set(report.per_engine) == {m.engine for m in load_validation_set().measurements}
+    assert sum(int(s["n"]) for s in report.per_engine.values()) == report.n
+    for s in report.per_engine.values():
+        assert s["loso_median_abs_pct_error"] >= 0 and 0 <= s["loso_share_within_30pct"] <= 1
+    shipped = resources.files("cadre.costmodel").joinpath(ENGINE_ERRORS_FILE).read_text(encoding="utf-8")
+    assert shipped == engine_errors_yaml(report), (
+        "src/cadre/costmodel/data/engine_errors.yaml is stale: write engine_errors_yaml(validate()) to it"
+    )
+    assert engine_errors()["trt-llm"]["n"] == report.per_engine["trt-llm"]["n"]
+
+
+def test_thin_areas_have_measurements() -> None:
+    ms = load_validation_set().measurements
+    consumer = {m.hardware for m in ms if m.hardware.startswith("rtx-") and m.precision.startswith("q")}
+    assert consumer >= {"rtx-3090", "rtx-4090", "rtx-4080"}  # quantized decode on consumer CUDA cards
+    assert sum(m.tp > 1 for m in ms) >= 10

@@ -155,6 +155,9 @@ def test_report_from_real_evaluation_runs(tmp_path: Path) -> None:
     page = result["html"].read_text()
     assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
     assert "Audit of the paper" in page
+    # Table 1 priced at deployment scale, labelled as a projection
+    assert "## At deployment scale (projected, not measured)" in md and "1,000,000 requests/month" in md
+    assert "At deployment scale (projected, not measured)</h2>" in page
 
 
 def test_report_says_so_when_the_advantage_is_not_shown(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from cadre.costmodel.arch import ModelArch, load_model, model_names
 from cadre.costmodel.compare import CompareRow, compare
+from cadre.costmodel.engines import EngineChoice, engine_for_hardware, resolve_engine
 from cadre.costmodel.estimates import (
     DecodeCost,
     KvCacheSize,
@@ -36,13 +37,25 @@ from cadre.costmodel.hardware import Hardware, hardware_names, load_hardware
 from cadre.costmodel.kv import kv_bytes, kv_bytes_per_token, paper_kv_bytes_per_token
 from cadre.costmodel.moe import expected_distinct_experts
 from cadre.costmodel.parallel import USABLE_MEMORY_FRACTION, devices_needed
+from cadre.costmodel.plan import BreakEven, CostPlan, OptionPlan, SensitivityRow, cost_at_volume, plan_costs
+from cadre.costmodel.plan_spec import (
+    ApiOption,
+    Measured,
+    PlanSpec,
+    SelfHostedOption,
+    Workload,
+    apply_measured,
+    load_plan,
+)
 from cadre.costmodel.plot import (
     RooflinePoint,
     RooflineWorkload,
     plot_compare,
+    plot_plan,
     plot_roofline,
     roofline_workload,
 )
+from cadre.costmodel.prices import ApiPrice, ApiPriceTable, api_request_cost, load_api_prices
 from cadre.costmodel.quant import bytes_per_param, compute_precision, quantized_weight_bytes
 from cadre.costmodel.roofline import (
     DecodeStep,
@@ -65,26 +78,40 @@ from cadre.costmodel.training import (
 
 __all__ = [
     "USABLE_MEMORY_FRACTION",
+    "ApiOption",
+    "ApiPrice",
+    "ApiPriceTable",
+    "BreakEven",
     "Calibration",
     "Claim",
     "CompareRow",
+    "CostPlan",
     "DecodeCost",
     "DecodeStep",
     "Efficiency",
+    "EngineChoice",
     "Hardware",
     "KvCacheSize",
+    "Measured",
     "MemoryFit",
     "ModelArch",
     "ModelCatalogEntry",
     "ModelComparison",
+    "OptionPlan",
+    "PlanSpec",
     "Prefill",
     "PrefillCost",
     "RooflineChart",
     "RooflinePoint",
     "RooflineWorkload",
+    "SelfHostedOption",
+    "SensitivityRow",
     "SpeculativeEstimate",
     "TrainingCost",
     "ValidationReport",
+    "Workload",
+    "api_request_cost",
+    "apply_measured",
     "audit",
     "audit_summary",
     "bytes_per_param",
@@ -93,6 +120,7 @@ __all__ = [
     "compare",
     "compare_models",
     "compute_precision",
+    "cost_at_volume",
     "cost_per_million_tokens",
     "cost_per_request",
     "critical_batch",
@@ -101,14 +129,18 @@ __all__ = [
     "devices_needed",
     "efficiency_for_engine",
     "engine_efficiency",
+    "engine_errors",
+    "engine_for_hardware",
     "expected_distinct_experts",
     "hardware_catalog",
     "hardware_names",
     "kv_bytes",
     "kv_bytes_per_token",
     "kv_cache_size",
+    "load_api_prices",
     "load_hardware",
     "load_model",
+    "load_plan",
     "lora_trainable_params",
     "memory_fit",
     "memory_needed",
@@ -116,12 +148,15 @@ __all__ = [
     "model_names",
     "paper_kv_bytes_per_token",
     "paper_speedup",
+    "plan_costs",
     "plot_compare",
+    "plot_plan",
     "plot_roofline",
     "power_kw",
     "prefill",
     "prefill_cost",
     "quantized_weight_bytes",
+    "resolve_engine",
     "roofline_chart",
     "roofline_workload",
     "speculative_estimate",
@@ -141,6 +176,7 @@ _LAZY = {
     "audit_summary": "cadre.costmodel.paper_audit",
     "validate": "cadre.costmodel.validation",
     "engine_efficiency": "cadre.costmodel.validation",
+    "engine_errors": "cadre.costmodel.validation",
     "calibrate": "cadre.costmodel.calibration",
 }
 

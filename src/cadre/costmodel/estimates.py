@@ -13,6 +13,7 @@ from typing import Any
 
 from cadre.costmodel.arch import ModelArch, load_model, model_names
 from cadre.costmodel.compare import CompareRow, compare
+from cadre.costmodel.engines import IDEAL_ENGINES, EngineChoice, resolve_engine
 from cadre.costmodel.hardware import Hardware, hardware_names, load_hardware
 from cadre.costmodel.kv import kv_bytes, kv_bytes_per_token, paper_kv_bytes_per_token
 from cadre.costmodel.parallel import USABLE_MEMORY_FRACTION, devices_needed
@@ -61,13 +62,16 @@ __all__ = [
     "training_cost",
 ]
 
-IDEAL_ENGINES = ("roofline", "ideal")
 
-
-def efficiency_for_engine(engine: str) -> Efficiency:
-    """``roofline``/``ideal``: no losses; otherwise the factors fitted for the engine on published data."""
+def efficiency_for_engine(engine: str, hardware: Hardware | None = None) -> Efficiency:
+    """``roofline``/``ideal``: no losses; ``auto``: the factors of the engine ``hardware``'s family implies;
+    otherwise the factors fitted for the named engine on published data."""
     if engine in IDEAL_ENGINES:
         return Efficiency()
+    if engine == "auto":
+        if hardware is None:
+            raise ConfigError("engine 'auto' needs the hardware to choose from; name an engine instead")
+        return resolve_engine(engine, hardware, with_error=False).efficiency
     from cadre.costmodel.validation import engine_efficiency
 
     return engine_efficiency(engine)
@@ -75,17 +79,23 @@ def efficiency_for_engine(engine: str) -> Efficiency:
 
 @dataclass(frozen=True)
 class DecodeCost:
-    """One decode step, the engine it assumes and what a million tokens cost at the device price."""
+    """One decode step, the engine it assumes (and its validation error) and what a million tokens cost."""
 
     step: DecodeStep
-    engine: str
+    engine: EngineChoice
     usd_per_million_tokens: float
     price_per_hour: float
 
     def to_json(self) -> dict[str, Any]:
+        e = self.engine
         return {
             **self.step.__dict__,
-            "engine": self.engine,
+            "engine": e.engine,
+            "engine_requested": e.requested,
+            "ideal_bound": e.ideal,
+            "engine_reason": e.reason,
+            "engine_loso_median_abs_pct_error": e.loso_median_abs_pct_error,
+            "engine_validation_points": e.validation_points,
             "usd_per_million_tokens": self.usd_per_million_tokens,
             "price_per_hour": self.price_per_hour,
         }
@@ -107,6 +117,7 @@ def decode_cost(
     """Time of one decode step at ``batch`` x ``context`` and its dollars per million tokens on ``tp`` devices."""
     hw = load_hardware(hardware, price_per_hour=price_per_hour)
     arch = load_model(model)
+    choice = resolve_engine(engine, hw)
     step = decode_step(
         arch,
         hw,
@@ -115,11 +126,11 @@ def decode_cost(
         context=context,
         tp=tp,
         kv_precision=kv_precision,
-        efficiency=efficiency_for_engine(engine),
+        efficiency=choice.efficiency,
         measured=measured,
     )
     usd = cost_per_million_tokens(step.tokens_per_second, hw, n_devices=tp)
-    return DecodeCost(step, engine, usd, hw.price_per_hour)
+    return DecodeCost(step, choice, usd, hw.price_per_hour)
 
 
 @dataclass(frozen=True)
@@ -149,14 +160,15 @@ def prefill_cost(
     engine: str = "roofline",
 ) -> PrefillCost:
     """Time to process ``batch`` prompts of ``prompt_tokens`` (time to first token at batch 1)."""
+    hw = load_hardware(hardware)
     p = prefill(
         load_model(model),
-        load_hardware(hardware),
+        hw,
         prompt_tokens=prompt_tokens,
         precision=precision,
         batch=batch,
         tp=tp,
-        efficiency=efficiency_for_engine(engine),
+        efficiency=efficiency_for_engine(engine, hw),
     )
     return PrefillCost(p, engine)
 
@@ -277,7 +289,7 @@ def compare_models(
         generalist_tp=generalist_tp,
         specialist_tp=specialist_tp,
         pue=pue,
-        efficiency=efficiency_for_engine(engine),
+        efficiency=efficiency_for_engine(engine, hw),
     )
     if chart:
         plot_compare(rows, chart, hardware=hw)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,14 @@ from cadre.costmodel.quant import compute_precision
 from cadre.costmodel.roofline import decode_step
 from cadre.errors import ConfigError
 
-__all__ = ["RooflinePoint", "RooflineWorkload", "plot_compare", "plot_roofline", "roofline_workload"]
+__all__ = [
+    "RooflinePoint",
+    "RooflineWorkload",
+    "plot_compare",
+    "plot_plan",
+    "plot_roofline",
+    "roofline_workload",
+]
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,70 @@ def plot_compare(rows: Sequence[Any], path: str | Path, *, hardware: Hardware) -
     )
     fig.suptitle(f"Generalist vs specialist decode on {hardware.display_name} (B = batch, S = context)")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_plan(plan: Any, path: str | Path, *, cost_at: Callable[[Any, float], float]) -> Path:
+    """Two panels: monthly cost per option at the planned volume (bars), and monthly cost against volume
+    (``cost_at(option, requests_per_month)``; the self-hosted steps are replicas) with the planned volume and
+    the break-even points marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out = Path(path)
+    opts = plan.options
+    colors = [f"C{i % 10}" for i in range(len(opts))]
+    fig, (ax_bar, ax_vol) = plt.subplots(1, 2, figsize=(13, 5.6), dpi=110)
+    y = np.arange(len(opts))
+    ax_bar.barh(y, [o.monthly_usd for o in opts], color=colors)
+    for yi, o in zip(y, opts, strict=True):
+        what = "API" if o.kind == "api" else f"{o.devices} device(s)"
+        # "\\$": a bare "$" starts matplotlib's math mode
+        extra = "" if o.usd_per_1k_correct is None else f", \\${o.usd_per_1k_correct:,.2f}/1k correct"
+        miss = "  [misses p95]" if o.meets_latency is False else ""
+        ax_bar.text(
+            o.monthly_usd, yi, f" \\${o.monthly_usd:,.0f} ({what}{extra}){miss}", va="center", fontsize=8.5
+        )
+    ax_bar.set_yticks(y, [o.name for o in opts])
+    ax_bar.invert_yaxis()
+    ax_bar.set_xscale("log")
+    lo = (
+        min(o.monthly_usd for o in opts if o.monthly_usd > 0) if any(o.monthly_usd > 0 for o in opts) else 1.0
+    )
+    ax_bar.set_xlim(lo / 3, max(o.monthly_usd for o in opts) * 30)
+    ax_bar.set_xlabel("\\$ per month (log)")
+    vol = plan.workload.requests_per_month
+    ax_bar.set_title(f"at {vol:,.0f} requests/month (peak ×{plan.peak_factor:.2g})", fontsize=10)
+    ax_bar.grid(True, axis="x", alpha=0.3)
+    xs = np.geomspace(vol / 100, vol * 100, 600)
+    for o, c in zip(opts, colors, strict=True):
+        ax_vol.plot(xs, [cost_at(o, x) for x in xs], color=c, label=o.name, lw=1.6)
+    ax_vol.axvline(vol, color="0.4", ls="--", lw=1)
+    for be in plan.break_evens:
+        a = plan.option(be.a)
+        for x in be.crossings[:1]:
+            if vol / 100 <= x <= vol * 100:
+                ax_vol.plot([x], [cost_at(a, x)], "k.", ms=7)
+    ax_vol.set_xscale("log")
+    ax_vol.set_yscale("log")
+    ax_vol.set_xlabel("requests per month (log); dashed: the plan; dots: break-even")
+    ax_vol.set_ylabel("\\$ per month (log)")
+    ax_vol.set_title("cost against volume (steps: one more replica)", fontsize=10)
+    ax_vol.grid(True, which="both", alpha=0.25)
+    ax_vol.legend(fontsize=8.5, loc="upper left")
+    w = plan.workload
+    lat = "" if w.p95_latency_s is None else f", p95 ≤ {w.p95_latency_s:g} s"
+    fig.suptitle(
+        f"cadre cost plan: {w.input_tokens:g} in / {w.output_tokens:g} out tokens per request{lat}, "
+        f"utilization ≤ {w.utilization_ceiling:.0%} (projected, not measured)"
+    )
+    fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)

@@ -30,6 +30,8 @@ __all__ = [
     "Measurement",
     "ValidationReport",
     "engine_efficiency",
+    "engine_errors",
+    "engine_errors_yaml",
     "fit_efficiency",
     "load_validation_set",
     "validate",
@@ -229,12 +231,26 @@ class ValidationReport:
     ideal_share_within_30pct: float
     per_source: dict[str, dict[str, float]]
     efficiency: dict[str, float]
+    per_engine: dict[str, dict[str, float]] = field(default_factory=dict)
     rows: list[ValidationRow] = field(default_factory=list)
 
 
 def _stats(errs: list[float]) -> tuple[float, float]:
     a = np.abs(np.array(errs))
     return float(np.median(a)), float(np.mean(a <= 30.0))
+
+
+def _group_stats(sub: list[ValidationRow]) -> dict[str, float]:
+    """n, fitted and leave-one-source-out median |error| and share within ±30% of some rows."""
+    m1, w1 = _stats([r.error_pct for r in sub])
+    m2, w2 = _stats([r.loso_error_pct for r in sub])
+    return {
+        "n": len(sub),
+        "median_abs_pct_error": m1,
+        "share_within_30pct": w1,
+        "loso_median_abs_pct_error": m2,
+        "loso_share_within_30pct": w2,
+    }
 
 
 def validate(*, loso: bool = True) -> ValidationReport:
@@ -275,18 +291,12 @@ def validate(*, loso: bool = True) -> ValidationReport:
     med, within = _stats([r.error_pct for r in rows])
     lmed, lwithin = _stats([r.loso_error_pct for r in rows])
     imed, iwithin = _stats([100 * (r.ideal_predicted / r.measured - 1) for r in rows])
-    per_source = {}
-    for src in sorted({r.source for r in rows}):
-        sub = [r for r in rows if r.source == src]
-        m1, w1 = _stats([r.error_pct for r in sub])
-        m2, w2 = _stats([r.loso_error_pct for r in sub])
-        per_source[src] = {
-            "n": len(sub),
-            "median_abs_pct_error": m1,
-            "share_within_30pct": w1,
-            "loso_median_abs_pct_error": m2,
-            "loso_share_within_30pct": w2,
-        }
+    per_source = {
+        src: _group_stats([r for r in rows if r.source == src]) for src in sorted({r.source for r in rows})
+    }
+    per_engine = {
+        e: _group_stats([r for r in rows if r.engine == e]) for e in sorted({r.engine for r in rows})
+    }
     fams = sorted({load_hardware(r.hardware).family for r in rows})
     return ValidationReport(
         n=len(rows),
@@ -301,6 +311,7 @@ def validate(*, loso: bool = True) -> ValidationReport:
         ideal_share_within_30pct=iwithin,
         per_source=per_source,
         efficiency=params,
+        per_engine=per_engine,
         rows=rows,
     )
 
@@ -321,6 +332,34 @@ def engine_efficiency(engine: str) -> Efficiency:
         layer_overhead_s=params[f"layer_overhead:{engine}"],
         request_overhead_s=params[f"request_overhead:{engine}"],
     )
+
+
+ENGINE_ERRORS_FILE = "data/engine_errors.yaml"
+
+
+@cache
+def engine_errors() -> dict[str, dict[str, float]]:
+    """Per engine: n and the fitted and leave-one-source-out errors on the shipped set, as recorded in
+    ``data/engine_errors.yaml`` (a refit takes ~20 s; a test checks the file against a fresh :func:`validate`)."""
+    text = resources.files("cadre.costmodel").joinpath(ENGINE_ERRORS_FILE).read_text(encoding="utf-8")
+    data: dict[str, dict[str, float]] = yaml.safe_load(text)["engines"]
+    return data
+
+
+def engine_errors_yaml(report: ValidationReport) -> str:
+    """The text of ``data/engine_errors.yaml`` for ``report`` (figures rounded to 0.1 points)."""
+    keys = ("n", "median_abs_pct_error", "loso_median_abs_pct_error", "loso_share_within_30pct")
+    engines = {
+        e: {
+            k: (int(v[k]) if k == "n" else round(float(v[k]) * (100 if "share" in k else 1), 1)) for k in keys
+        }
+        for e, v in report.per_engine.items()
+    }
+    head = (
+        "# Per-engine error of `cadre cost validate` (written from costmodel.validation.engine_errors_yaml;\n"
+        "# tests/costmodel/test_validate.py checks it against a fresh fit). Shares are percent.\n"
+    )
+    return head + yaml.safe_dump({"engines": engines}, sort_keys=True)
 
 
 @cache

@@ -6,7 +6,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from cadre.evaluate import inline_md, markdown_html_table, md_table, png_file_html
+from cadre.evaluate import DeploymentSection, inline_md, markdown_html_table, md_table, png_file_html
 
 __all__ = ["DemoReport", "render_html", "render_markdown"]
 
@@ -35,6 +35,7 @@ class DemoReport:
     steps: list[list[str]]
     images: dict[str, Path]
     serve: list[str]
+    deployment: DeploymentSection | None = None  # Table 1 priced at deployment scale (projected)
 
 
 def render_markdown(rep: DemoReport) -> str:
@@ -43,6 +44,8 @@ def render_markdown(rep: DemoReport) -> str:
     parts += ["\n## Table 1 on this machine\n\n", _md(rep.table_head, rep.table)]
     if "scores" in rep.images:
         parts.append(f"\n![scores]({rep.images['scores'].name})\n")
+    if rep.deployment is not None:
+        parts += ["\n", rep.deployment.markdown()]
     parts += ["\n## The routed ecosystem\n\n", *[f"- {x}\n" for x in rep.ecosystem]]
     parts += [
         "\n## Robustness (answers that should not change)\n\n",
@@ -95,6 +98,7 @@ def render_html(rep: DemoReport) -> str:
         "</ul><h2>Table 1 on this machine</h2>",
         markdown_html_table(rep.table_head, rep.table),
         png_file_html(rep.images.get("scores"), "scores"),
+        rep.deployment.html() if rep.deployment is not None else "",
         "<h2>The routed ecosystem</h2><ul>",
         *[f"<li>{inline_md(x)}</li>" for x in rep.ecosystem],
         "</ul><h2>Robustness (answers that should not change)</h2>",

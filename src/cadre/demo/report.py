@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cadre.demo.charts import confusion_chart, roofline_chart, roofline_text, scores_chart
+from cadre.demo.deployment import deployment_table
 from cadre.demo.render import DemoReport, render_html, render_markdown
 from cadre.demo.steps import StepRunner
 from cadre.demo.table1 import Table1Row, read_json, table1
@@ -224,6 +225,7 @@ def write_demo_report(
         steps=steps,
         images=images,
         serve=serve,
+        deployment=deployment_table(out, cfg.tasks),
     )
     md, page = out / "report.md", out / "report.html"
     md.write_text(render_markdown(rep), encoding="utf-8")

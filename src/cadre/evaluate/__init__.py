@@ -29,6 +29,7 @@ from cadre.evaluate.perturb import (
     get_perturbation,
     perturb_items,
 )
+from cadre.evaluate.projection import Deployment, DeploymentSection, deployment_section, measured_for_plan
 from cadre.evaluate.records import read_run_records
 from cadre.evaluate.report import ReportPaths, robustness_rows, table1_rows, write_report
 from cadre.evaluate.results import (
@@ -59,6 +60,8 @@ __all__ = [
     "BackendSystem",
     "Comparison",
     "CostSummary",
+    "Deployment",
+    "DeploymentSection",
     "EvalRequest",
     "EvalSystem",
     "Generation",
@@ -78,6 +81,7 @@ __all__ = [
     "TaskSpec",
     "build_metric",
     "compare_run",
+    "deployment_section",
     "finite",
     "get_perturbation",
     "inline_md",
@@ -87,6 +91,7 @@ __all__ = [
     "markdown_html_table",
     "mcnemar",
     "md_table",
+    "measured_for_plan",
     "p_value",
     "paired_bootstrap",
     "paired_comparison",

@@ -3,22 +3,20 @@
 Local systems use the cost model, ``cadre.costmodel.tco.cost_per_request(seconds, load_hardware(name))``
 (the machine's price per hour times the seconds the request held it; the evaluation runs one request at a
 time, so nothing is shared). Hosted APIs use a price table of dollars per million input and output tokens,
-shipped as ``cadre/evaluate/data/prices.yaml``; pass your own with ``prices=`` / ``--prices``.
+shipped by the cost model as ``cadre/costmodel/data/api_prices.yaml`` (dated, a source per row); pass your own with
+``prices=`` / ``--prices``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import Field
-
-from cadre.config.base import StrictModel, load_spec, parse_spec
+from cadre.costmodel.prices import ApiPrice as Price
+from cadre.costmodel.prices import ApiPriceTable as PriceTable
+from cadre.costmodel.prices import api_request_cost, load_api_prices
 from cadre.errors import CadreError
 from cadre.runtime.registry import parse_model
 
@@ -28,33 +26,14 @@ if TYPE_CHECKING:
 __all__ = ["CostSummary", "Price", "PriceTable", "api_cost", "load_prices", "summarize_cost"]
 
 
-class Price(StrictModel):
-    input: float = Field(ge=0)
-    """Dollars per million prompt tokens."""
-    output: float = Field(ge=0)
-    """Dollars per million completion tokens."""
-    as_of: str = ""
-    source: str = ""
-
-
-class PriceTable(StrictModel):
-    models: dict[str, Price]
-
-
-@lru_cache(maxsize=1)
-def _shipped() -> PriceTable:
-    text = files("cadre.evaluate").joinpath("data/prices.yaml").read_text(encoding="utf-8")
-    return parse_spec(PriceTable, yaml.safe_load(text), source="cadre/evaluate/data/prices.yaml")
-
-
 def load_prices(path: str | Path | None = None) -> PriceTable:
-    """The shipped price table, or the one in ``path`` (same shape: ``models: {name: {input, output}}``)."""
-    return _shipped() if path is None else load_spec(PriceTable, path)
+    """The shipped price table (cadre.costmodel's), or the one in ``path`` (same shape: ``models: {name: {...}}``)."""
+    return load_api_prices(path)
 
 
 def api_cost(prompt_tokens: int, completion_tokens: int, price: Price) -> float:
     """Dollars for one hosted request: tokens x (dollars per million tokens) / 1e6, input and output apart."""
-    return (prompt_tokens * price.input + completion_tokens * price.output) / 1e6
+    return api_request_cost(prompt_tokens, completion_tokens, price)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cadre.evaluate.formatting import html_table, md_table, p_value, percent, png_base64, points, seconds, usd
+from cadre.evaluate.projection import DeploymentSection, deployment_section
 from cadre.evaluate.records import read_run
 from cadre.evaluate.results import SUMMARY_FILE, RunSummary, SystemResult, read_summary
 from cadre.evaluate.stats import Comparison
@@ -166,10 +167,16 @@ def render_markdown(summary: RunSummary) -> str:
             "Consistency: the same answer before and after the perturbation (the same correctness when the "
             "perturbation recomputes the answer). Δ is perturbed minus original on the same items."
         )
+    lines += ["", _deployment(summary).markdown()]
     notes = _notes(summary)
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _deployment(summary: RunSummary) -> DeploymentSection:
+    """The run's measurements priced for a stated deployment (projected; see :mod:`.projection`)."""
+    return deployment_section({summary.task: summary})
 
 
 # ---------------------------------------------------------------------------------------------- charts
@@ -343,6 +350,7 @@ measured time × the hardware's price per hour (local), or tokens × list prices
 <h2>Robustness</h2>
 {html_table(robustness_rows(summary), left=2) if summary.robustness else _NO_PERTURB}
 {robust_expl}
+{_deployment(summary).html()}
 {f"<h2>Notes</h2><ul class='note'>{notes}</ul>" if notes else ""}
 </body></html>
 """

@@ -7,6 +7,7 @@ import typer
 from cadre.cli.cost._catalogs import list_hardware, list_models
 from cadre.cli.cost._evidence import audit, calibrate, validate
 from cadre.cli.cost._inference import compare, decode, fit, kv, prefill, roofline, speculative
+from cadre.cli.cost._plan import plan
 from cadre.cli.cost._training import train_cost
 
 __all__ = ["cost_app", "register"]
@@ -17,7 +18,7 @@ cost_app = typer.Typer(
     no_args_is_help=True,
 )
 
-for _command in (decode, prefill, kv, fit, compare, roofline, audit, validate, calibrate):
+for _command in (plan, decode, prefill, kv, fit, compare, roofline, audit, validate, calibrate):
     cost_app.command()(_command)
 cost_app.command("train-cost")(train_cost)
 cost_app.command()(speculative)

@@ -109,6 +109,26 @@ def validate(
         "",
     )
     console.print(t)
+    _print_per_engine(rep.per_engine)
+
+
+def _print_per_engine(per_engine: dict[str, dict[str, float]]) -> None:
+    """Per engine: the error on the engine's own points, in sample and when their source was left out."""
+    from rich.table import Table
+
+    t = Table(title="per engine (LOSO: each point predicted from factors fitted without its source)")
+    for col in ("engine", "n", "median |err| %", "within ±30%", "LOSO median |err| %", "LOSO within ±30%"):
+        t.add_column(col, justify="right")
+    for eng, s in per_engine.items():
+        t.add_row(
+            eng,
+            str(int(s["n"])),
+            f"{s['median_abs_pct_error']:.1f}",
+            f"{s['share_within_30pct']:.0%}",
+            f"{s['loso_median_abs_pct_error']:.1f}",
+            f"{s['loso_share_within_30pct']:.0%}",
+        )
+    console.print(t)
 
 
 def calibrate(

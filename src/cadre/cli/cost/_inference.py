@@ -56,11 +56,12 @@ def decode(
     if json_out:
         print_json(cost.to_json())
         return
-    d = cost.step
+    d, e = cost.step, cost.engine
     crit = "never (KV traffic grows with batch)" if d.critical_batch is None else f"{d.critical_batch:,.0f}"
     print_key_values(
-        f"decode: {d.model} on {tp} x {d.hardware} ({d.precision}, batch {batch}, context {context}, {engine})",
+        f"decode: {d.model} on {tp} x {d.hardware} ({d.precision}, batch {batch}, context {context})",
         [
+            ("engine", f"{e.label}; {e.reason}"),
             ("time per token (per user)", f"{d.seconds_per_token * 1e3:,.3f} ms"),
             ("tokens/s (all users)", f"{d.tokens_per_second:,.1f}"),
             (
@@ -83,6 +84,12 @@ def decode(
             ),
         ],
     )
+    if e.ideal:
+        console.print(
+            "[yellow]This is the ideal roofline: an upper bound on speed (a lower bound on cost). Published "
+            "engines reach 40-90% of it; `--engine auto` applies the factors fitted for this hardware's engine."
+            "[/]"
+        )
 
 
 def prefill(

@@ -48,8 +48,8 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="efficiency factors: 'roofline' (ideal) or one fitted on published data: "
-        "llama.cpp-cuda, llama.cpp-metal, trt-llm, vllm",
+        help="efficiency factors: 'roofline' (the ideal bound), 'auto' (the engine the hardware family "
+        "implies) or one fitted on published data: llama.cpp-cuda, llama.cpp-metal, trt-llm, vllm",
     ),
 ]
 PriceOpt = Annotated[float | None, typer.Option("--price", help="override $ per device-hour")]
