@@ -103,6 +103,9 @@ def test_llm_cli_answers_through_cadre_serve(cadre_server, plugin_path: Path, tm
     models = run("models")
     for name in ("cadre-auto", "cadre/billing", "cadre/shipping", "cadre/generalist"):
         assert f": {name}" in models, models
+    assert (
+        "cadre/auto" not in models and "minilm" not in models.lower()
+    )  # the router and the embedder are no chat models
     # streamed (llm's default), then a follow-up in the same conversation, then a named specialist unstreamed
     first = run("-m", "cadre-auto", "I was charged twice for my order, please refund")
     follow = run("-c", "And when will the refund arrive?")

@@ -191,6 +191,10 @@ def test_bad_requests(smollm2_run: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="system prompt contains"):
         export_ollama(quoted, tmp_path / "q")
     assert ollama_model_name(Path("/runs/My Intent!")) == "my-intent"
+    from cadre.train import export_adapter
+
+    with pytest.raises(ConfigError, match="writes a folder"):
+        export_adapter(smollm2_run, "ollama")
 
 
 @pytest.mark.slow

@@ -172,6 +172,7 @@ func main() {
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("go") is None,
     reason="Go is not installed: the Go template is checked through its Python twin (TurnFormat.render) only",

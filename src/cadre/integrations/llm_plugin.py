@@ -51,16 +51,18 @@ def _api_key() -> str | None:
 
 
 def served_model_ids(url: str, key: str | None) -> list[str]:
-    """The model ids ``GET /v1/models`` lists, or ``[]`` when the server cannot be reached."""
+    """The chat models ``GET /v1/models`` lists (specialists, the generalist; not ``auto`` nor the embedding
+    model, which cadre marks with ``kind``), or ``[]`` when the server cannot be reached."""
     import httpx
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         reply = httpx.get(f"{url}/models", headers=headers, timeout=LIST_TIMEOUT_S)
         reply.raise_for_status()
-        return [str(m["id"]) for m in reply.json().get("data", []) if isinstance(m, dict) and "id" in m]
+        cards = [m for m in reply.json().get("data", []) if isinstance(m, dict) and "id" in m]
     except (httpx.HTTPError, ValueError, KeyError):
         return []
+    return [str(m["id"]) for m in cards if m.get("kind") not in ("embedding", "router") and m["id"] != "auto"]
 
 
 @llm.hookimpl
@@ -69,8 +71,7 @@ def register_models(register: Any) -> None:
     url = base_url()
     register(CadreModel("cadre-auto", served="auto", url=url), aliases=("cadre",))
     for served in served_model_ids(url, _api_key()):
-        if served != "auto":
-            register(CadreModel(f"cadre/{served}", served=served, url=url))
+        register(CadreModel(f"cadre/{served}", served=served, url=url))
 
 
 def _text(message: Any) -> str:
