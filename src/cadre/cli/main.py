@@ -8,12 +8,14 @@ import sys
 
 import typer
 
+from cadre.cli.help_format import RootGroup, apply_help_format
 from cadre.cli.output import err_console
 from cadre.errors import CadreError
 
 __all__ = ["app", "main"]
 
 # Each module defines ``register(app)``; heavy imports stay inside the commands so `cadre --help` is fast.
+# The order `cadre --help` lists the commands in is help_format.COMMAND_ORDER, not this one.
 COMMAND_MODULES = (
     "cost",
     "models",
@@ -27,6 +29,7 @@ COMMAND_MODULES = (
 
 app = typer.Typer(
     name="cadre",
+    cls=RootGroup,
     help="Replace one generalist LLM with a cadre of small specialized models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -34,8 +37,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from cadre import __version__
+
+        typer.echo(f"cadre {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print cadre's version and exit."
+    ),
+) -> None:
     """Replace one generalist LLM with a cadre of small specialized models."""
 
 
@@ -49,6 +64,7 @@ def version() -> None:
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"cadre.cli.{_name}").register(app)
+apply_help_format(app)
 
 
 def main() -> None:

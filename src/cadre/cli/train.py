@@ -84,20 +84,40 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
         directory: Path = typer.Argument(..., help="a `cadre train` output directory"),
-        format: str = typer.Option("gguf-adapter", "--format", help="gguf-adapter | gguf-merged | peft"),
+        format: str = typer.Option(
+            "gguf-adapter", "--format", help="gguf-adapter | gguf-merged | peft | ollama (Modelfile + GGUFs)"
+        ),
         quant: str | None = typer.Option(
             None, "--quant", help="F32|F16|Q8_0|Q4_0 (default: adapter F32; merged Q8_0 on adapted tensors)"
         ),
-        out: Path | None = typer.Option(None, "--out", help="output file (directory for peft)"),
+        out: Path | None = typer.Option(None, "--out", help="output file (directory for peft and ollama)"),
+        merge: bool = typer.Option(
+            False, "--merge", help="ollama: FROM one merged GGUF instead of the base plus ADAPTER"
+        ),
         json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
-        """Export a trained adapter: llama.cpp LoRA GGUF, merged GGUF, or a clean PEFT copy."""
+        """Export a trained adapter: llama.cpp LoRA GGUF, merged GGUF, a clean PEFT copy, or an Ollama Modelfile."""
         import time
 
-        from cadre.train import export_adapter
+        from cadre.errors import ConfigError
+        from cadre.train import export_adapter, export_ollama
 
+        if merge and format != "ollama":
+            raise ConfigError(
+                "--merge applies to --format ollama (for one merged GGUF use --format gguf-merged)"
+            )
         started = time.perf_counter()
-        path = export_adapter(directory, format, quant=quant, out=out)
+        extra: dict[str, Any] = {}
+        if format == "ollama":
+            result = export_ollama(directory, out, merge=merge, quant=quant)
+            path = result.directory
+            extra = {
+                "modelfile": result.modelfile,
+                "files": result.files,
+                "ollama_create": result.create_command,
+            }
+        else:
+            path = export_adapter(directory, format, quant=quant, out=out)
         seconds = round(time.perf_counter() - started, 2)
         size = (
             sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -105,9 +125,11 @@ def register(app: typer.Typer) -> None:
             else path.stat().st_size
         )
         if json_out:
-            print_json({"path": path, "format": format, "bytes": size, "seconds": seconds})
-        else:
-            console.print(f"wrote {format} to [bold]{path}[/] ({size / 1e6:.1f} MB) in {seconds:.1f} s")
+            print_json({"path": path, "format": format, "bytes": size, "seconds": seconds, **extra})
+            return
+        console.print(f"wrote {format} to [bold]{path}[/] ({size / 1e6:.1f} MB) in {seconds:.1f} s")
+        if extra:
+            console.print(f"next: {extra['ollama_create']}", highlight=False, soft_wrap=True)
 
 
 def _time_line(m: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ Public API::
 
     from cadre.train.export import export_adapter
     export_adapter("runs/intent", "gguf-adapter")                         # -> Path of the .gguf
+    export_ollama("runs/intent", "ollama/intent")                         # -> Modelfile + the GGUFs it names
 
 Heavy libraries (torch, transformers, peft) are imported inside the functions that need them.
 """
@@ -20,13 +21,16 @@ from cadre.train.config import LoraSettings, TrainConfig, parse_budget
 
 if TYPE_CHECKING:
     from cadre.train.export import export_adapter
+    from cadre.train.export_ollama_modelfile import OllamaExport, export_ollama
     from cadre.train.trainer import TrainResult
 
 __all__ = [
     "LoraSettings",
+    "OllamaExport",
     "TrainConfig",
     "TrainResult",
     "export_adapter",
+    "export_ollama",
     "json_match",
     "normalize_answer",
     "normalized_match",
@@ -51,4 +55,8 @@ def __getattr__(name: str) -> Any:
         from cadre.train.export import export_adapter
 
         return export_adapter
+    if name in ("export_ollama", "OllamaExport"):
+        from cadre.train import export_ollama_modelfile as module
+
+        return getattr(module, name)
     raise AttributeError(name)

@@ -287,6 +287,11 @@ def export_adapter(
         ConfigError: unknown format/quant, or a combination that cannot be written.
     """
     adapter_dir = Path(adapter_dir)
+    if format == "ollama":
+        raise ConfigError(
+            "the ollama format writes a folder (Modelfile + GGUFs): use cadre.train.export_ollama "
+            "(`cadre export DIR --format ollama`)"
+        )
     if format not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
     if quant is not None:
