@@ -28,5 +28,9 @@ def test_the_worked_example_validates_and_shows_as_documented() -> None:
 def test_the_readme_example_validates() -> None:
     (data,) = _yaml_blocks(ROOT / "README.md")
     parse_ecosystem(
-        {"specialists": [{"name": "intents"}, {"name": "invoices"}], "generalist": {"model": "smollm2-135m"}, **data}
+        {
+            "specialists": [{"name": "intents"}, {"name": "invoices"}],
+            "generalist": {"model": "smollm2-135m"},
+            **data,
+        }
     )

@@ -39,7 +39,7 @@ def test_unknown_keys_are_rejected_with_their_path() -> None:
 def test_step_kinds_are_a_closed_set() -> None:
     p = support_pipeline()
     p["steps"][0]["kind"] = "python"
-    _bad(p, r"pipelines.support.steps.0: .*'call', 'vote', 'retrieve', 'tool'")
+    _bad(p, r"pipelines.support.steps.0: .*'call', 'vote', 'react', 'retrieve', 'tool'")
 
 
 def test_cycles_are_rejected() -> None:

@@ -18,49 +18,28 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cadre.ecosystem.answers import check_input, parse_answer
 from cadre.ecosystem.models import GENERALIST, ModelCaller, ModelReply, ModelRequest
-from cadre.ecosystem.pipeline_spec import INPUT, CallStep, PipelineSpec, RetrieveStep, ToolStep, VoteStep
+from cadre.ecosystem.pipeline_spec import (
+    INPUT,
+    CallStep,
+    PipelineSpec,
+    ReactStep,
+    RetrieveStep,
+    ToolStep,
+    VoteStep,
+)
+from cadre.ecosystem.react import run_react
+from cadre.ecosystem.trace import StepTrace
 from cadre.errors import CadreError, PipelineError, did_you_mean
 from cadre.runtime.protocol import ChatMessage, SamplingParams
 
 __all__ = ["PipelineResult", "PipelineRunner", "StepTrace"]
 
 _RETRY_TEMPERATURE = 0.7  # a greedy retry would repeat the same answer: retries sample
-
-
-@dataclass
-class StepTrace:
-    """What one step did: who answered, how long, how many tokens, what it cost, what was escalated."""
-
-    id: str
-    kind: str
-    status: str = "ok"  # ok | skipped | failed
-    model: str | None = None
-    adapter: str | None = None
-    latency_s: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float | None = None
-    attempts: int = 0
-    escalations: list[str] = field(default_factory=list)
-    error: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def add_reply(self, reply: ModelReply) -> None:
-        self.attempts += 1
-        self.model, self.adapter = reply.model, reply.adapter
-        for c in reply.completions:
-            self.prompt_tokens += c.usage.prompt_tokens
-            self.completion_tokens += c.usage.completion_tokens
-        if reply.cost_usd is not None:
-            self.cost_usd = (self.cost_usd or 0.0) + reply.cost_usd
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -247,6 +226,8 @@ class PipelineRunner:
                 return self._vote(spec, step, values, trace)
             if isinstance(step, CallStep):
                 return self._call(spec, step, values, trace)
+            if isinstance(step, ReactStep):
+                return run_react(step, spec.template(sid, "prompt").render(values), self.models, trace)
             if isinstance(step, RetrieveStep):
                 return self._retrieve(spec, step, values, trace)
             return self._tool(spec, step, values, trace)

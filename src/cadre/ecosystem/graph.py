@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from cadre.ecosystem.pipeline_spec import INPUT, CallStep, PipelineSpec, RetrieveStep, ToolStep
+from cadre.ecosystem.pipeline_spec import (
+    INPUT,
+    CallStep,
+    PipelineSpec,
+    ReactStep,
+    RetrieveStep,
+    ToolStep,
+    VoteStep,
+)
 
 __all__ = ["pipeline_mermaid", "pipeline_text"]
 
 
-def _what(step: CallStep | RetrieveStep | ToolStep) -> str:
+def _what(step: CallStep | ReactStep | RetrieveStep | ToolStep) -> str:
+    if isinstance(step, VoteStep):
+        return f"vote {step.model} x{step.k} (agree >= {step.threshold:g}, else {step.on_disagreement})"
+    if isinstance(step, ReactStep):
+        return f"react {step.model} with {', '.join(step.tools)} (at most {step.max_turns} turns)"
     if isinstance(step, CallStep):
         parse = f", parse {step.parse}" if step.parse != "text" else ""
         fail = f", on failure {step.on_failure}" if step.on_failure != "fail" else ""

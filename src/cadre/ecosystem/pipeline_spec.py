@@ -1,7 +1,7 @@
 """The ``pipelines:`` section of ``ecosystem.yaml``: specialists composed into one answer, checked at load.
 
 A pipeline has an input schema, a list of steps and an output. Step kinds are a closed set (``call``,
-``vote``, ``retrieve``, ``tool``); nothing in the file names a module or a class. Steps read the input and earlier steps'
+``vote``, ``react``, ``retrieve``, ``tool``); nothing in the file names a module or a class. Steps read the input and earlier steps'
 outputs through templates (:mod:`cadre.ecosystem.template`) and ``when:`` conditions
 (:mod:`cadre.ecosystem.conditions`); those references define the DAG, which must have no cycle. Everything the file
 refers to is checked when it loads: steps and their declared fields here, tools against the tool registry, models
@@ -26,6 +26,7 @@ __all__ = [
     "INPUT",
     "CallStep",
     "PipelineSpec",
+    "ReactStep",
     "RetrieveStep",
     "Step",
     "ToolStep",
@@ -149,7 +150,25 @@ class ToolStep(_StepBase):
         return frozenset(fields) if fields else None
 
 
-Step = Annotated[CallStep | VoteStep | RetrieveStep | ToolStep, Field(discriminator="kind")]
+class ReactStep(_StepBase):
+    """A bounded loop: the model calls one of ``tools`` or answers, turn by turn (ReAct, Yao et al., ICLR 2023),
+    within ``max_turns``, ``max_total_tokens`` and ``timeout_s``. The transcript is in the step's trace."""
+
+    kind: Literal["react"]
+    model: str = Field(description="a specialist's name, 'generalist', or 'auto'")
+    prompt: str = Field(description="the task, a template")
+    tools: list[str] = Field(min_length=1, description="the tools the model may call")
+    allowed_hosts: list[str] = Field(default_factory=list, description="for http_get among the tools")
+    max_turns: int = Field(default=5, ge=1, le=20)
+    max_tokens: int = Field(default=128, ge=1, le=4096, description="per turn")
+    max_total_tokens: int = Field(default=2048, ge=1, description="prompt + completion tokens over all turns")
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    def templates(self) -> dict[str, str]:
+        return {"prompt": self.prompt}
+
+
+Step = Annotated[CallStep | VoteStep | ReactStep | RetrieveStep | ToolStep, Field(discriminator="kind")]
 
 
 def _text_input() -> dict[str, InputType]:
@@ -193,6 +212,8 @@ class PipelineSpec(StrictModel):
         for i, step in enumerate(self.steps):
             if isinstance(step, ToolStep):
                 self._check_tool(i, step)
+            if isinstance(step, ReactStep):
+                self._check_react_tools(i, step)
             declared[step.id] = step.fields()
         for i, step in enumerate(self.steps):
             refs = []
@@ -236,6 +257,23 @@ class PipelineSpec(StrictModel):
             except re.error as err:
                 raise ValueError(f"steps.{i}.args.pattern: not a regular expression: {err}") from None
 
+    def _check_react_tools(self, i: int, step: ReactStep) -> None:
+        for name in step.tools:
+            if name not in TOOLS:
+                raise ValueError(f"steps.{i}.tools: no tool {name!r} (tools: {', '.join(TOOLS.names())})")
+            tool = TOOLS.get(name)
+            fixed = [a for a in tool.required if a in tool.literal]
+            if fixed:
+                raise ValueError(
+                    f"steps.{i}.tools: {name!r} needs a fixed {fixed[0]!r} that only the file may give (a model "
+                    "may not write it); use a tool step instead"
+                )
+            if tool.network and not step.allowed_hosts:
+                raise ValueError(
+                    f"steps.{i}: tool {name!r} reaches the network and is off by default; list the hosts it may "
+                    "reach in allowed_hosts: [...]"
+                )
+
     def _check_cycles(self) -> None:
         state: dict[str, int] = {}
 
@@ -257,7 +295,7 @@ class PipelineSpec(StrictModel):
 
     # --- what the executor reads ------------------------------------------------------------------------------
 
-    def step(self, step_id: str) -> CallStep | VoteStep | RetrieveStep | ToolStep:
+    def step(self, step_id: str) -> CallStep | VoteStep | ReactStep | RetrieveStep | ToolStep:
         return next(s for s in self.steps if s.id == step_id)
 
     def deps(self, step_id: str) -> frozenset[str]:
@@ -278,9 +316,10 @@ class PipelineSpec(StrictModel):
             return self._output.value(values)
         return {k: t.value(values) for k, t in self._output.items()}
 
-    def call_steps(self) -> Iterator[tuple[int, CallStep]]:
+    def model_steps(self) -> Iterator[tuple[int, CallStep | ReactStep]]:
+        """The steps that call a model (call, vote, react), with their index."""
         for i, s in enumerate(self.steps):
-            if isinstance(s, CallStep):
+            if isinstance(s, CallStep | ReactStep):
                 yield i, s
 
     def is_structured(self) -> bool:
@@ -289,7 +328,8 @@ class PipelineSpec(StrictModel):
             return True
         last = self.steps[-1]
         return self.output is None and (
-            (isinstance(last, CallStep) and last.parse == "json") or not isinstance(last, CallStep)
+            (isinstance(last, CallStep) and last.parse == "json")
+            or not isinstance(last, CallStep | ReactStep)
         )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from cadre.config.base import StrictModel, load_spec, parse_spec
-from cadre.ecosystem.pipeline_spec import CallStep, PipelineSpec
+from cadre.ecosystem.pipeline_spec import CallStep, PipelineSpec, ReactStep
 from cadre.errors import ConfigError
 from cadre.paths import safe_name
 from cadre.route import RouterSpec
@@ -284,7 +284,7 @@ class EcosystemSpec(StrictModel):
             models.append("generalist")
         for name, pipeline in self.pipelines.items():
             safe_name(name, kind="pipeline")
-            for i, step in pipeline.call_steps():
+            for i, step in pipeline.model_steps():
                 where = f"pipelines.{name}.steps.{i}"
                 if step.model not in models:
                     raise ValueError(f"{where}.model: no model {step.model!r} (models: {', '.join(models)})")
@@ -306,8 +306,8 @@ class EcosystemSpec(StrictModel):
         return (self.resolve(root) if root else Path(self.base_dir or ".")).resolve()
 
 
-def _escalates(step: CallStep) -> bool:
-    if step.model == "generalist":
+def _escalates(step: CallStep | ReactStep) -> bool:
+    if step.model == "generalist" or isinstance(step, ReactStep):
         return False
     return step.on_failure == "escalate" or getattr(step, "on_disagreement", None) == "escalate"
 
