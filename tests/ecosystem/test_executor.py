@@ -323,3 +323,30 @@ def test_vote_escalates_when_the_samples_disagree() -> None:
     models = ScriptedModels({"intents": ["refund", "billing", "other", "refund", "billing"]})
     with pytest.raises(PipelineError, match="40% of 5 samples agree"):
         _runner({"v": _vote_pipeline(on_disagreement="fail")}, models).run("v", MESSAGE)
+
+
+def test_a_condition_may_read_a_skipped_step_and_after_only_orders() -> None:
+    p = support_pipeline()
+    p["steps"].append(
+        {
+            "id": "fallback",
+            "kind": "call",
+            "model": "generalist",
+            "prompt": "{input.text}",
+            "when": "fields == null",
+        }
+    )
+    p["steps"].append(
+        {"id": "last", "kind": "tool", "tool": "arithmetic", "args": {"expression": "1"}, "after": ["total"]}
+    )
+    models = ScriptedModels({"intents": "other", "generalist": "a general answer"})
+    result = _runner({"support": p}, models).run("support", "hello")
+    status = {s.id: s.status for s in result.steps}
+    assert status == {
+        "intent": "ok",
+        "fields": "skipped",
+        "due": "skipped",
+        "total": "skipped",
+        "fallback": "ok",
+        "last": "ok",
+    }

@@ -179,7 +179,7 @@ class PipelineRunner:
                     pending.remove(sid)
                     traces[sid] = StepTrace(sid, spec.step(sid).kind)
                     cond = spec.condition(sid)
-                    upstream = sorted(d for d in spec.deps(sid) if traces[d].status == "skipped")
+                    upstream = sorted(d for d in spec.reads(sid) if traces[d].status == "skipped")
                     if upstream or (cond is not None and not cond(values)):
                         traces[sid].status = "skipped"
                         traces[sid].detail = {
@@ -270,13 +270,7 @@ class PipelineRunner:
                 if attempt + 1 < attempts:
                     trace.escalations.append(f"retry ({problem})")
         if step.on_failure == "escalate" and step.model != GENERALIST:
-            trace.escalations.append(f"generalist ({problem})")
-            reply = self.models.call(replace(request, model=GENERALIST))
-            trace.add_reply(reply)
-            try:
-                return self._parse(step, reply)
-            except ValueError as err:
-                problem = f"{reply.model}: {err}"
+            return self._escalate(step, request, trace, problem)
         raise PipelineError(problem)
 
     def _vote(self, spec: PipelineSpec, step: VoteStep, values: dict[str, Any], trace: StepTrace) -> Any:
@@ -300,16 +294,19 @@ class PipelineRunner:
             return parsed[best]
         problem = f"{reply.model}: {agreement:.0%} of {step.k} samples agree (threshold {step.threshold:.0%})"
         if step.on_disagreement == "escalate" and step.model != GENERALIST:
-            trace.escalations.append(f"generalist ({problem})")
-            reply = self.models.call(
-                replace(request, model=GENERALIST, n=1, params=replace(request.params, temperature=0.0))
-            )
-            trace.add_reply(reply)
-            try:
-                return self._parse(step, reply)
-            except ValueError as err:
-                problem = f"{reply.model}: {err}"
+            return self._escalate(step, request, trace, problem)
         raise PipelineError(problem)
+
+    def _escalate(self, step: CallStep, request: ModelRequest, trace: StepTrace, problem: str) -> Any:
+        """Ask the generalist once (one greedy sample) after ``problem``; its answer must parse too."""
+        trace.escalations.append(f"generalist ({problem})")
+        greedy = replace(request.params, temperature=0.0, seed=None)
+        reply = self.models.call(replace(request, model=GENERALIST, n=1, params=greedy))
+        trace.add_reply(reply)
+        try:
+            return self._parse(step, reply)
+        except ValueError as err:
+            raise PipelineError(f"{reply.model}: {err}") from None
 
     @staticmethod
     def _parse(step: CallStep, reply: ModelReply) -> Any:

@@ -190,6 +190,7 @@ class PipelineSpec(StrictModel):
     _templates: dict[str, dict[str, Template]] = PrivateAttr(default_factory=dict)
     _conditions: dict[str, Condition] = PrivateAttr(default_factory=dict)
     _deps: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
+    _reads: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
     _output: dict[str, Template] | Template | None = PrivateAttr(None)
 
     @field_validator("input")
@@ -221,6 +222,7 @@ class PipelineSpec(StrictModel):
             for key, text in step.templates().items():
                 parsed[key] = _parse(f"steps.{i}.{key}", text, declared)
                 refs += parsed[key].refs
+            self._reads[step.id] = frozenset(r.name for r in refs if r.name != INPUT)
             if step.when is not None:
                 cond = _wrap(f"steps.{i}.when", lambda s=step: parse_condition(s.when or ""))
                 _wrap(f"steps.{i}.when", lambda c=cond: check_fields(c.refs, declared))
@@ -301,6 +303,11 @@ class PipelineSpec(StrictModel):
     def deps(self, step_id: str) -> frozenset[str]:
         """The steps ``step_id`` waits for (its references and ``after``)."""
         return self._deps[step_id]
+
+    def reads(self, step_id: str) -> frozenset[str]:
+        """The steps whose outputs ``step_id``'s templates read (a step reading a skipped one is skipped too; its
+        condition may read a skipped step, which is null there)."""
+        return self._reads[step_id]
 
     def template(self, step_id: str, key: str) -> Template:
         return self._templates[step_id][key]
