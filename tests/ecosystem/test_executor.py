@@ -179,6 +179,7 @@ def test_builtin_tools(step: dict[str, Any], data: dict[str, Any], expected: Any
         ("__import__('os')", "only numbers"),
         ("1/0", "divides by zero"),
         ("2**1000", "exponent too large"),
+        ("(9**64)**64", "exponent too large"),
         ("(", "not an arithmetic"),
     ],
 )
@@ -350,3 +351,12 @@ def test_a_condition_may_read_a_skipped_step_and_after_only_orders() -> None:
         "fallback": "ok",
         "last": "ok",
     }
+
+
+def test_an_infrastructure_error_keeps_its_type() -> None:
+    def slow(_: Any) -> str:
+        raise TimeoutError
+
+    with pytest.raises(TimeoutError) as err:  # served: a 504, not a pipeline's 400
+        _runner({"support": support_pipeline()}, ScriptedModels({"intents": slow})).run("support", MESSAGE)
+    assert [s.status for s in err.value.steps] == ["failed"]  # type: ignore[attr-defined]

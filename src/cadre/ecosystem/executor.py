@@ -82,16 +82,16 @@ class PipelineResult:
         return out
 
 
-def _fail(err: BaseException, message: str, traces: list[StepTrace]) -> CadreError:
-    """The error a run raises: the step's own CadreError type (a model failure stays a BackendError)."""
-    new: CadreError
-    if isinstance(err, CadreError) and type(err) is not CadreError:
+def _fail(err: BaseException, message: str, traces: list[StepTrace]) -> BaseException:
+    """The error a run raises, with the trace so far as ``steps``: the step's own CadreError type with the
+    pipeline and step named (a model failure stays a BackendError), or, for anything else (a timeout, the
+    server's own errors), the exception itself, so that its meaning is kept."""
+    new: BaseException = err
+    if isinstance(err, CadreError):
         try:
             new = type(err)(message)
         except TypeError:
             new = PipelineError(message)
-    else:
-        new = PipelineError(message)
     new.steps = traces  # type: ignore[attr-defined]
     return new
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -83,8 +84,10 @@ def _arith(node: ast.AST) -> float | int:
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _arith(node.left), _arith(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > 64:
-            raise ValueError("exponent too large (at most 64)")
+        if isinstance(node.op, ast.Pow) and (
+            abs(right) > 64 or math.log2(abs(left) + 1) * abs(right) > 1024
+        ):  # (9**64)**64... would grow without bound: refuse results beyond ~1024 bits
+            raise ValueError("exponent too large (at most 64, result at most 2**1024)")
         return _BINOPS[type(node.op)](left, right)  # type: ignore[no-any-return]
     raise ValueError("only numbers, + - * / // % ** and parentheses are allowed")
 
