@@ -9,6 +9,7 @@ CadreError
  │    ├── ContextLengthError   the prompt does not fit the model's context
  │    └── RequestRejectedError the endpoint refused the request as invalid (HTTP 400/422)
  ├── CapacityError        a workload does not fit (memory, queue)
+ ├── PipelineError        a pipeline run failed on its input (schema, unparsable answer, a tool raising)
  └── StoreError           a vector store / index problem (e.g. another embedding model)
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "DataError",
     "ModelLoadError",
     "NotFoundError",
+    "PipelineError",
     "RequestRejectedError",
     "StoreError",
     "did_you_mean",
@@ -66,6 +68,10 @@ class RequestRejectedError(BackendError, ValueError):
 
 class CapacityError(CadreError):
     """A workload does not fit the resources given."""
+
+
+class PipelineError(CadreError, ValueError):
+    """A pipeline run failed: its input, a step's answer or a tool was wrong (the message names the step)."""
 
 
 class StoreError(CadreError):

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "knowledge",
     "evaluate",
     "serve",
+    "pipeline",
     "demo",
 )
 

@@ -103,6 +103,8 @@ def check_cmd(
         )
     console.print(table)
     console.print(f"router: {report['router']}")
+    for pipeline in report["pipelines"]:
+        console.print(pipeline["dag"], highlight=False)
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 

@@ -50,6 +50,8 @@ def cost_method(spec: SystemSpec, prices: PriceTable) -> tuple[str | None, str]:
     """How a system's requests are costed: ``hardware:NAME``, ``price:NAME`` or None (with the reason)."""
     if spec.kind == "model":
         return f"hardware:{spec.hardware}", ""
+    if spec.kind == "pipeline":
+        return f"hardware:{spec.hardware}", "the whole pipeline run, costed as local hardware"
     if spec.kind == "openai":
         ref = parse_model(spec.model or "")
         key = spec.price or ref.remote_model or ""

@@ -142,7 +142,7 @@ def summarize(
         results[name] = SystemResult(
             name=name,
             kind=spec.kind,
-            model=spec.model if spec.kind != "routed" else spec.router,
+            model={"routed": spec.router, "pipeline": f"pipeline:{spec.pipeline}"}.get(spec.kind, spec.model),
             adapter=spec.adapter,
             shots=shots_for(spec, task),
             n=len(rows_by_item),

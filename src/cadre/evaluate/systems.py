@@ -7,14 +7,16 @@ On the command line a system is ``NAME=TARGET[,key=value...]`` (or just ``TARGET
     spec=smollm2-135m,adapter=out/intents.gguf,shots=0
     gpt=openai:gpt-4o-mini@https://api.openai.com/v1,price=gpt-4o-mini
     eco=routed:runs/router,routes=intents:spec;invoices:spec2,generalist=base
+    pipe=pipeline:support,ecosystem=ecosystem.yaml  # a pipeline of an ecosystem, run on each item's input
 
 Keys: ``adapter``, ``shots``, ``mode`` (chat|complete), ``price`` (price-table entry), ``hardware`` (cost-model
-hardware, default ``local``), ``price_per_hour`` (USD, overrides the hardware's), ``routes`` (route:system;...), ``generalist`` (a system name), ``api_key_env``.
+hardware, default ``local``), ``price_per_hour`` (USD, overrides the hardware's), ``routes`` (route:system;...), ``generalist`` (a system name), ``api_key_env``, ``ecosystem`` (for ``pipeline:``).
 Systems of one run that share a base model share one loaded copy of it (adapters chosen per request).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -38,6 +40,7 @@ __all__ = [
     "EvalRequest",
     "EvalSystem",
     "Generation",
+    "PipelineSystem",
     "RoutedSystem",
     "SystemSpec",
     "build_systems",
@@ -51,7 +54,7 @@ class SystemSpec(StrictModel):
     """One system under evaluation."""
 
     name: str = Field(pattern=_NAME)
-    kind: Literal["model", "openai", "routed"] = "model"
+    kind: Literal["model", "openai", "routed", "pipeline"] = "model"
     model: str | None = None
     """A runtime model name: bundled name, GGUF path, HF folder, or ``openai:<model>@<base_url>``."""
     adapter: str | None = None
@@ -72,9 +75,19 @@ class SystemSpec(StrictModel):
     generalist: str | None = None
     """For ``routed``: the system answering what no specialist should (route ``generalist``)."""
     api_key_env: str | None = None
+    pipeline: str | None = None
+    """For ``pipeline``: the pipeline's name in ``ecosystem``."""
+    ecosystem: str | None = None
+    """For ``pipeline``: the ecosystem.yaml that declares it (its models load in this process)."""
 
     @model_validator(mode="after")
     def _check(self) -> SystemSpec:
+        if self.kind == "pipeline":
+            if not self.pipeline or not self.ecosystem:
+                raise ValueError(
+                    f"system {self.name!r}: a pipeline system is pipeline:NAME,ecosystem=FILE (both are needed)"
+                )
+            return self
         if self.kind == "routed":
             if not self.router:
                 raise ValueError(f"system {self.name!r}: a routed system needs router=DIR")
@@ -108,7 +121,10 @@ def parse_system(text: str) -> SystemSpec:
     if not target:
         raise ConfigError(f"--system {text!r}: give a model, e.g. --system base=smollm2-135m")
     data: dict[str, Any]
-    if target.startswith("routed:"):
+    if target.startswith("pipeline:"):
+        data = {"kind": "pipeline", "pipeline": target.removeprefix("pipeline:")}
+        display = target.replace(":", "-")
+    elif target.startswith("routed:"):
         router = target.removeprefix("routed:")
         data = {"kind": "routed", "router": router}
         display = Path(target).name if "/" in target else target
@@ -267,6 +283,47 @@ class RoutedSystem:
         pass
 
 
+class PipelineSystem:
+    """A pipeline of an ecosystem: each item's input text is the pipeline's input; its answer is the output (JSON
+    text when structured). Latency is the whole run; tokens are summed over the steps."""
+
+    def __init__(self, spec: SystemSpec, runner: Any, models: Any) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.runner = runner
+        self.models = models
+
+    def generate(self, request: EvalRequest, params: SamplingParams) -> Generation:
+        result = self.runner.run(self.spec.pipeline, request.text)
+        out = result.output
+        text = json.dumps(out, ensure_ascii=False) if result.structured else ("" if out is None else str(out))
+        return Generation(
+            text=text,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            latency_s=result.latency_s,
+            ttft_s=None,
+        )
+
+    def close(self) -> None:
+        self.runner.close()
+        self.models.close()
+
+
+def _build_pipeline(spec: SystemSpec, backend_options: Mapping[str, Any] | None) -> PipelineSystem:
+    from cadre.ecosystem import LocalModels, PipelineRunner, load_ecosystem
+
+    eco = load_ecosystem(spec.ecosystem or "")
+    name = spec.pipeline or ""
+    if name not in eco.pipelines:
+        raise ConfigError(
+            f"system {spec.name!r}: {spec.ecosystem} has no pipeline {name!r} "
+            f"(pipelines: {', '.join(eco.pipelines) or 'none'})"
+        )
+    models = LocalModels(eco, backend_options=backend_options)
+    return PipelineSystem(spec, PipelineRunner({name: eco.pipelines[name]}, models), models)
+
+
 def _adapter_name(system: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", system)[:60]
 
@@ -317,6 +374,14 @@ def build_systems(
             adapter = _adapter_name(s.name) if s.adapter else None
             systems[s.name] = BackendSystem(s, backend, adapter=adapter, owns=(i == 0))
 
+    for s in specs:
+        if s.kind == "pipeline":
+            try:
+                systems[s.name] = _build_pipeline(s, backend_options)
+            except ConfigError:
+                raise
+            except Exception as err:
+                errors[s.name] = f"{type(err).__name__}: {err}"
     for s in specs:
         if s.kind != "routed":
             continue

@@ -3,7 +3,7 @@
 Layers (H10): ``chat.py`` / ``completions.py`` / ``models.py`` / ``embeddings.py`` / ``admin.py`` only parse and
 dispatch; :class:`~cadre.serve.serving.Gateway` serves requests (limits, grounding, generation, fallback, streaming,
 embeddings), asking :mod:`cadre.serve.routing` who answers and :class:`~cadre.serve.served_models.ServedModels`
-what is loaded (models, adapters, router, hot reload); :mod:`cadre.serve.spec` is the ``ecosystem.yaml`` schema;
+what is loaded (models, adapters, router, hot reload); :mod:`cadre.ecosystem.spec` is the ``ecosystem.yaml`` schema;
 :mod:`cadre.serve.protocol` holds the OpenAI wire models; :mod:`cadre.serve.errors` the one error shape.
 
     from cadre.serve import create_app, serve
@@ -17,13 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cadre.serve.app import check_keys, create_app, serve
-    from cadre.serve.auth import ADMIN_ENV_VAR, ApiKeys, keys_from_env
-    from cadre.serve.check import check_ecosystem
-    from cadre.serve.lifecycle import bind_socket
-    from cadre.serve.served_models import ServedModels
-    from cadre.serve.serving import Gateway
-    from cadre.serve.spec import (
+    from cadre.ecosystem.spec import (
         AUTO_MODEL,
         DecodingDefaults,
         EcosystemSpec,
@@ -37,6 +31,12 @@ if TYPE_CHECKING:
         load_ecosystem,
         parse_ecosystem,
     )
+    from cadre.serve.app import check_keys, create_app, serve
+    from cadre.serve.auth import ADMIN_ENV_VAR, ApiKeys, keys_from_env
+    from cadre.serve.check import check_ecosystem
+    from cadre.serve.lifecycle import bind_socket
+    from cadre.serve.served_models import ServedModels
+    from cadre.serve.serving import Gateway
 
 __all__ = [
     "ADMIN_ENV_VAR",
@@ -74,18 +74,18 @@ _LAZY = {
     "check_ecosystem": "cadre.serve.check",
     "ServedModels": "cadre.serve.served_models",
     "Gateway": "cadre.serve.serving",
-    "AUTO_MODEL": "cadre.serve.spec",
-    "DecodingDefaults": "cadre.serve.spec",
-    "EcosystemSpec": "cadre.serve.spec",
-    "GeneralistSpec": "cadre.serve.spec",
-    "KnowledgeRef": "cadre.serve.spec",
-    "RoutingSpec": "cadre.serve.spec",
-    "ServerSpec": "cadre.serve.spec",
-    "SpecialistSpec": "cadre.serve.spec",
-    "check_adapter_path": "cadre.serve.spec",
-    "check_admin_specialist": "cadre.serve.spec",
-    "load_ecosystem": "cadre.serve.spec",
-    "parse_ecosystem": "cadre.serve.spec",
+    "AUTO_MODEL": "cadre.ecosystem.spec",
+    "DecodingDefaults": "cadre.ecosystem.spec",
+    "EcosystemSpec": "cadre.ecosystem.spec",
+    "GeneralistSpec": "cadre.ecosystem.spec",
+    "KnowledgeRef": "cadre.ecosystem.spec",
+    "RoutingSpec": "cadre.ecosystem.spec",
+    "ServerSpec": "cadre.ecosystem.spec",
+    "SpecialistSpec": "cadre.ecosystem.spec",
+    "check_adapter_path": "cadre.ecosystem.spec",
+    "check_admin_specialist": "cadre.ecosystem.spec",
+    "load_ecosystem": "cadre.ecosystem.spec",
+    "parse_ecosystem": "cadre.ecosystem.spec",
 }
 
 

@@ -24,15 +24,16 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cadre.ecosystem.spec import EcosystemSpec, load_ecosystem
 from cadre.errors import CadreError, ConfigError
 from cadre.serve import admin as admin_routes
-from cadre.serve import chat, completions, embeddings, models
+from cadre.serve import chat, completions, embeddings, models, pipeline_routes
 from cadre.serve.auth import ADMIN_ENV_VAR, ApiKeys
 from cadre.serve.errors import APIError, error_response, install_error_handlers
 from cadre.serve.guard import HostGuard
 from cadre.serve.lifecycle import DrainingServer, bind_socket
+from cadre.serve.pipelines import ServedPipelines
 from cadre.serve.serving import Gateway
-from cadre.serve.spec import EcosystemSpec, load_ecosystem
 
 __all__ = ["check_keys", "create_app", "serve"]
 
@@ -169,17 +170,18 @@ def create_app(
 
     app = FastAPI(title="cadre", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gw
+    app.state.pipelines = ServedPipelines(gw)
     app.state.api_keys = keys
     app.state.admin_keys = admin
     install_error_handlers(app)
-    for module in (chat, completions, models, embeddings, admin_routes):
+    for module in (chat, completions, models, embeddings, pipeline_routes, admin_routes):
         app.include_router(module.router)
     app.add_middleware(_BodyLimit, limit=lambda: gw.current_spec.server.max_request_bytes)
     app.add_middleware(HostGuard, settings=lambda: gw.current_spec.server)
 
     known = [
         (r.path_regex, r.path)
-        for module in (chat, completions, models, embeddings, admin_routes)
+        for module in (chat, completions, models, embeddings, pipeline_routes, admin_routes)
         for r in module.router.routes
         if isinstance(r, APIRoute)
     ]

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cadre.ecosystem.spec import EcosystemSpec, load_ecosystem
 from cadre.runtime.registry import parse_model
-from cadre.serve.spec import EcosystemSpec, load_ecosystem
 
 __all__ = ["check_ecosystem"]
 
@@ -80,4 +80,35 @@ def check_ecosystem(path: str | Path) -> dict[str, Any]:
                 warnings.append(
                     f"specialists without examples are reachable by name only: {', '.join(missing)}"
                 )
-    return {"path": str(path), "valid": True, "models": models, "router": router, "warnings": warnings}
+    pipelines = _pipelines(spec, warnings)
+    return {
+        "path": str(path),
+        "valid": True,
+        "models": models,
+        "router": router,
+        "pipelines": pipelines,
+        "warnings": warnings,
+    }
+
+
+def _pipelines(spec: EcosystemSpec, warnings: list[str]) -> list[dict[str, Any]]:
+    """Each pipeline (validated with the file: steps, models, tools, fields, no cycles) and its DAG as text;
+    a corpus a retrieve step names that does not exist yet is a warning (``cadre index add`` builds it)."""
+    from cadre.ecosystem import RetrieveStep, pipeline_text
+
+    out = []
+    corpora: set[str] | None = None
+    for name, p in spec.pipelines.items():
+        for step in p.steps:
+            if isinstance(step, RetrieveStep):
+                if corpora is None:
+                    from cadre.knowledge import list_corpora
+
+                    corpora = {c.name for c in list_corpora()}
+                if step.corpus not in corpora:
+                    warnings.append(
+                        f"pipeline {name}: step {step.id} reads corpus {step.corpus!r}, which does not exist "
+                        f"yet: build it with `cadre index add {step.corpus} ...`"
+                    )
+        out.append({"name": name, "steps": len(p.steps), "dag": pipeline_text(name, p)})
+    return out

@@ -21,6 +21,7 @@ from cadre.errors import (
     ConfigError,
     ContextLengthError,
     NotFoundError,
+    PipelineError,
     RequestRejectedError,
 )
 from cadre.serve.protocol import ErrorBody, ErrorResponse
@@ -85,6 +86,8 @@ class APIError(Exception):
             return cls(429, str(err), code="queue_full", headers={"Retry-After": "1"})
         if isinstance(err, ConfigError | RequestRejectedError):
             return cls(400, str(err), code="invalid_value")
+        if isinstance(err, PipelineError):
+            return cls(400, str(err), code="pipeline_failed")
         if isinstance(err, ClientGone):
             return cls(499, "client closed the request", code="client_closed")
         if isinstance(err, BackendError):

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cadre.ecosystem.spec import ServerSpec
 from cadre.serve.auth import is_loopback
 from cadre.serve.errors import APIError, error_response
-from cadre.serve.spec import ServerSpec
 
 __all__ = ["HostGuard", "host_of"]
 

@@ -277,6 +277,8 @@ class CadreInfo(BaseModel):
     requested: str = ""
     fallback: bool = False
     citations: list[dict[str, Any]] = Field(default_factory=list)
+    steps: list[dict[str, Any]] | None = None  # a pipeline's trace, one entry per step
+    run_id: str | None = None  # a pipeline run's id
 
 
 class UsageInfo(BaseModel):
@@ -355,7 +357,7 @@ class ModelCard(BaseModel):
     owned_by: str = "cadre"
     parent: str | None = None
     description: str = ""
-    kind: Literal["specialist", "generalist", "router", "embedding"] = "specialist"
+    kind: Literal["specialist", "generalist", "router", "embedding", "pipeline"] = "specialist"
     adapter: bool = False
 
 

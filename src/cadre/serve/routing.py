@@ -8,13 +8,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cadre.ecosystem.spec import AUTO_MODEL
 from cadre.errors import BackendError, CadreError, did_you_mean
 from cadre.route import GENERALIST, RouteDecision
 from cadre.runtime.protocol import ChatMessage
 from cadre.serve.errors import APIError
 from cadre.serve.protocol import CadreInfo
 from cadre.serve.served_models import Snapshot, Target
-from cadre.serve.spec import AUTO_MODEL
 from cadre.serve.telemetry import Metrics
 
 __all__ = ["Decision", "choose_target", "merge_system"]

@@ -22,12 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cadre.errors import BackendError, CadreError, ConfigError, did_you_mean
-from cadre.route import GENERALIST, Router
-from cadre.runtime.protocol import Backend
-from cadre.runtime.registry import ModelRef, parse_model
-from cadre.serve.protocol import ModelCard, ModelList
-from cadre.serve.spec import (
+from cadre.ecosystem.spec import (
     AUTO_MODEL,
     DecodingDefaults,
     EcosystemSpec,
@@ -38,6 +33,11 @@ from cadre.serve.spec import (
     load_ecosystem,
     parse_ecosystem,
 )
+from cadre.errors import BackendError, CadreError, ConfigError, did_you_mean
+from cadre.route import GENERALIST, Router
+from cadre.runtime.protocol import Backend
+from cadre.runtime.registry import ModelRef, parse_model
+from cadre.serve.protocol import ModelCard, ModelList
 from cadre.serve.telemetry import Metrics
 from cadre.serve.wiring import EMBEDDING_MODEL
 from cadre.serve.workers import Worker

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from cadre.ecosystem.spec import AUTO_MODEL, EcosystemSpec, KnowledgeRef
 from cadre.errors import (
     CadreError,
     ConfigError,
@@ -47,7 +48,6 @@ from cadre.serve.protocol import (
 )
 from cadre.serve.routing import Decision, choose_target, merge_system
 from cadre.serve.served_models import BackendLoader, RouterFactory, ServedModels, Snapshot, Target
-from cadre.serve.spec import AUTO_MODEL, EcosystemSpec, KnowledgeRef
 from cadre.serve.streaming import (
     StreamResult,
     chat_logprobs,

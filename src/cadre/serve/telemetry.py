@@ -72,6 +72,25 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.pipeline_steps = Counter(
+            "cadre_pipeline_steps",
+            "pipeline steps run, by pipeline, step and status (ok, skipped, failed)",
+            ["pipeline", "step", "status"],
+            registry=r,
+        )
+        self.pipeline_step_seconds = Histogram(
+            "cadre_pipeline_step_seconds",
+            "wall time of a pipeline step",
+            ["pipeline", "step"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.pipeline_escalations = Counter(
+            "cadre_pipeline_escalations",
+            "retries and escalations to the generalist of pipeline steps",
+            ["pipeline", "step"],
+            registry=r,
+        )
         self.reloads = Counter("cadre_reloads", "ecosystem reloads by outcome", ["outcome"], registry=r)
 
     def render(self) -> bytes:

@@ -8,9 +8,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from cadre.route import Router
+from cadre.ecosystem.routing import build_router
+from cadre.ecosystem.spec import KnowledgeRef
 from cadre.runtime.protocol import ChatMessage
-from cadre.serve.spec import EcosystemSpec, KnowledgeRef
 
 __all__ = ["EMBEDDING_ALIASES", "EMBEDDING_MODEL", "CorpusGrounder", "build_router", "embed_texts"]
 
@@ -31,25 +31,6 @@ def embed_texts(texts: list[str]) -> tuple[Any, int]:
         for ids in tokenizer(texts, truncation=limit is not None, max_length=limit)["input_ids"]:
             n_tokens += len(ids)
     return vectors, n_tokens
-
-
-def build_router(spec: EcosystemSpec) -> tuple[Router | None, str]:
-    """The router of ``spec``: loaded from ``router.path``, else fitted from the specialists' examples.
-
-    Returns (None, why) when there is nothing to build a router from.
-    """
-    from cadre.route import Example, fit_router, load_router
-
-    if spec.router.path:
-        path = spec.resolve(spec.router.path)
-        return load_router(path), f"loaded from {path}"
-    with_examples = [s for s in spec.specialists if s.examples]
-    if not with_examples:
-        return None, "no specialist has examples"
-    examples = [Example(text=t, route=s.name) for s in with_examples for t in s.examples]
-    examples += [Example(text=t, route=None) for t in spec.router.out_of_scope]
-    router = fit_router(examples, spec=spec.router.build)
-    return router, f"fitted at start-up on {len(examples)} examples"
 
 
 class CorpusGrounder:

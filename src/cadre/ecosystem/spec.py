@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from cadre.config.base import StrictModel, load_spec, parse_spec
+from cadre.ecosystem.pipeline_spec import CallStep, PipelineSpec, ReactStep
 from cadre.errors import ConfigError
 from cadre.paths import safe_name
 from cadre.route import RouterSpec
@@ -249,6 +250,9 @@ class EcosystemSpec(StrictModel):
     router: RoutingSpec = Field(default_factory=lambda: RoutingSpec())
     generalist: GeneralistSpec | None = None
     server: ServerSpec = Field(default_factory=lambda: ServerSpec())
+    pipelines: dict[str, PipelineSpec] = Field(
+        default_factory=dict, description="specialists composed into one answer (see docs/pipelines.md)"
+    )
     _base_dir: str | None = PrivateAttr(None)  # set by load_ecosystem: the spec's folder
 
     @property
@@ -270,7 +274,22 @@ class EcosystemSpec(StrictModel):
             raise ValueError(
                 "server.fallback is 'generalist' but no generalist is configured; add one or set 'error'"
             )
+        self._check_pipelines()
         return self
+
+    def _check_pipelines(self) -> None:
+        """Every model a pipeline calls exists here; escalation needs a generalist."""
+        models = [s.name for s in self.specialists] + [AUTO_MODEL]
+        if self.generalist is not None:
+            models.append("generalist")
+        for name, pipeline in self.pipelines.items():
+            safe_name(name, kind="pipeline")
+            for i, step in pipeline.model_steps():
+                where = f"pipelines.{name}.steps.{i}"
+                if step.model not in models:
+                    raise ValueError(f"{where}.model: no model {step.model!r} (models: {', '.join(models)})")
+                if _escalates(step) and self.generalist is None:
+                    raise ValueError(f"{where}.on_failure: escalate needs a generalist; configure one")
 
     def specialist(self, name: str) -> SpecialistSpec | None:
         return next((s for s in self.specialists if s.name == name), None)
@@ -285,6 +304,12 @@ class EcosystemSpec(StrictModel):
     def adapter_root(self) -> Path:
         root = self.server.adapter_root
         return (self.resolve(root) if root else Path(self.base_dir or ".")).resolve()
+
+
+def _escalates(step: CallStep | ReactStep) -> bool:
+    if step.model == "generalist" or isinstance(step, ReactStep):
+        return False
+    return step.on_failure == "escalate" or getattr(step, "on_disagreement", None) == "escalate"
 
 
 def parse_ecosystem(
