@@ -41,6 +41,7 @@ from cadre.runtime.generation import (
     with_template_stops,
 )
 from cadre.runtime.gguf_adapters import check_adapter_fits
+from cadre.runtime.lookup import LookupSettings, LookupStats, NgramIndex, lookup_settings
 from cadre.runtime.protocol import (
     ChatMessage,
     ChatRequest,
@@ -101,6 +102,7 @@ class _Adapter:
     scale: float = 1.0
     retired: bool = False
     in_use: int = 0
+    lookup: LookupSettings | None = None
 
 
 _DONE = object()
@@ -124,6 +126,7 @@ class _Seq:
     cancelled: bool = False
     stop: StopMatcher | None = None
     decoder: Any = None
+    index: NgramIndex | None = None  # prompt lookup (greedy requests only)
 
 
 class LlamaCppBackend:
@@ -144,6 +147,7 @@ class LlamaCppBackend:
         kv_size: int | None = None,
         n_batch: int = 512,
         chat_template: str | None = None,
+        prompt_lookup: bool | LookupSettings = True,
     ) -> None:
         if n_ctx < 16:
             raise ConfigError(f"n_ctx must be >= 16, got {n_ctx}")
@@ -163,6 +167,9 @@ class LlamaCppBackend:
         # one shared (unified) KV cache; each request reserves min(prompt + max_tokens, n_ctx) cells of it
         self.kv_size = max(kv_size or n_ctx * min(n_parallel, 2), n_ctx)
         self.n_batch = max(n_batch, 32)
+        # Prompt-lookup drafting for greedy requests (adapters may override it); see cadre.runtime.lookup.
+        self.prompt_lookup = lookup_settings(prompt_lookup)
+        self.lookup_stats = LookupStats()
         lib = self._lib = _lib()
 
         mparams = lib.llama_model_default_params()
@@ -248,8 +255,17 @@ class LlamaCppBackend:
         """Size of each loaded adapter's file (its tensors live in RAM once loaded)."""
         return {name: a.size_bytes for name, a in self._adapters.items()}
 
-    def load_adapter(self, name: str, path: str | Path, *, scale: float = 1.0) -> None:
+    def load_adapter(
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        scale: float = 1.0,
+        prompt_lookup: bool | LookupSettings | None = None,
+    ) -> None:
         """Load (or replace) adapter ``name``; in-flight requests finish on the adapter they started with.
+
+        ``prompt_lookup`` sets this specialist's prompt-lookup drafting (None: the model's setting).
 
         Raises:
             ModelLoadError: the file is missing/corrupt or was made for another base (checked before loading).
@@ -262,7 +278,10 @@ class LlamaCppBackend:
             raise ModelLoadError(
                 f"llama.cpp refused adapter {info.path} for base {self.path.name}; re-export it for this base"
             )
-        adapter = _Adapter(name=name, path=info.path, handle=handle, size_bytes=info.file_size, scale=scale)
+        lookup = self.prompt_lookup if prompt_lookup is None else lookup_settings(prompt_lookup)
+        adapter = _Adapter(
+            name=name, path=info.path, handle=handle, size_bytes=info.file_size, scale=scale, lookup=lookup
+        )
         with self._lock:
             old = self._adapters.get(name)
             self._adapters[name] = adapter
@@ -470,6 +489,7 @@ class LlamaCppBackend:
                         continue
                     seq.slot = free_slots.pop()
                     seq.sampler = self._make_sampler(seq.params)
+                    seq.index = self._lookup_index(seq)
                     kv_used += seq.reserve
                     running.append(seq)
                 if not running:
@@ -569,12 +589,37 @@ class LlamaCppBackend:
             )
         self._active_set = wanted
 
+    def _lookup_index(self, seq: _Seq) -> NgramIndex | None:
+        """The prompt-lookup state of a newly admitted request, or None when it does not draft.
+
+        Only greedy requests draft: the kept tokens are then exactly those plain decoding picks. (Sampling at
+        temperature > 0 would need speculative sampling's accept/resample rule; it decodes plainly instead.)
+        """
+        settings = seq.adapter.lookup if seq.adapter is not None else self.prompt_lookup
+        if settings is None or seq.params.temperature > 0:
+            return None
+        return NgramIndex(settings, tokens=list(seq.tokens))
+
     def _step(self, group: list[_Seq]) -> list[tuple[_Seq, FinishReason]]:
-        """Decode one token for every running sequence of ``group`` (prefilling prompts as room allows)."""
+        """Decode one token for every running sequence of ``group`` (prefilling prompts as room allows).
+
+        A sequence with a prompt-lookup draft puts its draft after its next token in the same batch, with
+        logits at each position, and keeps the tokens up to the first one the model disagrees with.
+        """
         lib = self._lib
         batch = self._batch
         n = 0
-        sample_at: list[tuple[_Seq, int]] = []
+        sample_at: list[tuple[_Seq, int, list[int]]] = []
+
+        def put(seq: _Seq, tok: int, pos: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = tok
+            batch.pos[n] = pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = seq.slot
+            batch.logits[n] = logits
+            n += 1
+
         for seq in group:
             if seq.cancelled:
                 continue
@@ -583,27 +628,29 @@ class LlamaCppBackend:
                 if room <= 0:
                     continue
                 chunk = seq.tokens[seq.n_prefilled : seq.n_prefilled + room]
+                last = seq.n_prefilled + len(chunk) == len(seq.tokens)
                 for j, tok in enumerate(chunk):
-                    batch.token[n] = tok
-                    batch.pos[n] = seq.n_past + j
-                    batch.n_seq_id[n] = 1
-                    batch.seq_id[n][0] = seq.slot
-                    batch.logits[n] = 0
-                    n += 1
+                    put(seq, tok, seq.n_past + j, last and j == len(chunk) - 1)
                 seq.n_prefilled += len(chunk)
                 seq.n_past += len(chunk)
-                if seq.n_prefilled == len(seq.tokens):
-                    batch.logits[n - 1] = 1
-                    sample_at.append((seq, n - 1))
+                if last:
+                    sample_at.append((seq, n - 1, []))
             elif n < self.n_batch:
-                batch.token[n] = seq.last
-                batch.pos[n] = seq.n_past
-                batch.n_seq_id[n] = 1
-                batch.seq_id[n][0] = seq.slot
-                batch.logits[n] = 1
-                sample_at.append((seq, n))
+                draft: list[int] = []
+                if seq.index is not None:
+                    # Room for the draft: the batch, the request's KV reservation, and its remaining tokens.
+                    limit = min(
+                        self.n_batch - n - 1,
+                        seq.reserve - seq.n_past - 1,
+                        seq.params.max_tokens - seq.generated - 1,
+                    )
+                    draft = seq.index.draft(limit)
+                start = n
+                put(seq, seq.last, seq.n_past, True)
+                for j, tok in enumerate(draft):
+                    put(seq, tok, seq.n_past + 1 + j, True)
+                sample_at.append((seq, start, draft))
                 seq.n_past += 1
-                n += 1
         finished: list[tuple[_Seq, FinishReason]] = [(s, "stop") for s in group if s.cancelled]
         if n == 0:
             return finished
@@ -613,8 +660,21 @@ class LlamaCppBackend:
             rc = lib.llama_decode(self._ctx, batch)
         if rc != 0:
             raise BackendError(f"llama_decode failed (rc={rc}); the KV cache may be too small: raise kv_size")
-        for seq, idx in sample_at:
+        for seq, idx, draft in sample_at:
             reason = self._sample(seq, idx)
+            accepted = 0
+            # The draft token at row idx+j+1 was computed after draft[j]: valid only while the model agrees.
+            while reason is None and accepted < len(draft) and seq.last == draft[accepted]:
+                accepted += 1
+                seq.n_past += 1
+                reason = self._sample(seq, idx + accepted)
+            if draft:
+                assert seq.index is not None
+                seq.index.record(len(draft), accepted)
+                self.lookup_stats.add(len(draft), accepted)
+                if reason is None and accepted < len(draft):
+                    # Drop the cells of the rejected draft tokens (positions n_past onwards).
+                    lib.llama_memory_seq_rm(self._mem, seq.slot, seq.n_past, -1)
             if reason is not None:
                 finished.append((seq, reason))
         return finished
@@ -627,6 +687,8 @@ class LlamaCppBackend:
             return "stop"
         seq.generated += 1
         seq.last = token
+        if seq.index is not None:
+            seq.index.extend((token,))
         raw = self._piece(token)
         if seq.params.logprobs:
             logprob = self._logprob(idx, token, raw, seq.params.top_logprobs)
