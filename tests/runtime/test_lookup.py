@@ -10,7 +10,7 @@ import pytest
 from cadre.errors import ConfigError
 from cadre.runtime import SamplingParams, load_backend
 from cadre.runtime.llamacpp import LlamaCppBackend
-from cadre.runtime.lookup import LookupSettings, NgramIndex, lookup_settings
+from cadre.runtime.lookup import DraftPolicy, LookupSettings, NgramIndex, lookup_settings
 
 
 def test_draft_copies_what_followed_the_longest_earlier_match() -> None:
@@ -38,6 +38,20 @@ def test_draft_length_adapts_and_a_sequence_that_never_hits_stops_drafting() -> 
     assert idx.draft_len == 3  # the accepted length + 1
     assert idx.enabled is False  # 2 of 12 accepted after the probe: < 50%
     assert idx.draft(99) == []
+
+
+def test_the_policy_drafts_where_extra_tokens_are_cheap_and_stops_where_they_are_not() -> None:
+    cheap, dear = DraftPolicy(probe_every=1000), DraftPolicy(probe_every=1000)
+    for n in (1, 2, 5, 9):
+        cheap.observe_step(n, 0.005 + 0.0005 * n)  # idle CPU: a fixed cost dominates
+        dear.observe_step(n, 0.020 + 0.038 * n)  # saturated CPU: time grows with every token
+    for _ in range(8):
+        cheap.record("g", 4, 1)  # α ≈ 0.5
+        dear.record("g", 4, 1)
+    assert cheap.step_cost()[1] == pytest.approx(0.0005, rel=0.01)
+    assert cheap.budget("g", 1, 1, 8) >= 2
+    assert dear.budget("g", 1, 1, 8) == 0
+    assert cheap.budget("g", 1, 1, 0) == 0
 
 
 def test_settings_are_checked() -> None:
@@ -69,7 +83,7 @@ REPEAT = [
 @pytest.fixture(scope="module")
 def pair(lora_pair: dict[str, Path]) -> Iterator[tuple[LlamaCppBackend, LlamaCppBackend]]:
     kw = {"adapters": {"alpha": lora_pair["alpha"]}, "n_ctx": 512, "n_parallel": 2, "n_threads": 1}
-    on = load_backend("smollm2-135m", **kw)
+    on = load_backend("smollm2-135m", prompt_lookup=LookupSettings(adaptive=False), **kw)
     off = load_backend("smollm2-135m", prompt_lookup=False, **kw)
     assert isinstance(on, LlamaCppBackend) and isinstance(off, LlamaCppBackend)
     yield on, off

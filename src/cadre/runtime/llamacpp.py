@@ -41,7 +41,7 @@ from cadre.runtime.generation import (
     with_template_stops,
 )
 from cadre.runtime.gguf_adapters import check_adapter_fits
-from cadre.runtime.lookup import LookupSettings, LookupStats, NgramIndex, lookup_settings
+from cadre.runtime.lookup import DraftPolicy, LookupSettings, LookupStats, NgramIndex, lookup_settings
 from cadre.runtime.protocol import (
     ChatMessage,
     ChatRequest,
@@ -170,6 +170,7 @@ class LlamaCppBackend:
         # Prompt-lookup drafting for greedy requests (adapters may override it); see cadre.runtime.lookup.
         self.prompt_lookup = lookup_settings(prompt_lookup)
         self.lookup_stats = LookupStats()
+        self._draft_policy = DraftPolicy()
         lib = self._lib = _lib()
 
         mparams = lib.llama_model_default_params()
@@ -572,10 +573,11 @@ class LlamaCppBackend:
         lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain
 
-    def _set_adapter(self, adapter: _Adapter | None) -> None:
+    def _set_adapter(self, adapter: _Adapter | None) -> bool:
+        """Make ``adapter`` the context's adapter set; True when that changed it."""
         wanted = (id(adapter),) if adapter is not None else ()
         if wanted == self._active_set:
-            return
+            return False
         lib = self._lib
         if adapter is None:
             rc = lib.llama_set_adapters_lora(self._ctx, None, 0, None)
@@ -588,6 +590,7 @@ class LlamaCppBackend:
                 f"llama.cpp could not apply adapter {adapter.name if adapter else None!r} (rc={rc})"
             )
         self._active_set = wanted
+        return True
 
     def _lookup_index(self, seq: _Seq) -> NgramIndex | None:
         """The prompt-lookup state of a newly admitted request, or None when it does not draft.
@@ -620,6 +623,11 @@ class LlamaCppBackend:
             batch.logits[n] = logits
             n += 1
 
+        # Tokens and outputs of this step before drafts, for the draft policy's cost model.
+        n_out = sum(1 for s in group if not s.cancelled and s.n_prefilled >= len(s.tokens))
+        n_plain = n_out + sum(len(s.tokens) - s.n_prefilled for s in group if not s.cancelled)
+        n_plain = min(n_plain, self.n_batch)
+        key = _group_key(group[0])
         for seq in group:
             if seq.cancelled:
                 continue
@@ -644,7 +652,10 @@ class LlamaCppBackend:
                         seq.reserve - seq.n_past - 1,
                         seq.params.max_tokens - seq.generated - 1,
                     )
+                    if seq.index.settings.adaptive:
+                        limit = self._draft_policy.budget(key, n_plain, n_out, min(limit, seq.index.draft_len))
                     draft = seq.index.draft(limit)
+                    n_plain += len(draft)
                 start = n
                 put(seq, seq.last, seq.n_past, True)
                 for j, tok in enumerate(draft):
@@ -656,8 +667,11 @@ class LlamaCppBackend:
             return finished
         batch.n_tokens = n
         with self._lock:
-            self._set_adapter(group[0].adapter)
+            switched = self._set_adapter(group[0].adapter)
+            t0 = time.perf_counter()
             rc = lib.llama_decode(self._ctx, batch)
+            if not switched:  # the first decode after a switch also re-plans the graph: not a step's cost
+                self._draft_policy.observe_step(n, time.perf_counter() - t0)
         if rc != 0:
             raise BackendError(f"llama_decode failed (rc={rc}); the KV cache may be too small: raise kv_size")
         for seq, idx, draft in sample_at:
@@ -671,6 +685,7 @@ class LlamaCppBackend:
             if draft:
                 assert seq.index is not None
                 seq.index.record(len(draft), accepted)
+                self._draft_policy.record(key, len(draft), accepted)
                 self.lookup_stats.add(len(draft), accepted)
                 if reason is None and accepted < len(draft):
                     # Drop the cells of the rejected draft tokens (positions n_past onwards).
@@ -725,6 +740,11 @@ class LlamaCppBackend:
         return TokenLogprob(
             token=raw.decode("utf-8", errors="replace"), logprob=float(logits[token]) - lse, raw=raw, top=top
         )
+
+
+def _group_key(seq: _Seq) -> int:
+    """The adapter group a request decodes in (0: the bare base)."""
+    return id(seq.adapter) if seq.adapter is not None else 0
 
 
 class _Stream:

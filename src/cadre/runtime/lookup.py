@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from cadre.errors import ConfigError
 
-__all__ = ["LookupSettings", "LookupStats", "NgramIndex", "lookup_settings"]
+__all__ = ["DraftPolicy", "LookupSettings", "LookupStats", "NgramIndex", "lookup_settings"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +33,8 @@ class LookupSettings:
         min_acceptance: a sequence stops drafting once, after ``probe`` drafted tokens, fewer than this share
             of them were accepted (drafts that never land only cost compute).
         probe: drafted tokens a sequence gets before ``min_acceptance`` is checked.
+        adaptive: size each draft with :class:`DraftPolicy` (measured step costs and acceptance), so drafting
+            stops where it does not pay; False drafts whenever a match is found (for tests and measurements).
     """
 
     ngram_max: int = 3
@@ -40,6 +42,7 @@ class LookupSettings:
     max_draft: int = 8
     min_acceptance: float = 0.15
     probe: int = 24
+    adaptive: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.ngram_min <= self.ngram_max <= 8:
@@ -147,3 +150,71 @@ class NgramIndex:
             self.draft_len = max(1, self.draft_len // 2)
         else:
             self.draft_len = max(1, accepted + 1)
+
+
+@dataclass(eq=False)
+class DraftPolicy:
+    """Decides how many drafted tokens a step can afford, from what drafting has cost and gained on this machine.
+
+    A verified draft of k tokens yields 1 + α + α² + … + αᵏ tokens on average when each drafted token is accepted
+    with probability α once its predecessors were (the expected-speedup argument of Leviathan et al. 2023,
+    arXiv 2211.17192, §3.4, with a free drafter), while the step grows from n to n + k tokens. Step time is fitted
+    online as ``a + b * n`` (least squares with exponential forgetting over every ``llama_decode``), α per
+    adapter group from its drafts. A draft is sent only when it raises expected tokens per second: on an idle CPU
+    an extra token in a step is cheap and drafts pay even at modest α; on a saturated one a step's time grows
+    with its tokens and drafting stops. Every ``probe_every``-th step drafts anyway, so both estimates keep up.
+    """
+
+    forget: float = 0.97
+    probe_every: int = 16
+    prior_alpha: float = 0.6
+    prior_slope: float = 0.1  # b / a assumed until steps of different sizes were seen
+    _s: list[float] = field(default_factory=lambda: [0.0] * 5)  # Σw, Σw·n, Σw·n², Σw·t, Σw·n·t
+    _alpha: dict[object, tuple[float, float]] = field(default_factory=dict)  # group -> (accepted, rejections)
+    _steps: int = 0
+
+    def observe_step(self, n_tokens: int, seconds: float) -> None:
+        s, f = self._s, self.forget
+        for i, v in enumerate((1.0, n_tokens, n_tokens * n_tokens, seconds, n_tokens * seconds)):
+            s[i] = s[i] * f + v
+        self._steps += 1
+
+    def step_cost(self) -> tuple[float, float]:
+        """(a, b) of step time ≈ a + b·n."""
+        w, sn, snn, st, snt = self._s
+        if w <= 0:
+            return 1.0, self.prior_slope
+        var = w * snn - sn * sn
+        mean_t, mean_n = st / w, sn / w
+        if var <= 1e-9 * w * w:  # every step had the same size: no slope to fit yet
+            a = mean_t / (1 + self.prior_slope * mean_n)
+            return a, self.prior_slope * a
+        b = max((w * snt - sn * st) / var, 0.0)
+        return max(mean_t - b * mean_n, 1e-6), b
+
+    def alpha(self, group: object) -> float:
+        accepted, rejected = self._alpha.get(group, (0.0, 0.0))
+        # a prior of 2 pseudo-drafts at prior_alpha, forgotten as real ones come in
+        return (accepted + 2 * self.prior_alpha) / (accepted + rejected + 2)
+
+    def record(self, group: object, drafted: int, accepted: int) -> None:
+        a, r = self._alpha.get(group, (0.0, 0.0))
+        self._alpha[group] = (a * self.forget + accepted, r * self.forget + (1 if accepted < drafted else 0))
+
+    def budget(self, group: object, n_tokens: int, n_out: int, limit: int) -> int:
+        """The draft length (0..limit) that maximises expected tokens per second of a step of ``n_tokens`` that
+        yields ``n_out`` tokens without it."""
+        if limit <= 0:
+            return 0
+        if self._steps % self.probe_every == 0:
+            return limit
+        a, b = self.step_cost()
+        alpha = self.alpha(group)
+        best_k, best_rate, gain, term = 0, n_out / (a + b * n_tokens), float(n_out), 1.0
+        for k in range(1, limit + 1):
+            term *= alpha
+            gain += term
+            rate = gain / (a + b * (n_tokens + k))
+            if rate > best_rate:
+                best_k, best_rate = k, rate
+        return best_k
