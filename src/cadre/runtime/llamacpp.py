@@ -8,7 +8,9 @@ adapter at load time and runs one sequence at a time):
 - one context with a unified KV cache holds up to ``n_parallel`` sequences;
 - an engine thread runs continuous batching: every step decodes one token for every running sequence of one
   adapter group in a single ``llama_decode`` (requests for the same specialist share the step), switching the
-  context's adapter set with ``llama_set_adapters_lora`` between groups (round robin, so no group starves);
+  context's adapter set with ``llama_set_adapters_lora`` between groups; which request is admitted and which
+  group goes next is :mod:`cadre.runtime.scheduling`'s policy (longest wait first, so no adapter starves);
+- greedy requests draft tokens by prompt lookup (:mod:`cadre.runtime.lookup`) and verify them in the same step;
 - callers (any thread) submit requests and read tokens from a queue, so streaming and concurrency come free.
 """
 
@@ -22,8 +24,7 @@ import os
 import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ from cadre.runtime.protocol import (
     Usage,
     collect_stream,
 )
+from cadre.runtime.scheduling import burst_steps, pick_admission, pick_group
 from cadre.runtime.stops import StopMatcher
 from cadre.runtime.templates import ChatTemplate
 
@@ -127,6 +129,14 @@ class _Seq:
     stop: StopMatcher | None = None
     decoder: Any = None
     index: NgramIndex | None = None  # prompt lookup (greedy requests only)
+    waiting_since: float = (
+        0.0  # arrival, then the last step that decoded it (the scheduler serves the oldest)
+    )
+
+    @property
+    def group(self) -> int:
+        """The adapter group it decodes in (0: the bare base)."""
+        return id(self.adapter) if self.adapter is not None else 0
 
 
 class LlamaCppBackend:
@@ -171,6 +181,7 @@ class LlamaCppBackend:
         self.prompt_lookup = lookup_settings(prompt_lookup)
         self.lookup_stats = LookupStats()
         self._draft_policy = DraftPolicy()
+        self._switch_s = 0.0  # measured extra time of a decode right after an adapter switch
         lib = self._lib = _lib()
 
         mparams = lib.llama_model_default_params()
@@ -423,6 +434,7 @@ class LlamaCppBackend:
                 if seq.adapter.retired and seq.adapter.handle is None:
                     raise BackendError(f"adapter {seq.adapter.name!r} was removed; retry the request")
                 seq.adapter.in_use += 1
+        seq.waiting_since = time.perf_counter()
         self._inbox.put(seq)
 
     def _check_open(self) -> None:
@@ -463,11 +475,12 @@ class LlamaCppBackend:
     # -- the engine thread ----------------------------------------------------------------------------------
 
     def _engine(self) -> None:
-        waiting: deque[_Seq] = deque()
+        waiting: list[_Seq] = []  # arrival order
         running: list[_Seq] = []
         free_slots = list(range(self.n_parallel - 1, -1, -1))
         kv_used = 0
-        turn = 0
+        current: Hashable = None  # the group on the context now, and the steps it keeps it
+        burst_left = 0
         try:
             while True:
                 # 1. collect new requests (block only when idle)
@@ -482,12 +495,21 @@ class LlamaCppBackend:
                             break
                 except queue.Empty:
                     pass
-                # 2. admit waiting requests while a slot and KV room are free (FIFO)
-                while waiting and free_slots and kv_used + waiting[0].reserve <= self.kv_size:
-                    seq = waiting.popleft()
+                # 2. admit while a slot and KV room are free: the oldest request of the adapter with the fewest
+                #    running sequences first (cadre.runtime.scheduling), so no specialist is crowded out
+                while waiting and free_slots:
+                    counts: dict[Hashable, int] = {}
+                    for seq in running:
+                        counts[seq.group] = counts.get(seq.group, 0) + 1
+                    i = pick_admission(waiting, counts)
+                    seq = waiting[i]
                     if seq.cancelled:
+                        waiting.pop(i)
                         self._finish(seq, "stop", None)
                         continue
+                    if kv_used + seq.reserve > self.kv_size:
+                        break
+                    waiting.pop(i)
                     seq.slot = free_slots.pop()
                     seq.sampler = self._make_sampler(seq.params)
                     seq.index = self._lookup_index(seq)
@@ -495,15 +517,17 @@ class LlamaCppBackend:
                     running.append(seq)
                 if not running:
                     continue
-                # 3. one step for one adapter group (round robin over the groups present)
-                groups: dict[int, list[_Seq]] = {}
+                # 3. one step for one adapter group: the one that waited longest, kept for a short burst after
+                #    a switch when switching costs more than a step (see cadre.runtime.scheduling)
+                groups: dict[Hashable, list[_Seq]] = {}
                 for seq in running:
-                    groups.setdefault(id(seq.adapter) if seq.adapter else 0, []).append(seq)
-                keys = sorted(groups)
-                key = keys[turn % len(keys)]
-                turn += 1
-                group = groups[key]
-                finished = self._step(group)
+                    groups.setdefault(seq.group, []).append(seq)
+                if burst_left <= 0 or current not in groups:
+                    key = pick_group(groups)
+                    burst_left = self._burst_len() if key != current else 1
+                    current = key
+                burst_left -= 1
+                finished = self._step(groups[current])
                 for seq, reason in finished:
                     running.remove(seq)
                     free_slots.append(seq.slot)
@@ -519,6 +543,11 @@ class LlamaCppBackend:
             self._engine_error = err
             log.exception("llama.cpp engine failed")
             self._fail_all([*waiting, *running], BackendError(f"llama.cpp engine failed: {err}"))
+
+    def _burst_len(self) -> int:
+        """Steps a newly switched-to group keeps the context (1 unless switching costs more than a step)."""
+        a, b = self._draft_policy.step_cost()
+        return burst_steps(self._switch_s, a + b)
 
     def _fail_all(self, seqs: Sequence[_Seq], err: BaseException) -> None:
         for seq in seqs:
@@ -627,7 +656,7 @@ class LlamaCppBackend:
         n_out = sum(1 for s in group if not s.cancelled and s.n_prefilled >= len(s.tokens))
         n_plain = n_out + sum(len(s.tokens) - s.n_prefilled for s in group if not s.cancelled)
         n_plain = min(n_plain, self.n_batch)
-        key = _group_key(group[0])
+        key = group[0].group
         for seq in group:
             if seq.cancelled:
                 continue
@@ -653,7 +682,9 @@ class LlamaCppBackend:
                         seq.params.max_tokens - seq.generated - 1,
                     )
                     if seq.index.settings.adaptive:
-                        limit = self._draft_policy.budget(key, n_plain, n_out, min(limit, seq.index.draft_len))
+                        limit = self._draft_policy.budget(
+                            key, n_plain, n_out, min(limit, seq.index.draft_len)
+                        )
                     draft = seq.index.draft(limit)
                     n_plain += len(draft)
                 start = n
@@ -670,8 +701,17 @@ class LlamaCppBackend:
             switched = self._set_adapter(group[0].adapter)
             t0 = time.perf_counter()
             rc = lib.llama_decode(self._ctx, batch)
-            if not switched:  # the first decode after a switch also re-plans the graph: not a step's cost
-                self._draft_policy.observe_step(n, time.perf_counter() - t0)
+            dt = time.perf_counter() - t0
+        if switched:
+            # The first decode after an adapter switch also re-plans llama.cpp's graph: its extra time is the
+            # switch's cost (the scheduler sizes bursts from it), not a step's.
+            a, b = self._draft_policy.step_cost()
+            self._switch_s = 0.8 * self._switch_s + 0.2 * max(dt - (a + b * n), 0.0)
+        else:
+            self._draft_policy.observe_step(n, dt)
+        now = time.perf_counter()
+        for seq in group:
+            seq.waiting_since = now
         if rc != 0:
             raise BackendError(f"llama_decode failed (rc={rc}); the KV cache may be too small: raise kv_size")
         for seq, idx, draft in sample_at:
@@ -740,11 +780,6 @@ class LlamaCppBackend:
         return TokenLogprob(
             token=raw.decode("utf-8", errors="replace"), logprob=float(logits[token]) - lse, raw=raw, top=top
         )
-
-
-def _group_key(seq: _Seq) -> int:
-    """The adapter group a request decodes in (0: the bare base)."""
-    return id(seq.adapter) if seq.adapter is not None else 0
 
 
 class _Stream:
