@@ -22,18 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from _runtime_common import cores, machine_note, median, write_random_lora
+from _runtime_common import QUESTIONS, cores, machine_note, median, write_random_lora
 
-QUESTIONS = [
-    "Tell me about the ocean.",
-    "Describe a busy city street.",
-    "Write about a mountain hike.",
-    "Explain how bread is made.",
-    "Describe a thunderstorm.",
-    "Tell a story about a cat.",
-    "Describe a summer garden.",
-    "Write about a train journey.",
-]
 N_ADAPTERS = 8
 N_STREAMS = 16
 

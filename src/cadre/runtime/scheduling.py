@@ -9,8 +9,8 @@ two choices decide fairness between specialists:
   (llama.cpp's own server admits in arrival order and advances slots in index order);
 - **the next group**: the one whose member has waited longest since it last got a token (or since it arrived),
   so every running request advances at the same token rate whatever its adapter, and a newly admitted request's
-  group comes up at once instead of after a full round. Under equal load this is round robin; no group is
-  passed over more than once per round, so none starves.
+  group comes up at once instead of after a full round. Under equal load this is round robin; a group waits
+  at most one turn (one burst) of each other group, so none starves.
 - **bursts**: switching the adapter makes llama.cpp re-plan its compute graph on the next decode, which costs
   about as much as a small decode. A group that was just switched to therefore keeps the engine for ``burst``
   steps (the engine sizes it from measured switch and step times), trading a little token-time jitter for fewer
