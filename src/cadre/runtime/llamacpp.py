@@ -656,6 +656,7 @@ class LlamaCppBackend:
         n_out = sum(1 for s in group if not s.cancelled and s.n_prefilled >= len(s.tokens))
         n_plain = n_out + sum(len(s.tokens) - s.n_prefilled for s in group if not s.cancelled)
         n_plain = min(n_plain, self.n_batch)
+        n_decode = n_out  # a decode-only step's tokens: one per decoding sequence, plus the drafts below
         key = group[0].group
         for seq in group:
             if seq.cancelled:
@@ -687,6 +688,7 @@ class LlamaCppBackend:
                         )
                     draft = seq.index.draft(limit)
                     n_plain += len(draft)
+                    n_decode += len(draft)
                 start = n
                 put(seq, seq.last, seq.n_past, True)
                 for j, tok in enumerate(draft):
@@ -707,7 +709,7 @@ class LlamaCppBackend:
             # switch's cost (the scheduler sizes bursts from it), not a step's.
             a, b = self._draft_policy.step_cost()
             self._switch_s = 0.8 * self._switch_s + 0.2 * max(dt - (a + b * n), 0.0)
-        else:
+        elif n == n_decode:  # a decode-only step (prefill would skew the per-token cost)
             self._draft_policy.observe_step(n, dt)
         now = time.perf_counter()
         for seq in group:

@@ -162,7 +162,9 @@ class DraftPolicy:
     online as ``a + b * n`` (least squares with exponential forgetting over every ``llama_decode``), α per
     adapter group from its drafts. A draft is sent only when it raises expected tokens per second: on an idle CPU
     an extra token in a step is cheap and drafts pay even at modest α; on a saturated one a step's time grows
-    with its tokens and drafting stops. Every ``probe_every``-th step drafts anyway, so both estimates keep up.
+    with its tokens and drafting stops. Every ``probe_every``-th step drafts two tokens anyway, so both
+    estimates keep up. Only decode steps are fitted (a prompt's prefill costs far less per token and would make
+    drafts look cheap).
     """
 
     forget: float = 0.97
@@ -207,7 +209,7 @@ class DraftPolicy:
         if limit <= 0:
             return 0
         if self._steps % self.probe_every == 0:
-            return limit
+            return min(limit, 2)  # a short probe: enough to keep α and the slope current, cheap if it misses
         a, b = self.step_cost()
         alpha = self.alpha(group)
         best_k, best_rate, gain, term = 0, n_out / (a + b * n_tokens), float(n_out), 1.0
