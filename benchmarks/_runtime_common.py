@@ -15,6 +15,17 @@ __all__ = ["cores", "median", "rss_bytes", "write_random_lora"]
 
 # A completion prompt the model continues for a long time (no early end-of-text), so every run decodes N tokens.
 PROMPT = "Once upon a time, in a small village by the sea, there lived an old fisherman who"
+# Chat questions for the concurrent-stream benchmarks (open-ended: answers run to max_tokens).
+QUESTIONS = [
+    "Tell me about the ocean.",
+    "Describe a busy city street.",
+    "Write about a mountain hike.",
+    "Explain how bread is made.",
+    "Describe a thunderstorm.",
+    "Tell a story about a cat.",
+    "Describe a summer garden.",
+    "Write about a train journey.",
+]
 
 
 def rss_bytes() -> int:

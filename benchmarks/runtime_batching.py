@@ -15,18 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _runtime_common import cores, machine_note, median, write_random_lora
-
-QUESTIONS = [
-    "Tell me about the ocean.",
-    "Describe a busy city street.",
-    "Write about a mountain hike.",
-    "Explain how bread is made.",
-    "Describe a thunderstorm.",
-    "Tell a story about a cat.",
-    "Describe a summer garden.",
-    "Write about a train journey.",
-]
+from _runtime_common import QUESTIONS, cores, machine_note, median, write_random_lora
 
 
 def raw_batch_scaling(path: str, threads: int, batch: int, steps: int = 24) -> float:

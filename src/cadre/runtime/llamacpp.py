@@ -8,7 +8,9 @@ adapter at load time and runs one sequence at a time):
 - one context with a unified KV cache holds up to ``n_parallel`` sequences;
 - an engine thread runs continuous batching: every step decodes one token for every running sequence of one
   adapter group in a single ``llama_decode`` (requests for the same specialist share the step), switching the
-  context's adapter set with ``llama_set_adapters_lora`` between groups (round robin, so no group starves);
+  context's adapter set with ``llama_set_adapters_lora`` between groups; which request is admitted and which
+  group goes next is :mod:`cadre.runtime.scheduling`'s policy (longest wait first, so no adapter starves);
+- greedy requests draft tokens by prompt lookup (:mod:`cadre.runtime.lookup`) and verify them in the same step;
 - callers (any thread) submit requests and read tokens from a queue, so streaming and concurrency come free.
 """
 
@@ -22,8 +24,7 @@ import os
 import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from cadre.runtime.generation import (
     with_template_stops,
 )
 from cadre.runtime.gguf_adapters import check_adapter_fits
+from cadre.runtime.lookup import DraftPolicy, LookupSettings, LookupStats, NgramIndex, lookup_settings
 from cadre.runtime.protocol import (
     ChatMessage,
     ChatRequest,
@@ -52,6 +54,7 @@ from cadre.runtime.protocol import (
     Usage,
     collect_stream,
 )
+from cadre.runtime.scheduling import burst_steps, pick_admission, pick_group
 from cadre.runtime.stops import StopMatcher
 from cadre.runtime.templates import ChatTemplate
 
@@ -101,6 +104,7 @@ class _Adapter:
     scale: float = 1.0
     retired: bool = False
     in_use: int = 0
+    lookup: LookupSettings | None = None
 
 
 _DONE = object()
@@ -124,6 +128,15 @@ class _Seq:
     cancelled: bool = False
     stop: StopMatcher | None = None
     decoder: Any = None
+    index: NgramIndex | None = None  # prompt lookup (greedy requests only)
+    waiting_since: float = (
+        0.0  # arrival, then the last step that decoded it (the scheduler serves the oldest)
+    )
+
+    @property
+    def group(self) -> int:
+        """The adapter group it decodes in (0: the bare base)."""
+        return id(self.adapter) if self.adapter is not None else 0
 
 
 class LlamaCppBackend:
@@ -144,6 +157,7 @@ class LlamaCppBackend:
         kv_size: int | None = None,
         n_batch: int = 512,
         chat_template: str | None = None,
+        prompt_lookup: bool | LookupSettings = True,
     ) -> None:
         if n_ctx < 16:
             raise ConfigError(f"n_ctx must be >= 16, got {n_ctx}")
@@ -163,6 +177,11 @@ class LlamaCppBackend:
         # one shared (unified) KV cache; each request reserves min(prompt + max_tokens, n_ctx) cells of it
         self.kv_size = max(kv_size or n_ctx * min(n_parallel, 2), n_ctx)
         self.n_batch = max(n_batch, 32)
+        # Prompt-lookup drafting for greedy requests (adapters may override it); see cadre.runtime.lookup.
+        self.prompt_lookup = lookup_settings(prompt_lookup)
+        self.lookup_stats = LookupStats()
+        self._draft_policy = DraftPolicy()
+        self._switch_s = 0.0  # measured extra time of a decode right after an adapter switch
         lib = self._lib = _lib()
 
         mparams = lib.llama_model_default_params()
@@ -248,8 +267,17 @@ class LlamaCppBackend:
         """Size of each loaded adapter's file (its tensors live in RAM once loaded)."""
         return {name: a.size_bytes for name, a in self._adapters.items()}
 
-    def load_adapter(self, name: str, path: str | Path, *, scale: float = 1.0) -> None:
+    def load_adapter(
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        scale: float = 1.0,
+        prompt_lookup: bool | LookupSettings | None = None,
+    ) -> None:
         """Load (or replace) adapter ``name``; in-flight requests finish on the adapter they started with.
+
+        ``prompt_lookup`` sets this specialist's prompt-lookup drafting (None: the model's setting).
 
         Raises:
             ModelLoadError: the file is missing/corrupt or was made for another base (checked before loading).
@@ -262,7 +290,10 @@ class LlamaCppBackend:
             raise ModelLoadError(
                 f"llama.cpp refused adapter {info.path} for base {self.path.name}; re-export it for this base"
             )
-        adapter = _Adapter(name=name, path=info.path, handle=handle, size_bytes=info.file_size, scale=scale)
+        lookup = self.prompt_lookup if prompt_lookup is None else lookup_settings(prompt_lookup)
+        adapter = _Adapter(
+            name=name, path=info.path, handle=handle, size_bytes=info.file_size, scale=scale, lookup=lookup
+        )
         with self._lock:
             old = self._adapters.get(name)
             self._adapters[name] = adapter
@@ -403,6 +434,7 @@ class LlamaCppBackend:
                 if seq.adapter.retired and seq.adapter.handle is None:
                     raise BackendError(f"adapter {seq.adapter.name!r} was removed; retry the request")
                 seq.adapter.in_use += 1
+        seq.waiting_since = time.perf_counter()
         self._inbox.put(seq)
 
     def _check_open(self) -> None:
@@ -443,11 +475,12 @@ class LlamaCppBackend:
     # -- the engine thread ----------------------------------------------------------------------------------
 
     def _engine(self) -> None:
-        waiting: deque[_Seq] = deque()
+        waiting: list[_Seq] = []  # arrival order
         running: list[_Seq] = []
         free_slots = list(range(self.n_parallel - 1, -1, -1))
         kv_used = 0
-        turn = 0
+        current: Hashable = None  # the group on the context now, and the steps it keeps it
+        burst_left = 0
         try:
             while True:
                 # 1. collect new requests (block only when idle)
@@ -462,27 +495,39 @@ class LlamaCppBackend:
                             break
                 except queue.Empty:
                     pass
-                # 2. admit waiting requests while a slot and KV room are free (FIFO)
-                while waiting and free_slots and kv_used + waiting[0].reserve <= self.kv_size:
-                    seq = waiting.popleft()
+                # 2. admit while a slot and KV room are free: the oldest request of the adapter with the fewest
+                #    running sequences first (cadre.runtime.scheduling), so no specialist is crowded out
+                while waiting and free_slots:
+                    counts: dict[Hashable, int] = {}
+                    for seq in running:
+                        counts[seq.group] = counts.get(seq.group, 0) + 1
+                    i = pick_admission(waiting, counts)
+                    seq = waiting[i]
                     if seq.cancelled:
+                        waiting.pop(i)
                         self._finish(seq, "stop", None)
                         continue
+                    if kv_used + seq.reserve > self.kv_size:
+                        break
+                    waiting.pop(i)
                     seq.slot = free_slots.pop()
                     seq.sampler = self._make_sampler(seq.params)
+                    seq.index = self._lookup_index(seq)
                     kv_used += seq.reserve
                     running.append(seq)
                 if not running:
                     continue
-                # 3. one step for one adapter group (round robin over the groups present)
-                groups: dict[int, list[_Seq]] = {}
+                # 3. one step for one adapter group: the one that waited longest, kept for a short burst after
+                #    a switch when switching costs more than a step (see cadre.runtime.scheduling)
+                groups: dict[Hashable, list[_Seq]] = {}
                 for seq in running:
-                    groups.setdefault(id(seq.adapter) if seq.adapter else 0, []).append(seq)
-                keys = sorted(groups)
-                key = keys[turn % len(keys)]
-                turn += 1
-                group = groups[key]
-                finished = self._step(group)
+                    groups.setdefault(seq.group, []).append(seq)
+                if burst_left <= 0 or current not in groups:
+                    key = pick_group(groups)
+                    burst_left = self._burst_len() if key != current else 1
+                    current = key
+                burst_left -= 1
+                finished = self._step(groups[current])
                 for seq, reason in finished:
                     running.remove(seq)
                     free_slots.append(seq.slot)
@@ -498,6 +543,11 @@ class LlamaCppBackend:
             self._engine_error = err
             log.exception("llama.cpp engine failed")
             self._fail_all([*waiting, *running], BackendError(f"llama.cpp engine failed: {err}"))
+
+    def _burst_len(self) -> int:
+        """Steps a newly switched-to group keeps the context (1 unless switching costs more than a step)."""
+        a, b = self._draft_policy.step_cost()
+        return burst_steps(self._switch_s, a + b)
 
     def _fail_all(self, seqs: Sequence[_Seq], err: BaseException) -> None:
         for seq in seqs:
@@ -552,10 +602,11 @@ class LlamaCppBackend:
         lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain
 
-    def _set_adapter(self, adapter: _Adapter | None) -> None:
+    def _set_adapter(self, adapter: _Adapter | None) -> bool:
+        """Make ``adapter`` the context's adapter set; True when that changed it."""
         wanted = (id(adapter),) if adapter is not None else ()
         if wanted == self._active_set:
-            return
+            return False
         lib = self._lib
         if adapter is None:
             rc = lib.llama_set_adapters_lora(self._ctx, None, 0, None)
@@ -568,13 +619,45 @@ class LlamaCppBackend:
                 f"llama.cpp could not apply adapter {adapter.name if adapter else None!r} (rc={rc})"
             )
         self._active_set = wanted
+        return True
+
+    def _lookup_index(self, seq: _Seq) -> NgramIndex | None:
+        """The prompt-lookup state of a newly admitted request, or None when it does not draft.
+
+        Only greedy requests draft: the kept tokens are then exactly those plain decoding picks. (Sampling at
+        temperature > 0 would need speculative sampling's accept/resample rule; it decodes plainly instead.)
+        """
+        settings = seq.adapter.lookup if seq.adapter is not None else self.prompt_lookup
+        if settings is None or seq.params.temperature > 0:
+            return None
+        return NgramIndex(settings, tokens=list(seq.tokens))
 
     def _step(self, group: list[_Seq]) -> list[tuple[_Seq, FinishReason]]:
-        """Decode one token for every running sequence of ``group`` (prefilling prompts as room allows)."""
+        """Decode one token for every running sequence of ``group`` (prefilling prompts as room allows).
+
+        A sequence with a prompt-lookup draft puts its draft after its next token in the same batch, with
+        logits at each position, and keeps the tokens up to the first one the model disagrees with.
+        """
         lib = self._lib
         batch = self._batch
         n = 0
-        sample_at: list[tuple[_Seq, int]] = []
+        sample_at: list[tuple[_Seq, int, list[int]]] = []
+
+        def put(seq: _Seq, tok: int, pos: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = tok
+            batch.pos[n] = pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = seq.slot
+            batch.logits[n] = logits
+            n += 1
+
+        # Tokens and outputs of this step before drafts, for the draft policy's cost model.
+        n_out = sum(1 for s in group if not s.cancelled and s.n_prefilled >= len(s.tokens))
+        n_plain = n_out + sum(len(s.tokens) - s.n_prefilled for s in group if not s.cancelled)
+        n_plain = min(n_plain, self.n_batch)
+        n_decode = n_out  # a decode-only step's tokens: one per decoding sequence, plus the drafts below
+        key = group[0].group
         for seq in group:
             if seq.cancelled:
                 continue
@@ -583,38 +666,72 @@ class LlamaCppBackend:
                 if room <= 0:
                     continue
                 chunk = seq.tokens[seq.n_prefilled : seq.n_prefilled + room]
+                last = seq.n_prefilled + len(chunk) == len(seq.tokens)
                 for j, tok in enumerate(chunk):
-                    batch.token[n] = tok
-                    batch.pos[n] = seq.n_past + j
-                    batch.n_seq_id[n] = 1
-                    batch.seq_id[n][0] = seq.slot
-                    batch.logits[n] = 0
-                    n += 1
+                    put(seq, tok, seq.n_past + j, last and j == len(chunk) - 1)
                 seq.n_prefilled += len(chunk)
                 seq.n_past += len(chunk)
-                if seq.n_prefilled == len(seq.tokens):
-                    batch.logits[n - 1] = 1
-                    sample_at.append((seq, n - 1))
+                if last:
+                    sample_at.append((seq, n - 1, []))
             elif n < self.n_batch:
-                batch.token[n] = seq.last
-                batch.pos[n] = seq.n_past
-                batch.n_seq_id[n] = 1
-                batch.seq_id[n][0] = seq.slot
-                batch.logits[n] = 1
-                sample_at.append((seq, n))
+                draft: list[int] = []
+                if seq.index is not None:
+                    # Room for the draft: the batch, the request's KV reservation, and its remaining tokens.
+                    limit = min(
+                        self.n_batch - n - 1,
+                        seq.reserve - seq.n_past - 1,
+                        seq.params.max_tokens - seq.generated - 1,
+                    )
+                    if seq.index.settings.adaptive:
+                        limit = self._draft_policy.budget(
+                            key, n_plain, n_out, min(limit, seq.index.draft_len)
+                        )
+                    draft = seq.index.draft(limit)
+                    n_plain += len(draft)
+                    n_decode += len(draft)
+                start = n
+                put(seq, seq.last, seq.n_past, True)
+                for j, tok in enumerate(draft):
+                    put(seq, tok, seq.n_past + 1 + j, True)
+                sample_at.append((seq, start, draft))
                 seq.n_past += 1
-                n += 1
         finished: list[tuple[_Seq, FinishReason]] = [(s, "stop") for s in group if s.cancelled]
         if n == 0:
             return finished
         batch.n_tokens = n
         with self._lock:
-            self._set_adapter(group[0].adapter)
+            switched = self._set_adapter(group[0].adapter)
+            t0 = time.perf_counter()
             rc = lib.llama_decode(self._ctx, batch)
+            dt = time.perf_counter() - t0
+        if switched:
+            # The first decode after an adapter switch also re-plans llama.cpp's graph: its extra time is the
+            # switch's cost (the scheduler sizes bursts from it), not a step's.
+            a, b = self._draft_policy.step_cost()
+            self._switch_s = 0.8 * self._switch_s + 0.2 * max(dt - (a + b * n), 0.0)
+        elif n == n_decode:  # a decode-only step (prefill would skew the per-token cost)
+            self._draft_policy.observe_step(n, dt)
+        now = time.perf_counter()
+        for seq in group:
+            seq.waiting_since = now
         if rc != 0:
             raise BackendError(f"llama_decode failed (rc={rc}); the KV cache may be too small: raise kv_size")
-        for seq, idx in sample_at:
+        for seq, idx, draft in sample_at:
             reason = self._sample(seq, idx)
+            accepted = 0
+            # The draft token at row idx+j+1 was computed after draft[j]: valid only while the model agrees.
+            while reason is None and accepted < len(draft) and seq.last == draft[accepted]:
+                accepted += 1
+                seq.n_past += 1
+                reason = self._sample(seq, idx + accepted)
+            if draft:
+                assert seq.index is not None
+                seq.index.record(len(draft), accepted)
+                self._draft_policy.record(key, len(draft), accepted)
+                self.lookup_stats.add(len(draft), accepted)
+                if reason is None and accepted < len(draft):
+                    # Drop the cells of the rejected draft tokens (positions n_past onwards).
+                    lib.llama_memory_seq_rm(self._mem, seq.slot, seq.n_past, -1)
             if reason is not None:
                 finished.append((seq, reason))
         return finished
@@ -627,6 +744,8 @@ class LlamaCppBackend:
             return "stop"
         seq.generated += 1
         seq.last = token
+        if seq.index is not None:
+            seq.index.extend((token,))
         raw = self._piece(token)
         if seq.params.logprobs:
             logprob = self._logprob(idx, token, raw, seq.params.top_logprobs)
