@@ -19,6 +19,7 @@ from rich.console import Console
 from cadre.demo.config import DemoConfig
 from cadre.demo.manifest import StepRecord
 from cadre.demo.steps import SkipStep, StepRunner, step_done
+from cadre.demo.training import train_in_child
 from cadre.errors import CadreError
 
 __all__ = ["DemoResult", "run_demo"]
@@ -109,7 +110,7 @@ def _train_step(r: StepRunner, task: str) -> StepRecord:
         if r.manifest.get("data") is None or r.manifest.steps["data"].status != "done":
             raise SkipStep("no data (the data step did not finish)")
         try:
-            from cadre.train import TrainConfig, export_adapter, train
+            from cadre.train import TrainConfig, export_adapter
         except ImportError as err:  # the training part is not available in this build
             raise SkipStep(f"cadre.train is not available ({err}); no specialist trained") from None
         resume = False
@@ -152,18 +153,24 @@ def _train_step(r: StepRunner, task: str) -> StepRecord:
                 "save_every": 25,
             }
         )
-        result = train(tc, progress=True, resume=resume)
-        path = export_adapter(peft_dir, "gguf-adapter", out=gguf)
-        metrics = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)}
+        # in a child process: training's memory (torch, activations) is returned when it exits
+        result = train_in_child(
+            tc.model_dump(mode="json"),
+            resume=resume,
+            export_to=gguf,
+            label=f"train-{task}",
+            console=r.console,
+        )
+        metrics = result["metrics"]
         tps = metrics.get("tokens_per_second")
         note = (
-            f"{result.steps} steps ({result.stopped}), {metrics.get('tokens_seen', '?')} tokens"
+            f"{result['steps']} steps ({result['stopped']}), {metrics.get('tokens_seen', '?')} tokens"
             + (f" at {tps:.0f} tok/s" if isinstance(tps, int | float) else "")
-            + f"; adapter {path.stat().st_size / 1e6:.1f} MB"
+            + f"; adapter {gguf.stat().st_size / 1e6:.1f} MB"
         )
         return (
-            [peft_dir / "adapter_model.safetensors", path],
-            {"metrics": metrics, "steps": result.steps},
+            [peft_dir / "adapter_model.safetensors", gguf],
+            {"metrics": metrics, "steps": result["steps"]},
             note,
         )
 
