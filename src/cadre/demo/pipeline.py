@@ -7,9 +7,14 @@ skipped and the report says so, instead of faking its output.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import shutil
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,8 +287,41 @@ def pick_generalist(cfg: DemoConfig) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------------- the demo
 
 
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Library warnings, log records below ERROR and progress bars of other packages off for the demo's
+    output (``CADRE_DEBUG=1`` keeps them); the process's settings are restored afterwards."""
+    if os.environ.get("CADRE_DEBUG"):
+        yield
+        return
+    env = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+    saved_env = {k: os.environ.get(k) for k in env}
+    loggers = [logging.getLogger(n) for n in ("cadre", "transformers", "sentence_transformers", "httpx")]
+    levels = [lg.level for lg in loggers]
+    os.environ.update({k: v for k, v in env.items() if os.environ.get(k) is None})
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
     """Run (or resume) the whole demo into ``cfg.out`` and return where everything is."""
+    with quiet_libraries():
+        return _run_demo(cfg, console=console)
+
+
+def _run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
     from cadre.demo.evaluate_step import evaluate_step
     from cadre.demo.report import write_demo_report
 

@@ -1,14 +1,16 @@
 """Training a specialist in a child process: its memory (torch, the model, activations) goes back to the OS
 when the child exits, so the demo's own peak stays that of the models it evaluates.
 
-The parent writes the training request as JSON, runs ``python -m cadre.demo.training REQUEST RESULT`` and
-reads the result JSON back (no objects cross the process boundary). The child's progress goes to the same
+The parent writes the training request as JSON, runs :func:`child_main` in a new interpreter with the paths
+of that request and of the result, and reads the result JSON back (no objects cross the process boundary). The child's progress goes to the same
 terminal; when stderr is not a terminal the parent prints a line every 30 s so a log shows the step alive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ from rich.console import Console
 from cadre import errors
 from cadre.errors import CadreError
 
-__all__ = ["train_in_child"]
+__all__ = ["child_main", "train_in_child"]
 
 _HEARTBEAT_S = 30.0
 
@@ -44,7 +46,8 @@ def train_in_child(
     request.write_text(
         json.dumps({"config": config, "resume": resume, "export_to": str(export_to)}), encoding="utf-8"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "cadre.demo.training", str(request), str(result)])
+    code = "import sys; from cadre.demo.training import child_main; sys.exit(child_main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(request), str(result)], env=_child_env())
     t0 = last = time.monotonic()
     while True:
         try:
@@ -75,7 +78,24 @@ def train_in_child(
     return data
 
 
-def _child(request: Path, result: Path) -> int:
+def _child_env() -> dict[str, str]:
+    """The child's environment: library warnings and progress bars off unless ``CADRE_DEBUG`` is set."""
+    env = dict(os.environ)
+    if not env.get("CADRE_DEBUG"):
+        env.setdefault("PYTHONWARNINGS", "ignore")
+        env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return env
+
+
+def child_main(argv: list[str]) -> int:
+    """The child process: ``REQUEST RESULT`` (JSON files); exit 0 when trained and exported."""
+    request, result = Path(argv[0]), Path(argv[1])
+    if not os.environ.get("CADRE_DEBUG"):
+        with contextlib.suppress(ImportError):  # transformers' weight-loading bar is not ours to show
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
     from cadre.train import TrainConfig, export_adapter, train
 
     spec = json.loads(request.read_text(encoding="utf-8"))
@@ -90,7 +110,3 @@ def _child(request: Path, result: Path) -> int:
         out, code = {"error": str(err), "type": type(err).__name__}, 2
     result.write_text(json.dumps(out), encoding="utf-8")
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(_child(Path(sys.argv[1]), Path(sys.argv[2])))
