@@ -44,10 +44,10 @@ def _tree_rss(proc: psutil.Process) -> tuple[int, int]:
     return total, largest
 
 
-def run_once(out: Path, fast: bool, extra: list[str]) -> dict[str, Any]:
-    if out.exists():
+def run_once(out: Path, fast: bool, extra: list[str], *, keep: bool = False) -> dict[str, Any]:
+    if out.exists() and not keep:
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-c", "from cadre.cli.main import main; main()", "demo", "--out", str(out), *extra]
     if fast:
         cmd.append("--fast")
@@ -63,7 +63,10 @@ def run_once(out: Path, fast: bool, extra: list[str]) -> dict[str, Any]:
             time.sleep(0.2)
     wall = time.perf_counter() - t0
     manifest = json.loads((out / "manifest.json").read_text())
-    steps = {k: v.get("seconds") for k, v in manifest.get("steps", manifest).items()}
+    steps = {
+        k: (v.get("seconds") if v.get("status") == "done" else v.get("status"))
+        for k, v in manifest.get("steps", manifest).items()
+    }
     text = log.read_text(errors="replace")
     noise = [line for line in text.splitlines() if NOISE.search(line)]
     return {
@@ -83,10 +86,13 @@ def main() -> None:
     ap.add_argument("--fast", action="store_true")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--keep", action="store_true", help="keep --out: steps whose settings did not change are reused"
+    )
     ap.add_argument("extra", nargs="*", help="more `cadre demo` options (after --)")
     args = ap.parse_args()
     load = os.getloadavg()[0]
-    runs = [run_once(args.out, args.fast, args.extra) for _ in range(args.repeats)]
+    runs = [run_once(args.out, args.fast, args.extra, keep=args.keep) for _ in range(args.repeats)]
     result = {
         "mode": "fast" if args.fast else "full",
         "load_average_at_start": load,
@@ -104,7 +110,7 @@ def main() -> None:
             f"(largest process {r['peak_rss_process_gb']:.2f} GB)  noise lines {len(r['noise_lines'])}"
         )
         for k, v in r["steps_s"].items():
-            print(f"  {k:20} {v:8.1f} s")
+            print(f"  {k:20} {v:>8} s")
         for line in r["noise_lines"]:
             print(f"  noise: {line[:160]}")
     print(f"load average at start {load:.1f}; median wall {result['wall_s_median']:.0f} s")

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def main() -> None:
                         row["spr"].append(res.cost.seconds_per_request)
                         row["cost1k"].append(res.cost.per_1000)
                         row["metric"].append(res.metric)
-                    print(f"repeat {rep + 1} {task} c={level} done", flush=True)
+                    print(f"repeat {rep + 1} {task} c={level} done", file=sys.stderr, flush=True)
     finally:
         gen_backend.close()
         spec_backend.close()

@@ -207,3 +207,22 @@ def test_ecosystem_file_validates_with_the_serve_spec(tmp_path: Path) -> None:
     assert eco.specialist("invoices").adapter is None  # type: ignore[union-attr]
     assert eco.generalist is not None and eco.generalist.model == "gemma3-270m"
     assert len(intents.examples) >= 8 and eco.router.path is None
+
+
+def test_training_runs_in_a_child_process_and_its_errors_come_back_typed(tmp_path: Path) -> None:
+    from cadre.demo.training import train_in_child
+    from cadre.errors import DataError
+    from cadre.train import TrainConfig
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": "not a conversation"}\n', encoding="utf-8")
+    cfg = TrainConfig.model_validate({"base": "smollm2-135m", "data": data, "out": tmp_path / "spec"})
+    with pytest.raises(DataError, match="train.jsonl"):  # raised in the child, re-raised here as its class
+        train_in_child(
+            cfg.model_dump(mode="json"),
+            resume=False,
+            export_to=tmp_path / "spec.gguf",
+            label="train-x",
+            console=Console(quiet=True),
+        )
+    assert not list(tmp_path.glob(".train-x.*"))  # the request and result files are cleaned up
