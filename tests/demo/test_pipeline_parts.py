@@ -217,7 +217,7 @@ def test_training_runs_in_a_child_process_and_its_errors_come_back_typed(tmp_pat
     data = tmp_path / "train.jsonl"
     data.write_text('{"messages": "not a conversation"}\n', encoding="utf-8")
     cfg = TrainConfig.model_validate({"base": "smollm2-135m", "data": data, "out": tmp_path / "spec"})
-    with pytest.raises(DataError, match="train.jsonl"):  # raised in the child, re-raised here as its class
+    with pytest.raises(DataError, match=r"train\.jsonl"):  # raised in the child, re-raised here as its class
         train_in_child(
             cfg.model_dump(mode="json"),
             resume=False,
