@@ -47,7 +47,10 @@ def train_in_child(
         json.dumps({"config": config, "resume": resume, "export_to": str(export_to)}), encoding="utf-8"
     )
     code = "import sys; from cadre.demo.training import child_main; sys.exit(child_main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(request), str(result)], env=_child_env())
+    # the child writes to stderr only: stdout may carry `cadre demo --json`'s result
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(request), str(result)], env=_child_env(), stdout=sys.stderr.fileno()
+    )
     t0 = last = time.monotonic()
     while True:
         try:
