@@ -40,9 +40,10 @@ from cadre.evaluate.task import Item, PromptBuilder, TaskSpec, load_items
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_LATENCY_PROBE", "run_eval"]
 
 DEFAULT_CONCURRENCY = 8
-"""Requests in flight per system when none is given: the llama.cpp engine's batch (``n_parallel`` 8). Measured
-on the demo's tasks (benchmarks/eval_concurrency.py, docs/eval.md): 8 in flight gave the highest throughput,
-16 only queued behind the engine's 8 slots."""
+"""Requests in flight per system when none is given: the llama.cpp engine's batch (``n_parallel`` 8; more would
+only queue for its slots). Measured on the demo's tasks (benchmarks/eval_concurrency.py, docs/eval.md): 8 in
+flight served 1.3-2.2x the requests per second of one at a time where answers are longer than a few tokens,
+and about the same (0.93-0.95x) for 3-token labels."""
 
 DEFAULT_LATENCY_PROBE = 8
 """Items per system answered again one at a time, after a concurrent pass, for the latency a lone user sees."""
