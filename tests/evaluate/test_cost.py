@@ -70,3 +70,37 @@ def test_custom_price_table(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"models\.bad\.output"):
         load_prices(table)
     assert Price(input=0, output=0).as_of == ""
+
+
+def test_local_cost_from_throughput_and_routed_cost_from_its_targets() -> None:
+    from cadre.evaluate.cost import busy_time
+
+    prices = load_prices()
+    spec = parse_system("spec=smollm2-135m,price_per_hour=3.6")  # $0.001 per second of the machine
+    # two passes: 10 requests in 2 s at 8 in flight, then 6 in 1.2 s (a resumed run): 0.2 s per request
+    busy = busy_time(
+        [
+            {"system": "spec", "wall_s": 2.0, "requests": 10, "concurrency": 8},
+            {"system": "spec", "wall_s": 1.2, "requests": 6, "concurrency": 8},
+            {"system": "other", "wall_s": 1.0, "requests": 1, "concurrency": 1},
+        ]
+    )
+    assert busy["spec"].seconds_per_request == pytest.approx(0.2) and busy["spec"].concurrency == 8
+    # each request's latency (1.5 s, waiting in a batch) is not what it cost: the machine served 5 per second
+    cs = summarize_cost(spec, _recs((1.5, 10, 5), (1.5, 10, 5)), prices, busy=busy)
+    assert cs.per_request == pytest.approx(0.0002) and cs.seconds_per_request == pytest.approx(0.2)
+    assert cs.concurrency == 8
+    # without throughput: latency / concurrency per request (older runs)
+    old = summarize_cost(spec, [{**r, "concurrency": 3} for r in _recs((1.5, 10, 5))], prices)
+    assert old.per_request == pytest.approx(0.0005) and old.seconds_per_request is None
+    mixed = busy_time([{"system": "s", "wall_s": 1, "requests": 1, "concurrency": c} for c in (1, 8)])
+    assert (
+        mixed["s"].concurrency is None
+        and busy_time([{"system": "s", "wall_s": 1}])["s"].seconds_per_request is None
+    )
+
+    # a routed request costs what its target's requests cost here, plus the router's time
+    eco = parse_system("eco=routed:r,routes=billing:spec,generalist=spec")
+    routed = [{**_recs((9.0, 1, 1))[0], "route": "billing", "route_s": 0.8, "concurrency": 8}]
+    cs = summarize_cost(eco, routed, prices, specs={"spec": spec}, busy=busy)
+    assert cs.method == "mixed" and cs.per_request == pytest.approx(0.0002 + 0.001 * 0.8 / 8)

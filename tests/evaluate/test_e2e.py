@@ -49,7 +49,14 @@ def test_base_model_few_shot_vs_zero_shot_with_report(task_file: Path, tmp_path:
     ]
     out = tmp_path / "run"
     summary = run_eval(
-        task, systems, out, limit=6, perturbations=["noop"], progress=False, baseline="zero-shot"
+        task,
+        systems,
+        out,
+        limit=6,
+        perturbations=["noop"],
+        progress=False,
+        baseline="zero-shot",
+        concurrency=1,
     )
     recs = read_run_records(out)
     assert len(recs) == 2 * 6 * 2 and not any(r["error"] for r in recs)
@@ -84,6 +91,7 @@ def test_interrupted_cli_run_resumes_where_it_stopped(task_file: Path, tmp_path:
     cmd = [
         str(Path(sys.executable).parent / "cadre"), "eval", "run", str(task_file),
         "-s", "zs=smollm2-135m,shots=0", "--out", str(out), "--limit", "6", "--no-report",
+        "--concurrency", "1",
     ]  # fmt: skip
     # a shell runs background jobs with SIGINT ignored; restore the default so Ctrl-C behaves as in a terminal
     proc = subprocess.Popen(
@@ -109,3 +117,17 @@ def test_interrupted_cli_run_resumes_where_it_stopped(task_file: Path, tmp_path:
     assert summary["complete"] is True and summary["systems"]["zs"]["n"] == 6
     recs = read_run_records(out)
     assert len(recs) == 6 and len({r["item_id"] for r in recs}) == 6  # nothing answered twice
+
+
+def test_concurrent_evaluation_scores_as_one_at_a_time(task_file: Path, tmp_path: Path) -> None:
+    """8 requests in flight go through the llama.cpp engine's batches; greedy answers, so the same scores."""
+    task = load_task(task_file)
+    system = parse_system("few-shot=smollm2-135m,price_per_hour=0.05")
+    one = run_eval(task, [system], tmp_path / "one", limit=8, progress=False, concurrency=1)
+    par = run_eval(task, [system], tmp_path / "par", limit=8, progress=False, concurrency=8, latency_probe=2)
+    key = lambda d: sorted((r["item_id"], r["prediction"], r["score"]) for r in read_run_records(d))  # noqa: E731
+    assert key(tmp_path / "one") == key(tmp_path / "par")
+    a, b = one.systems["few-shot"], par.systems["few-shot"]
+    assert a.metric == b.metric and (a.latency.concurrency, b.latency.concurrency) == (1, 8)
+    assert b.latency_solo is not None and b.latency_solo.n == 2
+    assert a.cost.seconds_per_request and b.cost.seconds_per_request and b.cost.concurrency == 8

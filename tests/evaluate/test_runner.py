@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from cadre.evaluate import (
     parse_system,
     run_eval,
     summarize,
+    write_report,
 )
-from cadre.evaluate.records import read_run_records
+from cadre.evaluate.records import PROBE_FILE, TIMING_FILE, read_jsonl_lines, read_run_records
 from cadre.evaluate.summary import compare_run
 from cadre.route.protocol import RouteDecision
 from cadre.runtime.protocol import ChatMessage
@@ -33,7 +35,9 @@ def test_records_and_summary(intents_task: Path, tmp_path: Path) -> None:
     task = load_task(intents_task)
     good, flaky = KeywordBackend(), KeywordBackend(fail_on=["refund", "money back"])
     out = tmp_path / "run"
-    summary = run_eval(task, [_system("good", good), _system("flaky", flaky)], out, progress=False)
+    summary = run_eval(
+        task, [_system("good", good), _system("flaky", flaky)], out, progress=False, concurrency=1
+    )
     recs = read_run_records(out)
     assert len(recs) == 20 and good.calls == 10 and flaky.calls == 10
     first = next(r for r in recs if r["system"] == "good" and r["item_id"] == "a1")
@@ -73,7 +77,9 @@ def test_interrupted_run_resumes_where_it_stopped(intents_task: Path, tmp_path: 
     task = load_task(intents_task)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        run_eval(task, [_system("good", KeywordBackend(interrupt_after=4))], out, progress=False)
+        run_eval(
+            task, [_system("good", KeywordBackend(interrupt_after=4))], out, progress=False, concurrency=1
+        )
     assert len(read_run_records(out)) == 4
     partial = json.loads((out / "summary.json").read_text())
     assert partial["complete"] is False and partial["systems"]["good"]["n"] == 4
@@ -81,22 +87,22 @@ def test_interrupted_run_resumes_where_it_stopped(intents_task: Path, tmp_path: 
         fh.write('{"system": "good", "item_id": "a5", "perturb')
     assert len(read_run_records(out)) == 4
     fresh = KeywordBackend()
-    summary = run_eval(task, [_system("good", fresh)], out, progress=False)
+    summary = run_eval(task, [_system("good", fresh)], out, progress=False, concurrency=1)
     assert fresh.calls == 6  # only the items not yet answered
     recs = read_run_records(out)
     assert len(recs) == 10 and len({r["item_id"] for r in recs}) == 10
     assert summary.complete and summary.systems["good"].metric == pytest.approx(0.9)
     again = KeywordBackend()
-    run_eval(task, [_system("good", again)], out, progress=False)
+    run_eval(task, [_system("good", again)], out, progress=False, concurrency=1)
     assert again.calls == 0
 
 
 def test_failed_items_are_retried_on_resume(intents_task: Path, tmp_path: Path) -> None:
     task = load_task(intents_task)
     out = tmp_path / "run"
-    run_eval(task, [_system("s", KeywordBackend(fail_on=["refund"]))], out, progress=False)
+    run_eval(task, [_system("s", KeywordBackend(fail_on=["refund"]))], out, progress=False, concurrency=1)
     healthy = KeywordBackend()
-    summary = run_eval(task, [_system("s", healthy)], out, progress=False)
+    summary = run_eval(task, [_system("s", healthy)], out, progress=False, concurrency=1)
     assert healthy.calls == 1 and summary.systems["s"].failures == 0  # "a3" only ("a7" said "money back")
     assert len(read_run_records(out)) == 11  # the failure stays in the log; the latest record counts
 
@@ -104,17 +110,28 @@ def test_failed_items_are_retried_on_resume(intents_task: Path, tmp_path: Path) 
 def test_resume_refuses_a_different_task_or_system(intents_task: Path, tmp_path: Path) -> None:
     task = load_task(intents_task)
     out = tmp_path / "run"
-    run_eval(task, [_system("s", KeywordBackend())], out, progress=False, limit=3)
+    run_eval(task, [_system("s", KeywordBackend())], out, progress=False, limit=3, concurrency=1)
     with pytest.raises(ConfigError, match="different task or settings"):
-        run_eval(task, [_system("s", KeywordBackend())], out, progress=False, limit=3, temperature=0.5)
+        run_eval(
+            task,
+            [_system("s", KeywordBackend())],
+            out,
+            progress=False,
+            limit=3,
+            temperature=0.5,
+            concurrency=1,
+        )
     # a larger --limit extends the run: only the new items are asked
     more = KeywordBackend()
-    assert run_eval(task, [_system("s", more)], out, progress=False, limit=5).n_items == 5 and more.calls == 2
+    assert (
+        run_eval(task, [_system("s", more)], out, progress=False, limit=5, concurrency=1).n_items == 5
+        and more.calls == 2
+    )
     with pytest.raises(ConfigError, match="defined differently"):
-        run_eval(task, [_system("s", KeywordBackend(), shots=0)], out, progress=False, limit=3)
+        run_eval(task, [_system("s", KeywordBackend(), shots=0)], out, progress=False, limit=3, concurrency=1)
     # adding a system to an existing run is fine: only the new one runs
     extra = KeywordBackend()
-    summary = run_eval(task, [_system("t", extra)], out, progress=False, limit=5)
+    summary = run_eval(task, [_system("t", extra)], out, progress=False, limit=5, concurrency=1)
     assert extra.calls == 5 and set(summary.systems) == {"s", "t"}
 
 
@@ -190,16 +207,22 @@ def test_routed_ecosystem_records_routes(intents_task: Path, tmp_path: Path) -> 
         name="eco", kind="routed", router="(in memory)", routes={"cancel": "spec"}, generalist="gen"
     )
     eco = RoutedSystem(eco_spec, KeywordRouter(), {"cancel": spec_sys}, gen_sys)
-    summary = run_eval(task, [gen_sys, spec_sys, eco], tmp_path / "r", progress=False)
+    summary = run_eval(task, [gen_sys, spec_sys, eco], tmp_path / "r", progress=False, concurrency=1)
     e = summary.systems["eco"]
     assert e.routes == {"cancel": 2, "generalist": 8}
     assert e.metric == pytest.approx(0.9) and summary.systems["gen"].metric == pytest.approx(0.7)
     eco_recs = [r for r in read_run_records(tmp_path / "r") if r["system"] == "eco"]
     assert all(r["latency_s"] >= 0.001 for r in eco_recs)
-    # each request is costed by the system it went to (its hardware's price per hour x its latency)
+    # each request is costed by the system it went to: its price per hour x its machine time per request
+    # (busy wall time / requests in this run), plus the router's time
     assert e.cost.method == "mixed" and e.cost.per_request is not None
-    costs = [(0.05 if r["route"] == "cancel" else 0.5) * r["latency_s"] / 3600 for r in eco_recs]
+    timing = read_jsonl_lines(tmp_path / "r" / TIMING_FILE)
+    per_req = {t["system"]: t["wall_s"] / t["requests"] for t in timing}
+    price = {"cancel": 0.05, "generalist": 0.5}
+    target = {"cancel": "spec", "generalist": "gen"}
+    costs = [price[r["route"]] * (per_req[target[r["route"]]] + r["route_s"]) / 3600 for r in eco_recs]
     assert e.cost.per_request == pytest.approx(sum(costs) / len(costs))
+    assert all(r["route_s"] > 0 for r in eco_recs) and {t["requests"] for t in timing} == {8, 10}
 
 
 def test_parse_system_strings() -> None:
@@ -274,7 +297,7 @@ def test_openai_compatible_endpoint_over_http(intents_task: Path, tmp_path: Path
         write_jsonl(tmp_path / "intents.jsonl", rows)
         task = load_task(intents_task)
         hosted = parse_system(f"hosted=openai:stub-model@{stub.base_url},price=gpt-4o-mini")
-        summary = run_eval(task, [hosted], tmp_path / "run", progress=False)
+        summary = run_eval(task, [hosted], tmp_path / "run", progress=False, concurrency=1)
     finally:
         stub.close()
     h = summary.systems["hosted"]
@@ -319,9 +342,17 @@ def test_concurrent_requests_give_the_same_records(intents_task: Path, tmp_path:
         spec = parse_system(
             f"hosted=openai:m@{stub.base_url},price_per_hour=3.6"
         )  # a local server: hardware cost
-        seq = run_eval(task, [spec], tmp_path / "seq", progress=False, perturbations=["casing"])
+        seq = run_eval(
+            task, [spec], tmp_path / "seq", progress=False, perturbations=["casing"], concurrency=1
+        )
         par = run_eval(
-            task, [spec], tmp_path / "par", progress=False, perturbations=["casing"], concurrency=4
+            task,
+            [spec],
+            tmp_path / "par",
+            progress=False,
+            perturbations=["casing"],
+            concurrency=4,
+            latency_probe=0,
         )
     finally:
         stub.close()
@@ -333,8 +364,59 @@ def test_concurrent_requests_give_the_same_records(intents_task: Path, tmp_path:
     assert {r["concurrency"] for r in b} == {4} and par.systems["hosted"].metric == seq.systems[
         "hosted"
     ].metric
-    # each request pays a quarter of the machine time it spanned
-    lat = [r["latency_s"] for r in b if r["perturbation"] == "original"]
-    assert par.systems["hosted"].cost.per_request == pytest.approx(3.6 * sum(lat) / len(lat) / 3600 / 4)
+    # each request pays the machine's busy time divided by the requests served in it
+    (timing,) = read_jsonl_lines(tmp_path / "par" / TIMING_FILE)
+    assert timing["requests"] == 20 and timing["concurrency"] == 4
+    assert par.systems["hosted"].cost.per_request == pytest.approx(3.6 * timing["wall_s"] / 20 / 3600)
+    assert par.systems["hosted"].latency_solo is None  # no probe asked for
     with pytest.raises(ConfigError, match="concurrency"):
         run_eval(task, [spec], tmp_path / "x", concurrency=0, progress=False)
+    with pytest.raises(ConfigError, match="latency_probe"):
+        run_eval(task, [spec], tmp_path / "x", latency_probe=-1, progress=False, concurrency=1)
+
+
+class _SlowKeywords(KeywordBackend):
+    """The keyword backend taking ``delay`` seconds per request, like a model (threads overlap the waits)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def stream_chat(self, messages, params, *, adapter=None):  # type: ignore[no-untyped-def]
+        time.sleep(self.delay)
+        yield from super().stream_chat(messages, params, adapter=adapter)
+
+
+def test_concurrency_keeps_scores_costs_from_throughput_and_reports_both_latencies(
+    intents_task: Path, tmp_path: Path
+) -> None:
+    task = load_task(intents_task)
+    backend = _SlowKeywords(0.05)
+    system = _system("k", backend, price_per_hour=3.6)
+    seq = run_eval(task, [system], tmp_path / "seq", progress=False, concurrency=1)
+    par = run_eval(task, [system], tmp_path / "par", progress=False, concurrency=5, latency_probe=3)
+    assert backend.calls == 10 + 10 + 3  # the probe answered the first 3 items again, one at a time
+    pred = lambda d: sorted((r["item_id"], r["prediction"]) for r in read_run_records(d))  # noqa: E731
+    assert (
+        pred(tmp_path / "seq") == pred(tmp_path / "par")
+        and par.systems["k"].metric == seq.systems["k"].metric
+    )
+
+    (t_seq,) = read_jsonl_lines(tmp_path / "seq" / TIMING_FILE)
+    (t_par,) = read_jsonl_lines(tmp_path / "par" / TIMING_FILE)
+    assert (t_par["requests"], t_par["concurrency"], t_seq["concurrency"]) == (10, 5, 1)
+    assert t_par["wall_s"] < 0.6 * t_seq["wall_s"]  # 5 in flight: two rounds of 50 ms instead of ten
+    s, s1 = par.systems["k"], seq.systems["k"]
+    assert s.cost.per_request == pytest.approx(3.6 * t_par["wall_s"] / 10 / 3600)
+    assert s.cost.per_request < 0.6 * s1.cost.per_request  # type: ignore[operator]
+    assert s.latency.concurrency == 5 and s.latency.n == 10
+    assert s.latency_solo is not None and s.latency_solo.concurrency == 1 and s.latency_solo.n == 3
+    probe = read_jsonl_lines(tmp_path / "par" / PROBE_FILE)
+    assert [r["item_id"] for r in probe] == ["a1", "a2", "a3"] and {r["concurrency"] for r in probe} == {1}
+    assert s1.latency_solo == s1.latency and not read_jsonl_lines(tmp_path / "seq" / PROBE_FILE)
+
+    run_eval(task, [system], tmp_path / "par", progress=False, concurrency=5, latency_probe=3)
+    assert backend.calls == 23  # resumed: nothing left to answer, nothing to probe again
+    md = write_report(tmp_path / "par").markdown.read_text()  # type: ignore[union-attr]
+    assert "p50 one at a time" in md and "Concurrency" in md
+    assert "busy wall time" in md and "requests/s at concurrency 5" in md

@@ -33,7 +33,7 @@ def _print_summary(summary: RunSummary) -> None:
 
     rows = table1_rows(summary)
     table = Table(title=f"{summary.task}: {summary.n_items} items, baseline {summary.baseline}")
-    hidden = ("Model", "Cost / 1k req", "Latency p95", "McNemar p")  # all in report.md / --json
+    hidden = ("Model", "Cost / 1k req", "Latency p95", "McNemar p", "Shots")  # all in report.md / --json
     cols = [c for c in rows[0] if c not in hidden] if rows else []
     for c in cols:
         table.add_column(c, justify="left" if c == "System" else "right")
@@ -78,8 +78,16 @@ def run_cmd(
     ),
     prices: Path | None = typer.Option(None, help="Price table YAML for hosted APIs (default: shipped one)."),
     threads: int | None = typer.Option(None, help="CPU threads for local models."),
-    concurrency: int = typer.Option(
-        1, help="Requests in flight per system (fan out to servers; llama.cpp batches)."
+    concurrency: int | None = typer.Option(
+        None,
+        help="Requests in flight per system (default 8): llama.cpp batches them, servers get them in "
+        "parallel; cost per request comes from the throughput at this level. 1: one at a time.",
+    ),
+    latency_probe: int | None = typer.Option(
+        None,
+        "--latency-probe",
+        help="With --concurrency > 1, answer the first N items again one at a time for the lone-user "
+        "latency (default 8; 0: none).",
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.md/report.html at the end."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -117,6 +125,7 @@ def run_cmd(
         progress=not json_out,
         backend_options=options,
         concurrency=concurrency,
+        latency_probe=latency_probe,
     )
     paths = write_report(out, summary) if report else None
     if json_out:

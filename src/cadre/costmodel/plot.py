@@ -151,7 +151,6 @@ def plot_roofline(
     )
     colors = ["#1f77b4", "#d62728", "#9467bd", "#ff7f0e", "#17becf", "#8c564b"]
     markers = ["o", "s", "D", "^", "v", "P"]
-    offsets = [(-14, 12), (10, -22), (-14, 26), (10, -36), (-14, 40), (10, -50)]
     for i, w in enumerate(workloads):
         c, mk = colors[i % len(colors)], markers[i % len(markers)]
         ax.plot(
@@ -165,16 +164,19 @@ def plot_roofline(
             zorder=4 + i,
             alpha=0.9,
         )
-        dx, dy = offsets[i % len(offsets)]
-        for p in w.points:
+        # labels run to the right of their point, one line further out per batch size: on a flat roof the
+        # points share a height, and labels at one offset ran into each other (B=8 over B=64)
+        above = i % 2 == 0
+        for j, p in enumerate(w.points):
+            line = (i // 2) * len(w.points) + j
             ax.annotate(
                 f"B={p.batch}: {p.seconds_per_token * 1e3:.3g} ms/token",
                 (p.arithmetic_intensity, p.attained_flops),
                 textcoords="offset points",
-                xytext=(dx, dy),
+                xytext=(6, 8 + 12 * line if above else -16 - 12 * line),
                 fontsize=8.5,
                 color=c,
-                ha="right" if dx < 0 else "left",
+                ha="left",
                 fontweight="bold",
             )
     ax.set_xlabel("arithmetic intensity (FLOP per byte moved)", fontsize=11)

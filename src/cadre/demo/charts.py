@@ -33,8 +33,10 @@ def scores_chart(rows: list[Table1Row], path: Path) -> Path | None:
         )
     for j, r in enumerate(rows):
         if r.specialist is not None and r.low is not None and r.high is not None and r.generalist is not None:
-            # the specialist's CI, shifted to its bar: generalist + [low, high] of the paired difference
-            lo, hi = 100 * (r.generalist + r.low), 100 * (r.generalist + r.high)
+            # the specialist's CI, shifted to its bar: generalist + [low, high] of the paired difference,
+            # clipped to the metric's range (a score cannot leave [0, 100] %)
+            lo = min(max(100 * (r.generalist + r.low), 0.0), 100 * r.specialist)
+            hi = max(min(100 * (r.generalist + r.high), 100.0), 100 * r.specialist)
             ax.errorbar(
                 j,
                 100 * r.specialist,

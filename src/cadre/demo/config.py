@@ -54,6 +54,12 @@ class DemoConfig(StrictModel):
     )
     perturbations: list[str] = Field(default_factory=lambda: ["numbers", "typos"])
     robustness_items: int = Field(30, ge=1, description="test items per task the robustness battery uses")
+    concurrency: int = Field(
+        8, ge=1, description="requests in flight per system during evaluation (the runtime batches them)"
+    )
+    latency_probe: int = Field(
+        4, ge=0, description="test items per system answered again one at a time, for the lone-user latency"
+    )
     hardware: str = Field("local", description="cost-model hardware for the local systems")
     price_per_hour: float | None = Field(
         None, ge=0, description="USD/hour of this machine (default: the cost model's figure for it)"
@@ -81,6 +87,7 @@ class DemoConfig(StrictModel):
                 "shots": 2,
                 "perturbations": ["numbers"],
                 "robustness_items": 6,
+                "latency_probe": 2,
             }
         else:
             base = {"fast": False}

@@ -118,6 +118,8 @@ def evaluate_step(r: StepRunner, *, generalist: str, price_per_hour: float) -> N
         cfg.few_shot_selection,
         cfg.perturbations,
         cfg.robustness_items,
+        cfg.concurrency,
+        cfg.latency_probe,
         price_per_hour,
         cfg.remote_generalists,
         sorted(trained),
@@ -152,7 +154,15 @@ def _eval_task(r: StepRunner, systems: _Systems, task: str) -> tuple[list[Path],
         run.append(eco)
     run += systems.remote()
     main_dir = r.out / "eval" / task
-    summary = run_eval(spec, run, main_dir, baseline="generalist", progress=True)
+    summary = run_eval(
+        spec,
+        run,
+        main_dir,
+        baseline="generalist",
+        progress=True,
+        concurrency=cfg.concurrency,
+        latency_probe=cfg.latency_probe,
+    )
     write_report(main_dir, summary)
     outputs = [main_dir / "summary.json", main_dir / "report.html"]
     rob_summary = None
@@ -169,6 +179,8 @@ def _eval_task(r: StepRunner, systems: _Systems, task: str) -> tuple[list[Path],
                 baseline="generalist",
                 perturb_seed=cfg.seed,
                 progress=True,
+                concurrency=cfg.concurrency,
+                latency_probe=0,
             )
             write_report(rob_dir, rob_summary)
             outputs.append(rob_dir / "summary.json")

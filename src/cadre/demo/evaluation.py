@@ -79,7 +79,8 @@ def task_spec(
 
 class CachedSystem:
     """Wraps an :class:`EvalSystem`; a request whose messages and decoding were already answered is answered
-    from memory with the originally measured generation (a copy: callers may adjust it)."""
+    from memory with the originally measured generation (a copy marked ``reused``: callers may adjust it). A
+    ``fresh`` request (the runner's one-at-a-time latency probe) is generated again and not cached."""
 
     def __init__(self, inner: EvalSystem, spec: SystemSpec | None = None) -> None:
         self.inner = inner
@@ -94,12 +95,14 @@ class CachedSystem:
         return json.dumps([messages, dataclasses.asdict(params)], sort_keys=True, default=str)
 
     def generate(self, request: EvalRequest, params: SamplingParams) -> Generation:
+        if request.fresh:
+            return self.inner.generate(request, params)
         key = self._key(request, params)
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None:
             self.hits += 1
-            return dataclasses.replace(hit)
+            return dataclasses.replace(hit, reused=True)
         gen = self.inner.generate(request, params)
         with self._lock:
             self._cache[key] = dataclasses.replace(gen)

@@ -7,9 +7,14 @@ skipped and the report says so, instead of faking its output.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import shutil
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from rich.console import Console
 from cadre.demo.config import DemoConfig
 from cadre.demo.manifest import StepRecord
 from cadre.demo.steps import SkipStep, StepRunner, step_done
+from cadre.demo.training import train_in_child
 from cadre.errors import CadreError
 
 __all__ = ["DemoResult", "run_demo"]
@@ -109,7 +115,7 @@ def _train_step(r: StepRunner, task: str) -> StepRecord:
         if r.manifest.get("data") is None or r.manifest.steps["data"].status != "done":
             raise SkipStep("no data (the data step did not finish)")
         try:
-            from cadre.train import TrainConfig, export_adapter, train
+            from cadre.train import TrainConfig, export_adapter
         except ImportError as err:  # the training part is not available in this build
             raise SkipStep(f"cadre.train is not available ({err}); no specialist trained") from None
         resume = False
@@ -152,18 +158,24 @@ def _train_step(r: StepRunner, task: str) -> StepRecord:
                 "save_every": 25,
             }
         )
-        result = train(tc, progress=True, resume=resume)
-        path = export_adapter(peft_dir, "gguf-adapter", out=gguf)
-        metrics = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)}
+        # in a child process: training's memory (torch, activations) is returned when it exits
+        result = train_in_child(
+            tc.model_dump(mode="json"),
+            resume=resume,
+            export_to=gguf,
+            label=f"train-{task}",
+            console=r.console,
+        )
+        metrics = result["metrics"]
         tps = metrics.get("tokens_per_second")
         note = (
-            f"{result.steps} steps ({result.stopped}), {metrics.get('tokens_seen', '?')} tokens"
+            f"{result['steps']} steps ({result['stopped']}), {metrics.get('tokens_seen', '?')} tokens"
             + (f" at {tps:.0f} tok/s" if isinstance(tps, int | float) else "")
-            + f"; adapter {path.stat().st_size / 1e6:.1f} MB"
+            + f"; adapter {gguf.stat().st_size / 1e6:.1f} MB"
         )
         return (
-            [peft_dir / "adapter_model.safetensors", path],
-            {"metrics": metrics, "steps": result.steps},
+            [peft_dir / "adapter_model.safetensors", gguf],
+            {"metrics": metrics, "steps": result["steps"]},
             note,
         )
 
@@ -275,8 +287,41 @@ def pick_generalist(cfg: DemoConfig) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------------- the demo
 
 
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Library warnings, log records below ERROR and progress bars of other packages off for the demo's
+    output (``CADRE_DEBUG=1`` keeps them); the process's settings are restored afterwards."""
+    if os.environ.get("CADRE_DEBUG"):
+        yield
+        return
+    env = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+    saved_env = {k: os.environ.get(k) for k in env}
+    loggers = [logging.getLogger(n) for n in ("cadre", "transformers", "sentence_transformers", "httpx")]
+    levels = [lg.level for lg in loggers]
+    os.environ.update({k: v for k, v in env.items() if os.environ.get(k) is None})
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
     """Run (or resume) the whole demo into ``cfg.out`` and return where everything is."""
+    with quiet_libraries():
+        return _run_demo(cfg, console=console)
+
+
+def _run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
     from cadre.demo.evaluate_step import evaluate_step
     from cadre.demo.report import write_demo_report
 

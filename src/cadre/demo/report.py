@@ -124,9 +124,10 @@ def write_demo_report(
             if cfg.price_per_hour is not None
             else f"cadre.costmodel's figure for `{cfg.hardware}` hardware; change it with `--price-per-hour`"
         )
-        + ") "
-        "× measured latency, one request at a time (cadre.costmodel `cost_per_request`). Latency is the median "
-        "end-to-end time per request on a CPU that may be shared.",
+        + f") × the system's busy wall time ÷ the requests it answered, with {cfg.concurrency} requests in "
+        "flight per system (the runtime batches them; cadre.costmodel `cost_per_request`). Latency is the "
+        f"median end-to-end time per request at that load, and one request at a time (the first "
+        f"{cfg.latency_probe} items answered again alone), on a CPU that may be shared.",
     ]
     head = [
         "task",
@@ -137,7 +138,8 @@ def write_demo_report(
         "advantage (95% CI)",
         "McNemar p",
         "cost / 1k req (gen → spec)",
-        "latency p50 (gen → spec)",
+        f"latency p50 at {cfg.concurrency} in flight (gen → spec)",
+        "latency p50 one at a time (gen → spec)",
         "cost ratio",
     ]
     table = []
@@ -153,6 +155,7 @@ def write_demo_report(
                 "n/a" if row.p_value is None else f"{row.p_value:.2g}",
                 f"{usd_rounded(row.generalist_cost_1k)} → {usd_rounded(row.specialist_cost_1k)}",
                 f"{seconds_plain(row.generalist_p50_s)} → {seconds_plain(row.specialist_p50_s)}",
+                f"{seconds_plain(row.generalist_p50_solo_s)} → {seconds_plain(row.specialist_p50_solo_s)}",
                 "n/a" if row.cost_ratio is None else f"{row.cost_ratio:.1f}×",
             ]
         )

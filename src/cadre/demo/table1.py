@@ -38,6 +38,8 @@ class Table1Row:
     generalist_p50_s: float | None = None
     specialist_p50_s: float | None = None
     ecosystem_p50_s: float | None = None
+    generalist_p50_solo_s: float | None = None  # one request at a time (the others: at the run's concurrency)
+    specialist_p50_solo_s: float | None = None
     cost_ratio: float | None = None
     robustness: list[dict[str, Any]] = field(default_factory=list)
     remote: dict[str, float] = field(default_factory=dict)
@@ -71,6 +73,10 @@ def _row(task: str, s: RunSummary) -> Table1Row:
     def p50(name: str) -> float | None:
         return systems[name].latency.p50_s if name in systems else None
 
+    def p50_solo(name: str) -> float | None:
+        solo = systems[name].latency_solo if name in systems else None
+        return solo.p50_s if solo is not None else None
+
     row = Table1Row(
         task=task,
         metric=s.metric,
@@ -84,6 +90,8 @@ def _row(task: str, s: RunSummary) -> Table1Row:
         generalist_p50_s=p50("generalist"),
         specialist_p50_s=p50("specialist"),
         ecosystem_p50_s=p50("ecosystem"),
+        generalist_p50_solo_s=p50_solo("generalist"),
+        specialist_p50_solo_s=p50_solo("specialist"),
     )
     for name, res in systems.items():
         value = finite(res.metric)

@@ -1,9 +1,12 @@
 """What each request cost: measured time x the hardware's hourly price (local), or tokens x list prices (hosted).
 
-Local systems use the cost model, ``cadre.costmodel.tco.cost_per_request(seconds, load_hardware(name))``
-(the machine's price per hour times the seconds the request held it; the evaluation runs one request at a
-time, so nothing is shared). Hosted APIs use a price table of dollars per million input and output tokens,
-shipped by the cost model as ``cadre/costmodel/data/api_prices.yaml`` (dated, a source per row); pass your own with
+Local systems use the cost model, ``cadre.costmodel.tco.cost_per_request(seconds, load_hardware(name))``:
+the machine's price per hour times the seconds each request held it, taken from throughput: the system's
+busy wall time (its passes in ``timing.jsonl``) divided by the requests generated in it, at the concurrency
+the run used (with 8 requests in flight the engine batches them and each pays its share). A run without
+timing (older runs) falls back to latency / concurrency per request. Hosted APIs use a price table of dollars
+per million input and output tokens, shipped by the cost model as ``cadre/costmodel/data/api_prices.yaml`` (dated,
+a source per row); pass your own with
 ``prices=`` / ``--prices``.
 """
 
@@ -23,7 +26,16 @@ from cadre.runtime.registry import parse_model
 if TYPE_CHECKING:
     from cadre.evaluate.systems import SystemSpec
 
-__all__ = ["CostSummary", "Price", "PriceTable", "api_cost", "load_prices", "summarize_cost"]
+__all__ = [
+    "Busy",
+    "CostSummary",
+    "Price",
+    "PriceTable",
+    "api_cost",
+    "busy_time",
+    "load_prices",
+    "summarize_cost",
+]
 
 
 def load_prices(path: str | Path | None = None) -> PriceTable:
@@ -44,6 +56,34 @@ class CostSummary:
     per_request: float | None  # mean dollars per request
     per_1000: float | None
     note: str = ""
+    seconds_per_request: float | None = None  # local: busy wall time / requests (1 / throughput)
+    concurrency: int | None = None  # requests in flight when that throughput was measured
+
+
+@dataclass(frozen=True)
+class Busy:
+    """A system's busy wall time over its passes in a run and the requests generated in it."""
+
+    wall_s: float
+    requests: int
+    concurrency: int | None  # None when the passes ran at different concurrencies
+
+    @property
+    def seconds_per_request(self) -> float | None:
+        return self.wall_s / self.requests if self.requests > 0 else None
+
+
+def busy_time(passes: Sequence[Mapping[str, Any]]) -> dict[str, Busy]:
+    """Per system, the wall time and generated requests of its passes (``timing.jsonl`` rows)."""
+    out: dict[str, Busy] = {}
+    for row in passes:
+        name = str(row.get("system"))
+        c = int(row.get("concurrency") or 1)
+        prev = out.get(name)
+        wall = float(row.get("wall_s") or 0.0) + (prev.wall_s if prev else 0.0)
+        n = int(row.get("requests") or 0) + (prev.requests if prev else 0)
+        out[name] = Busy(wall, n, c if prev is None or prev.concurrency == c else None)
+    return out
 
 
 def cost_method(spec: SystemSpec, prices: PriceTable) -> tuple[str | None, str]:
@@ -82,7 +122,12 @@ def _hardware(spec: SystemSpec, cache: dict[str, Any]) -> Any:
 
 
 def _request_cost(
-    method: str, spec: SystemSpec, record: Mapping[str, Any], prices: PriceTable, hw_cache: dict[str, Any]
+    method: str,
+    spec: SystemSpec,
+    record: Mapping[str, Any],
+    prices: PriceTable,
+    hw_cache: dict[str, Any],
+    busy: Mapping[str, Busy],
 ) -> float:
     kind, _, name = method.partition(":")
     if kind == "price":
@@ -92,11 +137,14 @@ def _request_cost(
         )
     from cadre.costmodel.tco import cost_per_request
 
-    # with several requests in flight, each holds a share of the machine (the paper's C = n·c·t/3600 / batch)
+    hw = _hardware(spec, hw_cache)
+    b = busy.get(spec.name)
+    if b is not None and b.seconds_per_request is not None:
+        # the machine's time per request at the measured throughput (the paper's C = n·c·t/3600 per request)
+        return cost_per_request(b.seconds_per_request, hw)
+    # no throughput measured: each request held the machine for its latency, shared with the others in flight
     concurrency = max(1, int(record.get("concurrency") or 1))
-    return cost_per_request(
-        float(record.get("latency_s") or 0.0), _hardware(spec, hw_cache), concurrency=concurrency
-    )
+    return cost_per_request(float(record.get("latency_s") or 0.0), hw, concurrency=concurrency)
 
 
 def summarize_cost(
@@ -105,11 +153,15 @@ def summarize_cost(
     prices: PriceTable,
     *,
     specs: Mapping[str, SystemSpec] | None = None,
+    busy: Mapping[str, Busy] | None = None,
 ) -> CostSummary:
     """Mean cost per request (and per 1,000) of ``records`` (one system's answered requests).
 
-    A routed system's requests are costed by the system each one went to (``route`` in the record).
+    A locally run system is costed from ``busy`` (its throughput in this run) when given, else from each
+    request's latency. A routed system's requests are costed by the system each one went to (``route`` in the
+    record), plus the router's time.
     """
+    busy = busy or {}
     answered = [r for r in records if not r.get("error")]
     if not answered:
         return CostSummary(method=None, per_request=None, per_1000=None, note="no answered requests")
@@ -119,9 +171,18 @@ def summarize_cost(
             method, note = cost_method(spec, prices)
             if method is None:
                 return CostSummary(method=None, per_request=None, per_1000=None, note=note)
-            costs = [_request_cost(method, spec, r, prices, hw_cache) for r in answered]
+            costs = [_request_cost(method, spec, r, prices, hw_cache, busy) for r in answered]
             mean = sum(costs) / len(costs)
-            return CostSummary(method=method, per_request=mean, per_1000=mean * 1000, note=note)
+            b = busy.get(spec.name) if method.startswith("hardware:") else None
+            spr = b.seconds_per_request if b is not None else None
+            return CostSummary(
+                method=method,
+                per_request=mean,
+                per_1000=mean * 1000,
+                note=note,
+                seconds_per_request=spr,
+                concurrency=b.concurrency if spr is not None and b is not None else None,
+            )
         specs = specs or {}
         costs = []
         for r in answered:
@@ -133,7 +194,13 @@ def summarize_cost(
             method, note = cost_method(target, prices)
             if method is None:
                 return CostSummary(None, None, None, note=f"via {target.name}: {note}")
-            costs.append(_request_cost(method, target, r, prices, hw_cache))
+            cost = _request_cost(method, target, r, prices, hw_cache, busy)
+            if method.startswith("hardware:") and r.get("route_s"):
+                from cadre.costmodel.tco import cost_per_request
+
+                conc = max(1, int(r.get("concurrency") or 1))
+                cost += cost_per_request(float(r["route_s"]), _hardware(target, hw_cache), concurrency=conc)
+            costs.append(cost)
     except CadreError as err:
         return CostSummary(method=None, per_request=None, per_1000=None, note=str(err))
     mean = sum(costs) / len(costs)

@@ -2,7 +2,12 @@
 
 - ``run.json``: the task spec, the systems, the perturbations, the item ids (written first, checked on resume);
 - ``items.jsonl``: one record per (system, item, perturbation, repeat), appended and flushed as it is made:
-  prediction, reference, score, correct, latency, time to first token, tokens in/out, route, error.
+  prediction, reference, score, correct, latency, time to first token, tokens in/out, route, error, the
+  concurrency it ran at, and ``reused`` (answered from a cache, e.g. the demo's replay of a greedy answer);
+- ``timing.jsonl``: one line per pass of a system over its work: wall seconds, requests generated, concurrency
+  (the throughput a request's cost is computed from);
+- ``probe.jsonl``: when the run is concurrent, a few items answered again one at a time (the latency a lone
+  user sees); the same record shape as ``items.jsonl``, not scored.
 """
 
 from __future__ import annotations
@@ -18,16 +23,21 @@ from cadre.errors import DataError
 __all__ = [
     "ITEMS_FILE",
     "ORIGINAL",
+    "PROBE_FILE",
     "RUN_FILE",
+    "TIMING_FILE",
     "RecordKey",
     "RecordWriter",
     "latest_records",
+    "read_jsonl_lines",
     "read_run",
     "read_run_records",
 ]
 
 RUN_FILE = "run.json"
 ITEMS_FILE = "items.jsonl"
+TIMING_FILE = "timing.jsonl"
+PROBE_FILE = "probe.jsonl"
 ORIGINAL = "original"
 
 RecordKey = tuple[str, str, str, int]
@@ -36,7 +46,11 @@ RecordKey = tuple[str, str, str, int]
 
 def read_run_records(run_dir: str | Path) -> list[dict[str, Any]]:
     """Every record in ``items.jsonl`` (a line cut off by an interruption is ignored)."""
-    path = Path(run_dir) / ITEMS_FILE
+    return read_jsonl_lines(Path(run_dir) / ITEMS_FILE)
+
+
+def read_jsonl_lines(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of a run file (missing file: none; a cut-off or corrupt line is skipped)."""
     if not path.is_file():
         return []
     out = []

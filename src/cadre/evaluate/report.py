@@ -89,12 +89,18 @@ def table1_rows(summary: RunSummary) -> list[dict[str, str]]:
                 "Cost / request": usd(s.cost.per_request),
                 "Cost / 1k req": usd(s.cost.per_1000),
                 "Cost ratio": cost_ratio(s, base) if base else "n/a",
+                "Concurrency": _level(s.latency.concurrency),
                 "Latency p50": seconds(s.latency.p50_s),
                 "Latency p95": seconds(s.latency.p95_s),
+                "p50 one at a time": seconds(s.latency_solo.p50_s) if s.latency_solo else "n/a",
                 "Failures": f"{s.failures} ({s.failure_rate * 100:.1f}%)",
             }
         )
     return rows
+
+
+def _level(concurrency: int | None) -> str:
+    return "mixed" if concurrency is None else str(concurrency)
 
 
 def robustness_rows(summary: RunSummary) -> list[dict[str, str]]:
@@ -130,7 +136,21 @@ def _notes(summary: RunSummary) -> list[str]:
         notes.append(
             "The run is incomplete (interrupted or still running): figures cover the recorded items."
         )
+    levels = {s.latency.concurrency for s in summary.systems.values() if s.latency.n}
+    if levels - {1}:
+        notes.append(
+            "Latency p50/p95 are measured with the run's concurrency (requests in flight per system, column "
+            "Concurrency), so they include waiting for a batch; 'p50 one at a time' is the same system "
+            "answering alone (the first items again, one by one): the latency a lone user sees."
+        )
     for s in summary.systems.values():
+        if s.cost.seconds_per_request is not None:
+            notes.append(
+                f"Cost of {s.name}: price × busy wall time ÷ requests = "
+                f"{s.cost.seconds_per_request:.3f} s of the machine per request "
+                f"({1 / s.cost.seconds_per_request:.2f} requests/s at concurrency "
+                f"{_level(s.cost.concurrency)})."
+            )
         if s.cost.note:
             notes.append(f"Cost of {s.name}: {s.cost.note}.")
         if s.failures:
@@ -257,7 +277,9 @@ def _charts(summary: RunSummary) -> dict[str, str]:
         for patch, (n, _) in zip(bp["boxes"], lat):
             patch.set_facecolor(colors[n])
             patch.set_alpha(0.6)
-        ax.set_xlabel("latency per request (s)")
+        levels = {s.latency.concurrency for s in summary.systems.values() if s.latency.values_s}
+        at = f"{levels.pop()} in flight" if len(levels) == 1 else "the run's concurrency"
+        ax.set_xlabel(f"latency per request (s), {at}")
         ax.invert_yaxis()
         ax.grid(alpha=0.3, axis="x")
         charts["latency"] = png_base64(fig)
@@ -344,7 +366,8 @@ item · created {html.escape(summary.created)}{"" if summary.complete else " · 
 {html_table(table1_rows(summary), base=summary.baseline, left=2)}
 <p class="note">Advantage: the system minus the baseline on the same items, in points, with a 95% paired
 bootstrap interval; McNemar's test on the items one system got right and the other wrong. Cost per request:
-measured time × the hardware's price per hour (local), or tokens × list prices (hosted).</p>
+the hardware's price per hour × the system's busy wall time ÷ its requests, at the run's concurrency (local),
+or tokens × list prices (hosted).</p>
 <div class="charts">{img("difference", "difference vs baseline")}{img("pareto", "quality vs cost")}
 {img("latency", "latency distributions")}{img("robustness", "robustness")}</div>
 <h2>Robustness</h2>
@@ -402,6 +425,8 @@ def lm_eval_results(summary: RunSummary, meta: dict[str, Any], system: str) -> d
         "cadre": {
             "cost_per_request_usd": s.cost.per_request,
             "latency_p50_s": s.latency.p50_s,
+            "concurrency": s.latency.concurrency,
+            "latency_p50_one_at_a_time_s": s.latency_solo.p50_s if s.latency_solo else None,
             "failure_rate": s.failure_rate,
         },
     }

@@ -49,6 +49,7 @@ class LatencyStats:
     prompt_tokens_mean: float | None
     completion_tokens_mean: float | None
     values_s: list[float] = field(default_factory=list)  # every answered request's latency (for the charts)
+    concurrency: int | None = 1  # requests in flight when measured (None: records at different levels)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class SystemResult:
     failure_rate: float
     latency: LatencyStats
     cost: CostSummary
+    latency_solo: LatencyStats | None = None  # one request at a time (the run itself, or its probe)
     repeats: Spread | None = None
     routes: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # a few distinct error messages

@@ -24,9 +24,12 @@ from cadre.evaluate.perturb import get_perturbation, perturb_items
 from cadre.evaluate.records import (
     ITEMS_FILE,
     ORIGINAL,
+    PROBE_FILE,
     RUN_FILE,
+    TIMING_FILE,
     RecordWriter,
     latest_records,
+    read_jsonl_lines,
     read_run_records,
 )
 from cadre.evaluate.results import RunSummary, write_summary
@@ -34,7 +37,16 @@ from cadre.evaluate.summary import shots_for, summarize
 from cadre.evaluate.systems import EvalRequest, EvalSystem, SystemSpec, build_systems
 from cadre.evaluate.task import Item, PromptBuilder, TaskSpec, load_items
 
-__all__ = ["run_eval"]
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_LATENCY_PROBE", "run_eval"]
+
+DEFAULT_CONCURRENCY = 8
+"""Requests in flight per system when none is given: the llama.cpp engine's batch (``n_parallel`` 8; more would
+only queue for its slots). Measured on the demo's tasks (benchmarks/eval_concurrency.py, docs/eval.md): 8 in
+flight served 1.3-2.2x the requests per second of one at a time where answers are longer than a few tokens,
+and about the same (0.93-0.95x) for 3-token labels."""
+
+DEFAULT_LATENCY_PROBE = 8
+"""Items per system answered again one at a time, after a concurrent pass, for the latency a lone user sees."""
 
 
 def _check_resume(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +93,8 @@ def run_eval(
     perturb_seed: int = 0,
     progress: bool = True,
     backend_options: Mapping[str, Any] | None = None,
-    concurrency: int = 1,
+    concurrency: int | None = None,
+    latency_probe: int | None = None,
 ) -> RunSummary:
     """Evaluate ``systems`` on ``task`` into ``out_dir`` (resuming what is already there) and summarise.
 
@@ -98,9 +111,12 @@ def run_eval(
         perturb_seed: seed for the perturbations.
         progress: show a progress bar.
         backend_options: passed to ``cadre.runtime.load_backend`` (e.g. ``n_threads``).
-        concurrency: requests in flight at once per system (fans out to HTTP endpoints; llama.cpp batches
-            them). Latency is then measured under load, and the cost of a request is its share of the machine
-            (seconds x price / concurrency).
+        concurrency: requests in flight at once per system (default :data:`DEFAULT_CONCURRENCY`): the
+            llama.cpp engine batches them, HTTP endpoints get them in parallel. Latency is then measured at
+            that load, and a locally run request costs price x the system's busy wall time / its requests.
+        latency_probe: with ``concurrency`` > 1, the first N items (default :data:`DEFAULT_LATENCY_PROBE`;
+            0: none) are answered again one at a time per system (``probe.jsonl``) for the one-at-a-time
+            latency the summary reports beside the concurrent one.
 
     Returns:
         The run summary (also written to ``summary.json``).
@@ -113,8 +129,12 @@ def run_eval(
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be >= 1, got {limit}")
+    concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
+    latency_probe = DEFAULT_LATENCY_PROBE if latency_probe is None else latency_probe
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    if latency_probe < 0:
+        raise ConfigError(f"latency_probe must be >= 0, got {latency_probe}")
     gen_spec = (
         task.generation
         if temperature is None
@@ -191,21 +211,36 @@ def run_eval(
         if work:
             todo[s.name] = work
 
+    # the one-at-a-time latency probe: the first items, once per system, when the run is concurrent
+    probe_items = items[: latency_probe if concurrency > 1 else 0]
+    probed = {
+        (r["system"], r["item_id"]) for r in read_jsonl_lines(run_dir / PROBE_FILE) if not r.get("error")
+    }
+    probes = {
+        s.name: [it for it in probe_items if (s.name, it.id) not in probed]
+        for s in specs
+        if any((s.name, it.id) not in probed for it in probe_items)
+    }
+
     writer = RecordWriter(run_dir / ITEMS_FILE)
+    probe_writer = RecordWriter(run_dir / PROBE_FILE)
+    timing = RecordWriter(run_dir / TIMING_FILE)
     loaded: dict[str, EvalSystem] = {}
     try:
-        if todo:
-            need = [s for s in specs if s.name in todo or _is_target_of(s, specs, todo)]
+        if todo or probes:
+            need = [s for s in specs if _needs_load(s, specs, {**todo, **probes})]
             loaded, load_errors = build_systems(
                 [s for s in need if s.name not in prebuilt],
                 prebuilt={k: v for k, v in prebuilt.items() if any(s.name == k for s in need)},
                 backend_options=backend_options,
             )
-            total = sum(len(v) for v in todo.values())
+            total = sum(len(v) for v in todo.values()) + sum(len(v) for v in probes.values())
             with _progress(progress, total, task.name) as advance:
                 for s in specs:
 
-                    def one(job: tuple[int, str, Item], s: SystemSpec = s) -> dict[str, Any]:
+                    def one(
+                        job: tuple[int, str, Item], s: SystemSpec = s, fresh: bool = False
+                    ) -> dict[str, Any]:
                         r, pname, it = job
                         rec = _answer(
                             s,
@@ -218,19 +253,29 @@ def run_eval(
                             builder,
                             extractor,
                             metric,
+                            fresh=fresh,
                         )
-                        rec["concurrency"] = concurrency
+                        rec["concurrency"] = 1 if fresh else concurrency
                         return rec
 
                     work = todo.get(s.name, [])
-                    if concurrency == 1:
-                        for w in work:
-                            writer.write(one(w))
-                            advance(s.name)
-                    else:
-                        _fan_out(one, work, concurrency, writer, lambda name=s.name: advance(name))
+                    if work:
+                        tally = _Tally(writer)
+                        t0 = time.perf_counter()
+                        if concurrency == 1:
+                            for w in work:
+                                tally.write(one(w))
+                                advance(s.name)
+                        else:
+                            _fan_out(one, work, concurrency, tally, lambda name=s.name: advance(name))
+                        timing.write(tally.timing(s.name, time.perf_counter() - t0, concurrency))
+                    for it in probes.get(s.name, []):
+                        probe_writer.write(one((0, ORIGINAL, it), fresh=True))
+                        advance(f"{s.name} (one at a time)")
     finally:
         writer.close()
+        probe_writer.close()
+        timing.close()
         for sys_ in loaded.values():
             with contextlib.suppress(Exception):  # closing must not hide the run's outcome
                 sys_.close()
@@ -240,8 +285,36 @@ def run_eval(
     return summary
 
 
+class _Tally:
+    """Writes a pass's records and counts what its wall time bought: generated, reused and failed requests."""
+
+    def __init__(self, writer: RecordWriter) -> None:
+        self.writer = writer
+        self.generated = self.reused = self.errors = 0
+
+    def write(self, rec: dict[str, Any]) -> None:
+        self.writer.write(rec)
+        if rec.get("error"):
+            self.errors += 1
+        elif rec.get("reused"):
+            self.reused += 1
+        else:
+            self.generated += 1
+
+    def timing(self, system: str, wall_s: float, concurrency: int) -> dict[str, Any]:
+        return {
+            "system": system,
+            "wall_s": wall_s,
+            "requests": self.generated,
+            "reused": self.reused,
+            "errors": self.errors,
+            "concurrency": concurrency,
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+
+
 def _fan_out(
-    fn: Any, work: Sequence[tuple[int, str, Item]], concurrency: int, writer: RecordWriter, advance: Any
+    fn: Any, work: Sequence[tuple[int, str, Item]], concurrency: int, writer: _Tally, advance: Any
 ) -> None:
     """Run ``fn`` over ``work`` on ``concurrency`` threads; records are written as they complete."""
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -262,9 +335,9 @@ def _fan_out(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _is_target_of(spec: SystemSpec, specs: Sequence[SystemSpec], todo: Mapping[str, Any]) -> bool:
-    """True when a routed system with work to do sends requests to ``spec``."""
-    return any(
+def _needs_load(spec: SystemSpec, specs: Sequence[SystemSpec], todo: Mapping[str, Any]) -> bool:
+    """True when ``spec`` has work to do, or a routed system with work to do sends requests to it."""
+    return spec.name in todo or any(
         s.kind == "routed"
         and s.name in todo
         and (spec.name in s.routes.values() or spec.name == s.generalist)
@@ -273,6 +346,8 @@ def _is_target_of(spec: SystemSpec, specs: Sequence[SystemSpec], todo: Mapping[s
 
 
 class _progress:
+    """A Rich bar on a terminal; elsewhere (a log file, a pipe, CI) a plain line every 10% or 30 s."""
+
     def __init__(self, enabled: bool, total: int, label: str) -> None:
         self.enabled = enabled
         self.total = total
@@ -282,6 +357,11 @@ class _progress:
     def __enter__(self) -> Any:
         if not self.enabled:
             return lambda name: None
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            return self._lines(console)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._p = Progress(
@@ -290,6 +370,7 @@ class _progress:
             MofNCompleteColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[system]}"),
+            console=console,
             transient=False,
         )
         self._p.__enter__()
@@ -297,6 +378,25 @@ class _progress:
 
         def advance(name: str) -> None:
             self._p.update(tid, advance=1, system=name)
+
+        return advance
+
+    def _lines(self, console: Any) -> Any:
+        t0 = time.perf_counter()
+        state = {"done": 0, "shown_at": t0, "shown": 0}
+        step = max(1, self.total // 10)
+
+        def advance(name: str) -> None:
+            state["done"] += 1
+            now = time.perf_counter()
+            done = state["done"]
+            if done == self.total or done - state["shown"] >= step or now - state["shown_at"] >= 30:
+                state["shown"], state["shown_at"] = done, now
+                console.print(
+                    f"eval {self.label}: {done}/{self.total} ({name}) {now - t0:.0f} s",
+                    markup=False,
+                    highlight=False,
+                )
 
         return advance
 
@@ -316,6 +416,8 @@ def _answer(
     builder: PromptBuilder,
     extractor: Extractor,
     metric: Metric,
+    *,
+    fresh: bool = False,
 ) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "system": spec.name,
@@ -333,6 +435,8 @@ def _answer(
         "completion_tokens": None,
         "finish_reason": None,
         "route": None,
+        "route_s": None,
+        "reused": False,
         "error": None,
         "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
@@ -342,6 +446,7 @@ def _answer(
     request = EvalRequest(
         text=builder.input_text(item),
         build=lambda s: builder.messages(item, shots=shots_for(s, task)),
+        fresh=fresh,
     )
     try:
         labels = builder.labels if task.extract.kind == "label" else None
@@ -367,5 +472,7 @@ def _answer(
         completion_tokens=gen.completion_tokens,
         finish_reason=gen.finish_reason,
         route=gen.route,
+        route_s=gen.route_s if gen.route is not None else None,
+        reused=gen.reused,
     )
     return rec

@@ -15,14 +15,17 @@ import numpy as np
 
 from cadre.config.base import parse_spec
 from cadre.errors import CadreError, ConfigError, DataError, did_you_mean
-from cadre.evaluate.cost import PriceTable, load_prices, summarize_cost
+from cadre.evaluate.cost import PriceTable, busy_time, load_prices, summarize_cost
 from cadre.evaluate.metrics import Metric, normalize_label
 from cadre.evaluate.perturb import get_perturbation
 from cadre.evaluate.records import (
     ORIGINAL,
+    PROBE_FILE,
     RUN_FILE,
+    TIMING_FILE,
     RecordKey,
     latest_records,
+    read_jsonl_lines,
     read_run,
     read_run_records,
 )
@@ -61,6 +64,7 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
 
 def _latency(recs: Sequence[Mapping[str, Any]]) -> LatencyStats:
     ok = [r for r in recs if not r.get("error") and r.get("latency_s") is not None]
+    levels = {int(r.get("concurrency") or 1) for r in ok}
     lat = [float(r["latency_s"]) for r in ok]
     ttft = [float(r["ttft_s"]) for r in ok if r.get("ttft_s") is not None]
     pt = [float(r["prompt_tokens"]) for r in ok if r.get("prompt_tokens") is not None]
@@ -74,7 +78,15 @@ def _latency(recs: Sequence[Mapping[str, Any]]) -> LatencyStats:
         prompt_tokens_mean=float(np.mean(pt)) if pt else None,
         completion_tokens_mean=float(np.mean(ct)) if ct else None,
         values_s=lat,
+        concurrency=levels.pop() if len(levels) == 1 else None,
     )
+
+
+def _solo_latency(probe: Sequence[Mapping[str, Any]], at: LatencyStats) -> LatencyStats | None:
+    """One-at-a-time latency: the run's own when it ran one at a time, else the probe's records."""
+    if at.concurrency == 1:
+        return at
+    return _latency(probe) if any(not r.get("error") for r in probe) else None
 
 
 def _scores_by_item(
@@ -116,6 +128,10 @@ def summarize(
     ids: list[str] = list(meta["item_ids"])
     repeats = int(meta.get("repeats", 1))
     recs = latest_records(read_run_records(run_dir))
+    busy = busy_time(read_jsonl_lines(Path(run_dir) / TIMING_FILE))
+    probe: dict[str, list[dict[str, Any]]] = {}
+    for r in read_jsonl_lines(Path(run_dir) / PROBE_FILE):
+        probe.setdefault(str(r.get("system")), []).append(r)
     names = list(specs)
     base = baseline or meta.get("baseline") or names[0]
     if base not in specs:
@@ -139,6 +155,7 @@ def summarize(
             if r.get("route"):
                 routes[str(r["route"])] = routes.get(str(r["route"]), 0) + 1
         errors = list(dict.fromkeys(str(r["error"]) for r in all_rows if r.get("error")))[:5]
+        latency = _latency(all_rows)
         results[name] = SystemResult(
             name=name,
             kind=spec.kind,
@@ -151,8 +168,9 @@ def summarize(
             accuracy=float(np.mean([bool(r.get("correct")) for r in all_rows])) if all_rows else float("nan"),
             failures=failures,
             failure_rate=failures / len(all_rows) if all_rows else 0.0,
-            latency=_latency(all_rows),
-            cost=summarize_cost(spec, all_rows, price_table, specs=specs),
+            latency=latency,
+            latency_solo=_solo_latency(probe.get(name, []), latency),
+            cost=summarize_cost(spec, all_rows, price_table, specs=specs, busy=busy),
             repeats=spread(per_repeat) if repeats > 1 and all_rows else None,
             routes=routes,
             errors=errors,

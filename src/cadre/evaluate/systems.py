@@ -164,6 +164,8 @@ class Generation:
     ttft_s: float | None
     finish_reason: str = "stop"
     route: str | None = None
+    route_s: float = 0.0  # the router's share of latency_s (routed systems)
+    reused: bool = False  # answered from a cache, not generated now (its latency is the original's)
 
 
 @dataclass
@@ -171,11 +173,13 @@ class EvalRequest:
     """One item as the systems see it: the raw input text and a prompt builder per system.
 
     Systems may prompt differently (a base model few-shot, a specialist zero-shot), so the runner hands over
-    a function that builds the messages for a given system spec; a router routes on ``text``.
+    a function that builds the messages for a given system spec; a router routes on ``text``. ``fresh`` asks
+    a caching system to generate anyway (the runner's one-at-a-time latency probe).
     """
 
     text: str
     build: Callable[[SystemSpec], list[ChatMessage]]
+    fresh: bool = False
 
 
 @runtime_checkable
@@ -277,6 +281,7 @@ class RoutedSystem:
         if gen.ttft_s is not None:
             gen.ttft_s += decision.seconds
         gen.route = decision.route if decision.route in self.routes else GENERALIST
+        gen.route_s = decision.seconds
         return gen
 
     def close(self) -> None:

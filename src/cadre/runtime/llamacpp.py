@@ -82,6 +82,11 @@ def _lib() -> Any:
             logging.getLogger("llama-cpp-python").setLevel(
                 logging.DEBUG if os.environ.get("CADRE_DEBUG") else logging.ERROR
             )
+            from cadre.runtime.llamacpp_log import install
+
+            install(
+                llama_cpp
+            )  # llama.cpp's warnings stay quiet unless CADRE_DEBUG (the package's levels are stale)
             llama_cpp.llama_backend_init()
             _BACKEND_READY = True
     return llama_cpp
