@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "knowledge",
     "evaluate",
     "serve",
+    "traffic",
     "demo",
 )
 

@@ -21,6 +21,7 @@ from cadre.errors import ConfigError
 from cadre.paths import safe_name
 from cadre.route import RouterSpec
 from cadre.runtime.registry import parse_model
+from cadre.traffic.config import CaptureSpec
 
 __all__ = [
     "AUTO_MODEL",
@@ -249,6 +250,11 @@ class EcosystemSpec(StrictModel):
     router: RoutingSpec = Field(default_factory=lambda: RoutingSpec())
     generalist: GeneralistSpec | None = None
     server: ServerSpec = Field(default_factory=lambda: ServerSpec())
+    capture: CaptureSpec | None = Field(
+        default=None,
+        description="record chosen models' requests and answers (redacted) to SQLite; absent: nothing recorded "
+        "(docs/flywheel.md)",
+    )
     _base_dir: str | None = PrivateAttr(None)  # set by load_ecosystem: the spec's folder
 
     @property
