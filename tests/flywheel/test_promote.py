@@ -28,6 +28,8 @@ specialists:
     examples: {login}
 generalist:
   model: smollm2-135m
+router:
+  build: {strategy: centroid}   # one strategy: no cross-validated choice, a quicker fit
 """
 
 
