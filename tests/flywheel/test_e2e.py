@@ -26,9 +26,10 @@ ADMIN = "flywheel-admin-key-1"
 TASKS = ("intents", "invoices", "normalize")
 
 
-def _prompts(task: str, n: int, split: str = "train") -> list[str]:
+def _chats(task: str, n: int, split: str = "train") -> list[list[dict[str, str]]]:
+    """The generator's requests as an application sends them: its feature's system prompt, then the user."""
     return [
-        next(m["content"] for m in r["messages"] if m["role"] == "user")
+        [m for m in r["messages"] if m["role"] in ("system", "user")]
         for r in generate(get_generator(task), split=split, n=n, seed=5)
     ]
 
@@ -55,7 +56,7 @@ def _tiny_base(out: Path) -> Path:
 def _cli(*args: str) -> dict:
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # stderr carries the models' load logs
 
 
 @pytest.mark.slow
@@ -65,7 +66,7 @@ def test_from_captured_traffic_to_a_promoted_specialist(tmp_path: Path, hosted_g
     spec = {
         "specialists": [{"name": "weather", "base": remote, "description": "not trained yet: no examples"}],
         "generalist": {"model": remote, "decoding": {"max_tokens": 4}},
-        "router": {"out_of_scope": _prompts("out_of_scope", 16)},
+        "router": {"out_of_scope": [c[-1]["content"] for c in _chats("out_of_scope", 16)]},
         "server": {"admin": True},
         "capture": {
             "store": "traffic.db",
@@ -73,14 +74,13 @@ def test_from_captured_traffic_to_a_promoted_specialist(tmp_path: Path, hosted_g
         },
     }
     eco.write_text(yaml.safe_dump(spec, sort_keys=False))
-    traffic = [(task, p) for i in range(16) for task in TASKS for p in [_prompts(task, 16)[i]]]
+    chats = {task: _chats(task, 12) for task in TASKS}
+    traffic = [(task, chats[task][i]) for i in range(12) for task in TASKS]
     with Gateway(eco, admin_key=ADMIN) as gw:
         client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="-", max_retries=0, timeout=120)
 
-        def ask(item: tuple[str, str], model: str = "generalist") -> str:
-            r = client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": item[1]}], max_tokens=4
-            )
+        def ask(item: tuple[str, list[dict[str, str]]], model: str = "generalist") -> str:
+            r = client.chat.completions.create(model=model, messages=item[1], max_tokens=4)  # type: ignore[arg-type]
             return r.id if model == "generalist" else r.model
 
         with ThreadPoolExecutor(4) as pool:
@@ -149,8 +149,8 @@ def test_from_captured_traffic_to_a_promoted_specialist(tmp_path: Path, hosted_g
             env={"CADRE_ADMIN_KEY": ADMIN},
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        held_out = [("invoices", p) for p in _prompts("invoices", 6, split="test")]
-        others = [(t, p) for t in ("intents", "normalize") for p in _prompts(t, 4, split="test")]
+        held_out = [("invoices", c) for c in _chats("invoices", 6, split="test")]
+        others = [(t, c) for t in ("intents", "normalize") for c in _chats(t, 4, split="test")]
         routed = [ask(item, "auto") for item in held_out + others]
         print(f"flywheel e2e: after promotion {routed}")
         assert sum(m == "invoices" for m in routed[: len(held_out)]) >= len(held_out) - 1

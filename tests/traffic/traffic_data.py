@@ -19,13 +19,16 @@ def mixed_traffic(n_per_task: int, *, seed: int = 0) -> tuple[list[TrafficRecord
         for task in TASKS:
             rec = per_task[task][i]
             user = next(m["content"] for m in rec["messages"] if m["role"] == "user")
+            system = [
+                m for m in rec["messages"] if m["role"] == "system"
+            ]  # one per task, as an app sends them
             records.append(
                 TrafficRecord(
                     request_id=f"{task}-{i}",
                     endpoint="chat",
                     requested="auto",
                     model="generalist",
-                    messages=[{"role": "user", "content": user}],
+                    messages=[*system, {"role": "user", "content": user}],
                     response=str(rec["answer"]),
                     prompt_tokens=len(user) // 4,
                     completion_tokens=len(str(rec["answer"])) // 4,

@@ -1,10 +1,12 @@
-"""Find the tasks in captured traffic: embed each request and its answer (the bundled MiniLM), cluster, and
+"""Find the tasks in captured traffic: embed each request (its last user message and its system prompts) and its
+answer (the bundled MiniLM), cluster, and
 describe each cluster as a candidate task (volume, share of the generalist's cost, example requests, how
 consistent the generalist's answers are within it).
 
 A request is represented by its embedding next to its answer's (the two unit vectors side by side, renormalised):
 a task is what is asked *and* the shape of what comes back (a label, a JSON object, a date), and on generated
-mixed traffic this separates tasks that requests alone blur (ARI 1.0 vs 0.77 at the true k, 120 requests).
+mixed traffic this separates tasks that the user messages alone blur (ARI 1.0 vs 0.77 at the true k on 120
+requests without their system prompts).
 
 The number of clusters is chosen on the data: k-means for each k in a range, and the k with the best
 Calinski-Harabasz index (Calinski & Harabasz 1974: between-cluster over within-cluster dispersion, each divided
@@ -212,7 +214,7 @@ def discover_tasks(
             from cadre.runtime.embeddings import get_embedder
 
             embedder = get_embedder()
-        x = _embed(embedder, [r.prompt for r in records], on_progress=on_progress, what="requests")
+        x = _embed(embedder, [r.request_text for r in records], on_progress=on_progress, what="requests")
         answers = _embed(embedder, [r.response for r in records], on_progress=on_progress, what="answers")
         both = np.hstack([x, answers])
         both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)

@@ -99,6 +99,14 @@ class TrafficRecord:
                 return str(m["content"])
         return ""
 
+    @property
+    def request_text(self) -> str:
+        """The last user message, then the system prompts: what task discovery embeds. An application sends one
+        system prompt per feature, so it says which task a request belongs to; it comes second so that a long
+        one is what the embedder's length limit cuts, not the request."""
+        system = [str(m["content"]) for m in self.messages if m.get("role") == "system" and m.get("content")]
+        return "\n\n".join([self.prompt, *system])
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
