@@ -31,7 +31,8 @@ def hosted_generalist(tmp_path: Path) -> Iterator[str]:
     cmd = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path("smollm2-135m")),
         "--model_alias", "smollm2-135m", "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "512", "--n_threads", "1",
+        "--n_ctx", "1024", "--n_threads", "1",
+        "--interrupt_requests", "False",  # else each new request ends the one running, with an empty answer
     ]  # fmt: skip
     log = (tmp_path / "llama-server.log").open("w")  # a file: the load log would fill a pipe
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -98,14 +98,24 @@ def test_from_captured_traffic_to_a_promoted_specialist(tmp_path: Path, hosted_g
         ari = adjusted_rand_score([truth[r.request_id] for r in rows], [labels[r.request_id] for r in rows])
         print(f"flywheel e2e: k={report['k']}, ARI={ari:.3f}")
         assert report["k"] == 3 and ari > 0.8
+        # the specialist to build: normalisation (the hosted SmolLM2 leaves invoice answers empty)
         task = max(
-            set(labels.values()), key=lambda t: sum(truth[i] == "invoices" and labels[i] == t for i in ids)
+            set(labels.values()), key=lambda t: sum(truth[i] == "normalize" and labels[i] == t for i in ids)
         )
 
         # distill, train on a tiny budget, compare
         data = tmp_path / "data"
         exported = _cli(
-            "traffic", "export", str(db), "--task", str(task), "--out", str(data), "--split", "0.75,0,0.25"
+            "traffic",
+            "export",
+            str(db),
+            "--task",
+            str(task),
+            "--out",
+            str(data),
+            "--split",
+            "0.75,0,0.25",
+            "--include-truncated",
         )
         assert exported["counts"]["train"] >= 8 and exported["counts"]["test"] >= 2
         from cadre.train import TrainConfig, train
@@ -129,7 +139,7 @@ def test_from_captured_traffic_to_a_promoted_specialist(tmp_path: Path, hosted_g
         )
         compared = _cli(
             "traffic", "compare", str(db), "--data", exported["files"]["test"],
-            "--system", f"invoices={base},adapter={run}", "--max-tokens", "4",
+            "--system", f"normalize={base},adapter={run}", "--max-tokens", "4",
         )  # fmt: skip
         exact = next(a for a in compared["agreement"] if a["measure"] == "exact_match")
         print(f"flywheel e2e: agreement with the generalist {exact['specialist']:.2f} "
@@ -139,21 +149,21 @@ def test_from_captured_traffic_to_a_promoted_specialist(tmp_path: Path, hosted_g
             and exact["low"] <= exact["specialist"] <= exact["high"]
         )
 
-        # promote: the router learns the new route; model="auto" sends invoices to it, the rest to the generalist
-        adapter = tmp_path / "adapters" / "invoices"
+        # promote: the router learns the new route; model="auto" sends normalisation to it, the rest to the generalist
+        adapter = tmp_path / "adapters" / "normalize"
         shutil.copytree(run, adapter, ignore=shutil.ignore_patterns("checkpoints"))
         result = CliRunner().invoke(
             app,
-            ["traffic", "promote", str(eco), "--name", "invoices", "--base", str(base), "--adapter", str(adapter),
-             "--data", exported["files"]["train"], "--url", gw.url, "--json"],
+            ["traffic", "promote", str(eco), "--name", "normalize", "--base", str(base), "--adapter", str(adapter),
+             "--data", exported["files"]["train"], "--store", str(db), "--task", str(task), "--url", gw.url, "--json"],
             env={"CADRE_ADMIN_KEY": ADMIN},
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        held_out = [("invoices", c) for c in _chats("invoices", 6, split="test")]
-        others = [(t, c) for t in ("intents", "normalize") for c in _chats(t, 4, split="test")]
+        held_out = [("normalize", c) for c in _chats("normalize", 6, split="test")]
+        others = [(t, c) for t in ("intents", "invoices") for c in _chats(t, 4, split="test")]
         routed = [ask(item, "auto") for item in held_out + others]
         print(f"flywheel e2e: after promotion {routed}")
-        assert sum(m == "invoices" for m in routed[: len(held_out)]) >= len(held_out) - 1
+        assert sum(m == "normalize" for m in routed[: len(held_out)]) >= len(held_out) - 1
         assert sum(m == "generalist" for m in routed[len(held_out) :]) >= len(others) - 1
 
         # rollback: the specialist is gone again
@@ -161,6 +171,6 @@ def test_from_captured_traffic_to_a_promoted_specialist(tmp_path: Path, hosted_g
             app, ["traffic", "rollback", str(eco), "--url", gw.url], env={"CADRE_ADMIN_KEY": ADMIN}
         )
         assert result.exit_code == 0, result.output
-        assert "invoices" not in [m.id for m in client.models.list().data]
+        assert "normalize" not in [m.id for m in client.models.list().data]
     steps = [line.split()[1] for line in read_actions(tmp_path / "flywheel.log")]
     assert steps == ["tasks", "export", "compare", "promote", "rollback"]

@@ -120,6 +120,9 @@ def export(
         None, help="Relabel with this model's answers, e.g. openai:gpt-4o@https://api.openai.com/v1."
     ),
     teacher_key_env: str | None = typer.Option(None, help="Environment variable holding the teacher's key."),
+    include_truncated: bool = typer.Option(
+        False, help="Keep answers cut by max_tokens (left out by default: they are incomplete targets)."
+    ),
     seed: int = typer.Option(0, help="Seed of the split."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -140,6 +143,7 @@ def export(
         dedup_threshold=dedup_threshold,
         teacher=teacher,
         teacher_api_key_env=teacher_key_env,
+        include_truncated=include_truncated,
         seed=seed,
     )
     _log(db, "export", f"task {task} -> {out}", counts=result.counts, teacher=teacher, skipped=result.skipped)
@@ -229,7 +233,17 @@ def promote(
     data: Path = typer.Option(
         ..., "--data", help="train.jsonl from `cadre traffic export`: the route's examples."
     ),
-    max_examples: int = typer.Option(64, help="Most requests kept as the route's examples."),
+    max_examples: int = typer.Option(
+        64, help="Most requests kept as the route's examples (and as negatives)."
+    ),
+    store: Path | None = typer.Option(
+        None,
+        "--store",
+        help="The capture store: the other tasks' requests become the router's out-of-scope examples.",
+    ),
+    task: int | None = typer.Option(
+        None, "--task", help="With --store: the task being promoted (the others are negatives)."
+    ),
     url: str | None = typer.Option(None, help="The running server to reload, e.g. http://127.0.0.1:8000."),
     admin_key_env: str = typer.Option("CADRE_ADMIN_KEY", help="Environment variable holding the admin key."),
     log: Path | None = typer.Option(None, help="Action log (default: flywheel.log next to the ecosystem)."),
@@ -237,7 +251,16 @@ def promote(
 ) -> None:
     """Add a specialist and its route to the ecosystem (router refitted, validated, backed up) and hot-reload."""
     from cadre.flywheel import promote as promote_specialist
+    from cadre.traffic import open_store
 
+    negatives: list[str] = []
+    if store is not None:
+        if task is None:
+            raise ConfigError(
+                "--store needs --task: the task being promoted (the other tasks' requests are negatives)"
+            )
+        with open_store(store) as db:
+            negatives = [r.prompt for t in db.task_ids() if t != task for r in db.task_records(t)]
     result = promote_specialist(
         ecosystem,
         name=name,
@@ -245,6 +268,7 @@ def promote(
         adapter=adapter,
         train_file=data,
         max_examples=max_examples,
+        out_of_scope=negatives,
         admin_url=url,
         admin_key=_admin_key(admin_key_env),
         log=log,

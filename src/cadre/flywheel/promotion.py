@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -110,12 +111,16 @@ def promote(
     adapter: str | None = None,
     description: str = "",
     max_examples: int = 64,
+    out_of_scope: Sequence[str] = (),
     admin_url: str | None = None,
     admin_key: str | None = None,
     log: str | Path | None = None,
     seed: int = 0,
 ) -> PromoteResult:
     """Add specialist ``name`` (``base`` + ``adapter``) with a route learnt from ``train_file``'s requests.
+
+    ``out_of_scope``: requests the new route must not take (typically the other tasks' captured requests); up to
+    ``max_examples`` of them are added to ``router.out_of_scope``, which calibrates the router's gate.
 
     The new file is validated (``cadre check``) and the router fitted before anything is replaced; the old file
     (and a saved router folder) is kept under ``.flywheel/`` for :func:`rollback`. With ``admin_url`` the running
@@ -142,6 +147,11 @@ def promote(
         )
     entry["description"] = description or f"promoted from traffic ({Path(train_file).name})"
     data.setdefault("specialists", []).append(entry)
+    negatives = list(dict.fromkeys(t for t in out_of_scope if t.strip()))
+    random.Random(seed).shuffle(negatives)
+    if negatives:
+        router = data.setdefault("router", {})
+        router["out_of_scope"] = list(router.get("out_of_scope") or []) + negatives[:max_examples]
     new_spec = parse_ecosystem(data, source=str(eco), base_dir=eco.parent)
     # the route: a saved router is refitted and saved; otherwise the server fits it on reload (fitted here too,
     # so that a route that cannot be learnt fails now, not at reload)
@@ -179,6 +189,7 @@ def promote(
         "promote",
         f"added specialist {name!r} ({base}{' + ' + entry['adapter'] if adapter else ''}) to {eco.name}",
         examples=len(examples),
+        out_of_scope=len(negatives[:max_examples]),
         router=how,
         backup=str(backup),
         reloaded=reloaded,

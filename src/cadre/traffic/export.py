@@ -149,13 +149,14 @@ def export_task(
     teacher: str | None = None,
     teacher_api_key_env: str | None = None,
     teacher_max_tokens: int = 512,
+    include_truncated: bool = False,
     embedder: TextEmbedder | None = None,
     seed: int = 0,
 ) -> ExportResult:
     """Write ``task``'s requests (as numbered by the last ``discover_tasks``) to ``out``/{train,validation,test}.jsonl.
 
-    Answers cut by ``max_tokens`` (finish reason ``length``), empty answers, and chats with tool turns are left out
-    (counted in ``skipped``). ``teacher``: a model (e.g. ``openai:gpt-4o@https://api.openai.com/v1``) whose answers
+    Answers cut by ``max_tokens`` (finish reason ``length``; kept with ``include_truncated``, for a generalist whose
+    limit is deliberately short), empty answers, and chats with tool turns are left out (counted in ``skipped``). ``teacher``: a model (e.g. ``openai:gpt-4o@https://api.openai.com/v1``) whose answers
     replace the generalist's as targets.
 
     Raises:
@@ -179,10 +180,10 @@ def export_task(
     usable: list[tuple[TrafficRecord, list[dict[str, str]]]] = []
     for r in records:
         why = (
-            "truncated answer"
-            if r.finish_reason == "length"
-            else "empty answer"
+            "empty answer"
             if not r.response.strip()
+            else "truncated answer"
+            if r.finish_reason == "length" and not include_truncated
             else None
         )
         chat = _chat(r, r.response) if why is None else None
