@@ -29,7 +29,7 @@ specialists:
 generalist:
   model: smollm2-135m
 router:
-  build: {strategy: centroid}   # one strategy: no cross-validated choice, a quicker fit
+  build: {{strategy: centroid}}   # one strategy: no cross-validated choice, a quicker fit
 """
 
 
