@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "evaluate",
     "serve",
     "pipeline",
+    "traffic",
     "demo",
 )
 

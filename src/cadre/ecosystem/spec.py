@@ -22,6 +22,7 @@ from cadre.errors import ConfigError
 from cadre.paths import safe_name
 from cadre.route import RouterSpec
 from cadre.runtime.registry import parse_model
+from cadre.traffic.config import CaptureSpec
 
 __all__ = [
     "AUTO_MODEL",
@@ -252,6 +253,11 @@ class EcosystemSpec(StrictModel):
     server: ServerSpec = Field(default_factory=lambda: ServerSpec())
     pipelines: dict[str, PipelineSpec] = Field(
         default_factory=dict, description="specialists composed into one answer (see docs/pipelines.md)"
+    )
+    capture: CaptureSpec | None = Field(
+        default=None,
+        description="record chosen models' requests and answers (redacted) to SQLite; absent: nothing recorded "
+        "(docs/flywheel.md)",
     )
     _base_dir: str | None = PrivateAttr(None)  # set by load_ecosystem: the spec's folder
 

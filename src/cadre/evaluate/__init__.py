@@ -53,10 +53,12 @@ from cadre.evaluate.systems import (
     parse_system,
 )
 from cadre.evaluate.task import Item, TaskSpec, load_items, load_task
+from cadre.evaluate.traffic_compare import Agreement, TrafficComparison, compare_on_traffic
 
 __all__ = [
     "METRICS",
     "PERTURBATIONS",
+    "Agreement",
     "BackendSystem",
     "Comparison",
     "CostSummary",
@@ -79,7 +81,9 @@ __all__ = [
     "SystemResult",
     "SystemSpec",
     "TaskSpec",
+    "TrafficComparison",
     "build_metric",
+    "compare_on_traffic",
     "compare_run",
     "deployment_section",
     "finite",

@@ -30,6 +30,7 @@ from cadre.errors import (
 from cadre.route import GENERALIST
 from cadre.runtime.grammars import json_grammar
 from cadre.runtime.protocol import ChatMessage, Completion, SamplingParams, Usage
+from cadre.serve.capture import Capture
 from cadre.serve.errors import APIError, ClientGone
 from cadre.serve.protocol import (
     AssistantMessage,
@@ -45,6 +46,7 @@ from cadre.serve.protocol import (
     EmbeddingResponse,
     ModelList,
     UsageInfo,
+    new_id,
 )
 from cadre.serve.routing import Decision, choose_target, merge_system
 from cadre.serve.served_models import BackendLoader, RouterFactory, ServedModels, Snapshot, Target
@@ -86,6 +88,7 @@ class _Work:
     kind: Kind
     original: Any  # the messages or prompt as the client sent them
     req: Any  # the wire request (sampling settings)
+    request_id: str = ""  # the response's id (and the captured record's)
 
 
 class Gateway:
@@ -125,6 +128,7 @@ class Gateway:
         self.started = 0.0
         self.draining = False
         self._jobs: weakref.WeakSet[Job] = weakref.WeakSet()  # submitted, for abort_in_flight
+        self.capture = Capture(self.metrics)  # records answers when the spec's capture: block says so
 
     # -- lifecycle and models (see ServedModels) ------------------------------------------------------------
 
@@ -148,6 +152,7 @@ class Gateway:
     async def start(self) -> None:
         """Load every base model (once each), the adapters over them, the generalist and the router."""
         await self.served.start()
+        self.capture.sync(self.spec)
         self.started = time.time()
 
     async def close(self, *, drain_s: float = 30.0) -> None:
@@ -157,10 +162,13 @@ class Gateway:
         while self.admission.active and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
         await self.served.close(deadline=deadline)
+        await asyncio.to_thread(self.capture.close)
 
     async def reload(self, spec: EcosystemSpec | None = None) -> dict[str, Any]:
         """Swap in a new ecosystem (default: re-read the spec file) without dropping requests in flight."""
-        return await self.served.reload(spec)
+        result = await self.served.reload(spec)
+        self.capture.sync(self.spec)
+        return result
 
     async def upsert_specialist(self, data: dict[str, Any]) -> dict[str, Any]:
         """Add or replace one specialist (admin endpoint); its adapter must live under the adapter root."""
@@ -358,6 +366,7 @@ class Gateway:
         finally:
             self.admission.release(started)
         self._account(endpoint, target, info, completion.usage, started)
+        self.capture.record(work.request_id, work.kind, work.original, target.name, info, completion, started)
         return completion, target, info
 
     async def _await_result(
@@ -402,7 +411,7 @@ class Gateway:
         """Choose who answers ``messages`` (the request as chat) on the current snapshot."""
         snap = self.snapshot
         decision = await choose_target(snap, req.model, messages, metrics=self.metrics)
-        return _Work(snap, decision, kind, original, req)
+        return _Work(snap, decision, kind, original, req, new_id("chatcmpl" if kind == "chat" else "cmpl"))
 
     # -- chat -----------------------------------------------------------------------------------------------
 
@@ -426,6 +435,7 @@ class Gateway:
         work = await self._plan(req, "chat", messages, messages)
         completion, target, info = await self._generate_admitted(work, is_disconnected, endpoint="chat")
         response = ChatCompletionResponse(
+            id=work.request_id,
             model=target.name,
             choices=[
                 ChatChoice(
@@ -470,6 +480,7 @@ class Gateway:
             work, is_disconnected, endpoint="completions"
         )
         response = CompletionResponse(
+            id=work.request_id,
             model=target.name,
             choices=[
                 CompletionChoice(
@@ -525,6 +536,13 @@ class Gateway:
                 self.metrics.cancelled.inc()
 
         ttft = self.metrics.ttft.labels(target.name)
+        texts: list[str] = []
+
+        def done(usage: Usage) -> None:
+            self._account(kind, target, info, usage, started)
+            answer = Completion(text="".join(texts), usage=usage)
+            self.capture.record(work.request_id, kind, work.original, target.name, info, answer, started)
+
         body = sse_events(
             kind,
             job,
@@ -533,9 +551,11 @@ class Gateway:
             info=info,
             include_usage=include_usage,
             on_first_token=lambda: ttft.observe(time.perf_counter() - started),
-            on_done=lambda usage: self._account(kind, target, info, usage, started),
+            on_done=done,
             close=close,
             n_top=req.logprobs_wanted(),
+            rid=work.request_id,
+            texts=texts,
         )
         return StreamResult(body=body, headers=self.headers(info), close=close)
 

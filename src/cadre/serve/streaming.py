@@ -124,6 +124,8 @@ async def sse_events(
     on_done: Callable[[Usage], None],
     close: Callable[[bool], None],
     n_top: int | None = None,
+    rid: str | None = None,
+    texts: list[str] | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body of a streamed job whose first event (``first``) has already arrived.
 
@@ -132,8 +134,9 @@ async def sse_events(
     stream with an OpenAI error event, then ``[DONE]``.
     ``close(finished)`` always runs at the end (cancelling the generation if the client went away).
     ``n_top``: logprobs were asked for, with this many alternatives per token (each chunk carries its token's).
+    ``rid``: the response id (default: a new one); ``texts``: collects the streamed text pieces (for capture).
     """
-    rid, created = new_id("chatcmpl" if kind == "chat" else "cmpl"), int(time.time())
+    rid, created = rid or new_id("chatcmpl" if kind == "chat" else "cmpl"), int(time.time())
     usage = Usage()
     finish: str | None = None
     finished = False
@@ -203,6 +206,8 @@ async def sse_events(
             if (c.text or c.tool_calls) and not seen_token:
                 seen_token = True
                 on_first_token()
+            if c.text and texts is not None:
+                texts.append(c.text)
             if c.text or c.tool_calls or (c.logprob is not None and n_top is not None):
                 yield chunk(c.text or (None if c.tool_calls else ""), piece=c)
             if c.finish_reason is not None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -93,5 +98,38 @@ class Metrics:
         )
         self.reloads = Counter("cadre_reloads", "ecosystem reloads by outcome", ["outcome"], registry=r)
 
+    def watch_capture(self, stats: Callable[[], dict[str, Any]]) -> None:
+        """Expose a capture recorder's counts (``cadre.traffic.Recorder.stats``), read at each scrape."""
+        self.registry.register(_CaptureCollector(stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CaptureCollector(Collector):
+    """``cadre_capture_records_total{outcome}``, ``cadre_capture_redactions_total{type}``,
+    ``cadre_capture_queue_depth``: the capture writer's own counts, so the request path updates no metric."""
+
+    def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        s = self._stats()
+        records = CounterMetricFamily(
+            "cadre_capture_records",
+            "captured records by outcome (written, dropped when the queue was full, "
+            "sampled_out, failed, pruned by retention)",
+            labels=["outcome"],
+        )
+        for outcome in ("written", "dropped", "sampled_out", "failed", "pruned"):
+            records.add_metric([outcome], s.get(outcome, 0))
+        yield records
+        redactions = CounterMetricFamily(
+            "cadre_capture_redactions", "PII spans replaced before writing, by type", labels=["type"]
+        )
+        for kind, n in sorted(s.get("redactions", {}).items()):
+            redactions.add_metric([kind], n)
+        yield redactions
+        yield GaugeMetricFamily(
+            "cadre_capture_queue_depth", "records waiting for the writer", s.get("queued", 0)
+        )

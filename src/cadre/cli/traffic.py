@@ -1,0 +1,310 @@
+"""``cadre traffic``: the captured traffic of ``cadre serve`` (library: :mod:`cadre.traffic`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cadre.cli.output import console, err_console, print_json
+from cadre.errors import ConfigError
+
+traffic_app = typer.Typer(
+    name="traffic",
+    help="Find the tasks in captured generalist traffic and export one as training data (docs/flywheel.md).",
+    no_args_is_help=True,
+)
+
+
+def _log(db: Path, step: str, message: str, **details: object) -> None:
+    """Append to the action log next to the store (docs/flywheel.md)."""
+    from cadre.traffic import ACTION_LOG, log_action
+
+    log_action(db.parent / ACTION_LOG, step, message, store=str(db), **details)
+
+
+def _k_range(text: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    try:
+        return (int(lo), int(hi)) if sep else (int(lo), int(lo))
+    except ValueError:
+        raise ConfigError(f"--k-range {text!r}: write LOW-HIGH, e.g. 2-20") from None
+
+
+@traffic_app.command("tasks")
+def tasks(
+    db: Path = typer.Argument(..., help="The capture store (capture.store in ecosystem.yaml)."),
+    model: list[str] | None = typer.Option(
+        None, "--model", help="Requests answered by this model (repeatable; default: generalist; '*': all)."
+    ),
+    k: int | None = typer.Option(None, "-k", "--k", help="Number of tasks (default: chosen by silhouette)."),
+    k_range: str = typer.Option("2-20", help="Range of k tried when -k is not given."),
+    criterion: str = typer.Option(
+        "calinski_harabasz", help="How k is chosen: calinski_harabasz or silhouette (both are reported)."
+    ),
+    examples: int = typer.Option(3, help="Example requests shown per task."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Cluster captured requests into candidate tasks: volume, share of cost, examples, answer consistency."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from cadre.traffic import discover_tasks
+
+    models = model or ["generalist"]
+    with Progress(
+        TextColumn("[bold]embedding {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json,
+    ) as progress:
+        bars: dict[str, object] = {}
+
+        def update(what: str, done: int, total: int) -> None:
+            if what not in bars:
+                bars[what] = progress.add_task(what, total=total)
+            progress.update(bars[what], completed=done)  # type: ignore[arg-type]
+
+        report = discover_tasks(
+            db,
+            models=[] if "*" in models else models,
+            k=k,
+            k_range=_k_range(k_range),
+            criterion=criterion,
+            n_examples=examples,
+            on_progress=update,
+        )
+    _log(
+        db,
+        "tasks",
+        f"{report.k} tasks in {report.records} requests (silhouette {report.silhouette:.3f})",
+        cost_shares=[round(t.cost_share, 3) for t in report.tasks],
+    )
+    if as_json:
+        print_json(report.to_json())
+        return
+    basis = "cost" if report.cost_basis == "price" else "tokens (no prices set)"
+    table = Table(
+        title=f"{report.records} requests by {', '.join(report.models) or 'any model'}: {report.k} tasks "
+        f"(best {report.criterion}; silhouette {report.silhouette:.3f}), share of {basis}",
+        show_lines=True,
+    )
+    for col in ("task", "requests", "share", "cost share", "same answer", "answer sim.", "examples"):
+        table.add_column(col, overflow="fold")
+    for t in report.tasks:
+        table.add_row(
+            str(t.task),
+            str(t.requests),
+            f"{t.share:.0%}",
+            f"{t.cost_share:.0%}",
+            f"{t.answer_agreement:.0%}",
+            f"{t.answer_similarity:.2f}",
+            "\n".join(" ".join(e.split())[:120] for e in t.examples),
+        )
+    console.print(table)
+    console.print(f"export one: cadre traffic export {db} --task N --out DIR", highlight=False)
+
+
+@traffic_app.command("export")
+def export(
+    db: Path = typer.Argument(..., help="The capture store."),
+    task: int = typer.Option(..., "--task", help="Task number from `cadre traffic tasks`."),
+    out: Path = typer.Option(..., "--out", help="Folder for train/validation/test.jsonl."),
+    split: str = typer.Option("0.8,0.1,0.1", help="Train, validation, test shares."),
+    dedup_threshold: float = typer.Option(
+        0.95, help="Requests at least this similar (cosine) stay in one split."
+    ),
+    teacher: str | None = typer.Option(
+        None, help="Relabel with this model's answers, e.g. openai:gpt-4o@https://api.openai.com/v1."
+    ),
+    teacher_key_env: str | None = typer.Option(None, help="Environment variable holding the teacher's key."),
+    include_truncated: bool = typer.Option(
+        False, help="Keep answers cut by max_tokens (left out by default: they are incomplete targets)."
+    ),
+    seed: int = typer.Option(0, help="Seed of the split."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Write one task's requests as chat JSONL (train/validation/test, no near-duplicates across splits)."""
+    from cadre.traffic import export_task
+
+    try:
+        parts = tuple(float(x) for x in split.split(","))
+    except ValueError:
+        raise ConfigError(f"--split {split!r}: write three numbers, e.g. 0.8,0.1,0.1") from None
+    if len(parts) != 3:
+        raise ConfigError(f"--split {split!r}: write three numbers, e.g. 0.8,0.1,0.1")
+    result = export_task(
+        db,
+        task=task,
+        out=out,
+        fractions=(parts[0], parts[1], parts[2]),
+        dedup_threshold=dedup_threshold,
+        teacher=teacher,
+        teacher_api_key_env=teacher_key_env,
+        include_truncated=include_truncated,
+        seed=seed,
+    )
+    _log(db, "export", f"task {task} -> {out}", counts=result.counts, teacher=teacher, skipped=result.skipped)
+    if as_json:
+        print_json(result.to_json())
+        return
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
+    skipped = ", ".join(f"{n} {why}" for why, n in result.skipped.items()) or "none"
+    console.print(
+        f"[green]task {task}[/] → {out}: {counts} ({result.groups} near-duplicate groups, each in one split); "
+        f"skipped: {skipped}",
+        highlight=False,
+    )
+    console.print(
+        f"train on it: cadre train --data {result.files['train']} --out runs/task{task}", highlight=False
+    )
+
+
+@traffic_app.command("compare")
+def compare(
+    db: Path = typer.Argument(..., help="The capture store the test requests were exported from."),
+    data: Path = typer.Option(
+        ..., "--data", help="The held-out requests: test.jsonl from `cadre traffic export`."
+    ),
+    system: str = typer.Option(
+        ...,
+        "--system",
+        help="The specialist, as `cadre eval --system` takes it: NAME=MODEL[,adapter=PATH], "
+        "e.g. task0=smollm2-135m,adapter=runs/task0/adapter-f32.gguf",
+    ),
+    max_tokens: int = typer.Option(256, help="Longest specialist answer."),
+    similarity: bool = typer.Option(True, help="Also measure embedding similarity (MiniLM)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison (and every answer) as JSON."),
+) -> None:
+    """Compare a specialist with the generalist on held-out logged requests: agreement with CIs, cost, latency."""
+    from rich.table import Table
+
+    from cadre.evaluate import compare_on_traffic
+
+    result = compare_on_traffic(db, data, system, max_tokens=max_tokens, similarity=similarity)
+    _log(
+        db,
+        "compare",
+        f"{result.specialist} vs generalist on {result.n} held-out requests ({result.reference} reference)",
+        agreement={
+            a.measure: [round(a.specialist, 4), round(a.low, 4), round(a.high, 4)] for a in result.agreement
+        },
+    )
+    if as_json:
+        print_json(result.to_json())
+        return
+    table = Table(
+        title=f"{result.specialist} vs the generalist on {result.n} held-out requests "
+        f"(reference: the {result.reference}'s answers)"
+    )
+    for col in ("measure", result.specialist, "generalist", "95% CI", "reading"):
+        table.add_column(col, overflow="fold")
+    for a in result.agreement:
+        gen = "—" if a.generalist is None else f"{a.generalist:.3f}"
+        table.add_row(a.measure, f"{a.specialist:.3f}", gen, f"{a.low:+.3f} to {a.high:+.3f}", a.verdict)
+    console.print(table)
+    spec_cost = (
+        f"${result.specialist_cost_per_request:.6f}"
+        if result.specialist_cost_per_request is not None
+        else f"unknown ({result.specialist_cost_note})"
+    )
+    console.print(
+        f"latency p50: {result.specialist} {result.specialist_latency_p50_s:.3f} s, generalist "
+        f"{result.generalist_latency_p50_s:.3f} s; cost per request: {result.specialist} {spec_cost}, generalist "
+        f"${result.generalist_cost_per_request:.6f}",
+        highlight=False,
+    )
+
+
+def _admin_key(env: str) -> str | None:
+    import os
+
+    return os.environ.get(env)
+
+
+@traffic_app.command("promote")
+def promote(
+    ecosystem: Path = typer.Argument(..., help="The ecosystem file to add the specialist to."),
+    name: str = typer.Option(..., "--name", help="The new specialist's model name."),
+    base: str = typer.Option("smollm2-135m", help="Its base model."),
+    adapter: str | None = typer.Option(None, help="Its adapter (from `cadre export`)."),
+    data: Path = typer.Option(
+        ..., "--data", help="train.jsonl from `cadre traffic export`: the route's examples."
+    ),
+    max_examples: int = typer.Option(
+        64, help="Most requests kept as the route's examples (and as negatives)."
+    ),
+    store: Path | None = typer.Option(
+        None,
+        "--store",
+        help="The capture store: the other tasks' requests become the router's out-of-scope examples.",
+    ),
+    task: int | None = typer.Option(
+        None, "--task", help="With --store: the task being promoted (the others are negatives)."
+    ),
+    url: str | None = typer.Option(None, help="The running server to reload, e.g. http://127.0.0.1:8000."),
+    admin_key_env: str = typer.Option("CADRE_ADMIN_KEY", help="Environment variable holding the admin key."),
+    log: Path | None = typer.Option(None, help="Action log (default: flywheel.log next to the ecosystem)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Add a specialist and its route to the ecosystem (router refitted, validated, backed up) and hot-reload."""
+    from cadre.flywheel import promote as promote_specialist
+    from cadre.traffic import open_store
+
+    negatives: list[str] = []
+    if store is not None:
+        if task is None:
+            raise ConfigError(
+                "--store needs --task: the task being promoted (the other tasks' requests are negatives)"
+            )
+        with open_store(store) as db:
+            negatives = [r.prompt for t in db.task_ids() if t != task for r in db.task_records(t)]
+    result = promote_specialist(
+        ecosystem,
+        name=name,
+        base=base,
+        adapter=adapter,
+        train_file=data,
+        max_examples=max_examples,
+        out_of_scope=negatives,
+        admin_url=url,
+        admin_key=_admin_key(admin_key_env),
+        log=log,
+    )
+    if as_json:
+        print_json(result.to_json())
+        return
+    for w in result.warnings:
+        err_console.print(f"[yellow]warning[/] {w}", highlight=False)
+    where = f"; reloaded {result.reloaded}" if result.reloaded else "; reload the server to serve it"
+    console.print(
+        f"[green]{name}[/] added to {ecosystem} with {result.examples} route examples; router {result.router}"
+        f"{where}. Undo: cadre traffic rollback {ecosystem}",
+        highlight=False,
+    )
+
+
+@traffic_app.command("rollback")
+def rollback(
+    ecosystem: Path = typer.Argument(..., help="The ecosystem file to restore."),
+    url: str | None = typer.Option(None, help="The running server to reload."),
+    admin_key_env: str = typer.Option("CADRE_ADMIN_KEY", help="Environment variable holding the admin key."),
+    log: Path | None = typer.Option(None, help="Action log (default: flywheel.log next to the ecosystem)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Undo the last promotion: restore the ecosystem file (and router) from its backup, and hot-reload."""
+    from cadre.flywheel import rollback as rollback_last
+
+    result = rollback_last(ecosystem, admin_url=url, admin_key=_admin_key(admin_key_env), log=log)
+    if as_json:
+        print_json(result.to_json())
+        return
+    where = f"; reloaded {result.reloaded}" if result.reloaded else "; reload the server"
+    console.print(f"restored {ecosystem} from {result.restored}{where}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the cadre app."""
+    app.add_typer(traffic_app, name="traffic")

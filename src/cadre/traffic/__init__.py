@@ -1,0 +1,64 @@
+"""cadre.traffic: the flywheel's data side. Capture the generalist's traffic (redacted, in SQLite), find the tasks
+in it, and export one task as a training set for a specialist.
+
+Public API (the heavy parts load on first use)::
+
+    from cadre.traffic import CaptureSpec, Recorder, Redactor, open_store
+    Redactor().redact("mail jane@example.com")            # -> "mail [EMAIL]"
+    from cadre.traffic import discover_tasks, export_task
+    report = discover_tasks("traffic.db")                 # clusters -> candidate tasks
+    export_task("traffic.db", task=0, out="data/task0")   # chat JSONL train/validation/test
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from cadre.traffic.actions import ACTION_LOG, log_action, read_actions
+from cadre.traffic.config import PII_TYPES, CaptureSpec, Price, RedactionSpec, RetentionSpec
+from cadre.traffic.recorder import Recorder
+from cadre.traffic.redact import Redactor, iban_valid, luhn_valid
+from cadre.traffic.store import TrafficRecord, TrafficStore, open_store
+
+if TYPE_CHECKING:
+    from cadre.traffic.discover import Task, TaskReport, discover_tasks
+    from cadre.traffic.export import ExportResult, export_task
+
+__all__ = [
+    "ACTION_LOG",
+    "PII_TYPES",
+    "CaptureSpec",
+    "ExportResult",
+    "Price",
+    "Recorder",
+    "RedactionSpec",
+    "Redactor",
+    "RetentionSpec",
+    "Task",
+    "TaskReport",
+    "TrafficRecord",
+    "TrafficStore",
+    "discover_tasks",
+    "export_task",
+    "iban_valid",
+    "log_action",
+    "luhn_valid",
+    "open_store",
+    "read_actions",
+]
+
+_LAZY = {
+    "Task": "cadre.traffic.discover",
+    "TaskReport": "cadre.traffic.discover",
+    "discover_tasks": "cadre.traffic.discover",
+    "ExportResult": "cadre.traffic.export",
+    "export_task": "cadre.traffic.export",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cadre.traffic' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

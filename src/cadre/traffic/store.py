@@ -1,0 +1,247 @@
+"""The traffic store: one SQLite file (stdlib ``sqlite3``, WAL journal) of captured requests and answers.
+
+Only redacted text is ever given to it (the recorder redacts first). Deleted rows are overwritten on disk
+(``PRAGMA secure_delete``), so retention really removes what it drops.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cadre.errors import DataError, NotFoundError, StoreError
+from cadre.traffic.config import RetentionSpec
+
+__all__ = ["SCHEMA_VERSION", "TrafficRecord", "TrafficStore", "open_store"]
+
+SCHEMA_VERSION = 1
+
+_COLUMNS = (
+    "request_id",
+    "ts",
+    "endpoint",
+    "requested",
+    "model",
+    "reason",
+    "score",
+    "fallback",
+    "messages",
+    "response",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_s",
+    "cost",
+    "redactions",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    endpoint TEXT NOT NULL,
+    requested TEXT NOT NULL,
+    model TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    score REAL,
+    fallback INTEGER NOT NULL DEFAULT 0,
+    messages TEXT NOT NULL,
+    response TEXT NOT NULL,
+    finish_reason TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    latency_s REAL NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    redactions TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+CREATE INDEX IF NOT EXISTS requests_model ON requests (model);
+CREATE TABLE IF NOT EXISTS task_members (
+    record_id INTEGER PRIMARY KEY,
+    task INTEGER NOT NULL
+);
+"""
+
+
+@dataclass
+class TrafficRecord:
+    """One captured request and its answer (text already redacted when it comes from the store)."""
+
+    request_id: str
+    endpoint: str  # "chat" or "complete"
+    requested: str  # the model the client named ("auto", a specialist, "generalist")
+    model: str  # who answered
+    messages: list[dict[str, Any]]  # the chat as sent (a completion's prompt as one user message)
+    response: str
+    ts: float = field(default_factory=time.time)
+    reason: str = ""
+    score: float | None = None
+    fallback: bool = False
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cost: float = 0.0
+    redactions: dict[str, int] = field(default_factory=dict)
+    id: int | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The last user message: what clustering and dedup look at."""
+        for m in reversed(self.messages):
+            if m.get("role") == "user" and isinstance(m.get("content"), str):
+                return str(m["content"])
+        return ""
+
+    @property
+    def request_text(self) -> str:
+        """The last user message, then the system prompts: what task discovery embeds. An application sends one
+        system prompt per feature, so it says which task a request belongs to; it comes second so that a long
+        one is what the embedder's length limit cuts, not the request."""
+        system = [str(m["content"]) for m in self.messages if m.get("role") == "system" and m.get("content")]
+        return "\n\n".join([self.prompt, *system])
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(r: TrafficRecord) -> tuple[Any, ...]:
+    d = asdict(r)
+    d["messages"] = json.dumps(r.messages, ensure_ascii=False)
+    d["redactions"] = json.dumps(r.redactions, sort_keys=True)
+    d["fallback"] = int(r.fallback)
+    return tuple(d[c] for c in _COLUMNS)
+
+
+class TrafficStore:
+    """A traffic database. Open with :func:`open_store` (or construct with ``create=True`` to make one).
+
+    One connection per instance; use one instance per thread.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise NotFoundError(
+                f"traffic store {str(self.path)!r} does not exist; turn capture on in ecosystem.yaml (capture: "
+                "{store: traffic.db}) and serve some requests first"
+            )
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                self._db.executescript(_SCHEMA)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: traffic store schema {version}, this cadre reads {SCHEMA_VERSION}; "
+                    "capture into a new file"
+                )
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: not a usable traffic store ({err})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> TrafficStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def insert(self, records: Iterable[TrafficRecord]) -> int:
+        rows = [_row(r) for r in records]
+        with self._db:
+            self._db.executemany(
+                f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                rows,
+            )
+        return len(rows)
+
+    def prune(self, retention: RetentionSpec, *, now: float | None = None) -> int:
+        """Delete what ``retention`` no longer keeps (too old, or beyond ``max_rows``); returns how many."""
+        deleted = 0
+        with self._db:
+            if retention.max_age_days is not None:
+                cutoff = (now if now is not None else time.time()) - retention.max_age_days * 86400
+                deleted += self._db.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
+            deleted += self._db.execute(
+                "DELETE FROM requests WHERE id <= (SELECT id FROM requests ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (retention.max_rows,),
+            ).rowcount
+            if deleted:
+                self._db.execute("DELETE FROM task_members WHERE record_id NOT IN (SELECT id FROM requests)")
+        return deleted
+
+    def save_tasks(self, assignment: Iterable[tuple[int, int]]) -> None:
+        """Replace the task of each record (``(record id, task)`` pairs) with the latest discovery's."""
+        with self._db:
+            self._db.execute("DELETE FROM task_members")
+            self._db.executemany("INSERT INTO task_members (record_id, task) VALUES (?, ?)", list(assignment))
+
+    def task_ids(self) -> list[int]:
+        """Tasks of the latest discovery that still have records."""
+        rows = self._db.execute(
+            "SELECT DISTINCT t.task FROM task_members t JOIN requests r ON r.id = t.record_id ORDER BY t.task"
+        )
+        return [int(r[0]) for r in rows]
+
+    def task_records(self, task: int) -> list[TrafficRecord]:
+        """The records the latest ``cadre traffic tasks`` put in ``task`` (those retention kept)."""
+        ids = {
+            int(r[0]) for r in self._db.execute("SELECT record_id FROM task_members WHERE task = ?", (task,))
+        }
+        return [r for r in self.iter_records() if r.id in ids]
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+
+    def records(
+        self, *, models: Iterable[str] | None = None, limit: int | None = None
+    ) -> list[TrafficRecord]:
+        """Records in capture order (oldest first), optionally only those answered by ``models``."""
+        return list(self.iter_records(models=models, limit=limit))
+
+    def iter_records(
+        self, *, models: Iterable[str] | None = None, limit: int | None = None
+    ) -> Iterator[TrafficRecord]:
+        sql = f"SELECT id, {', '.join(_COLUMNS)} FROM requests"
+        args: list[Any] = []
+        wanted = list(models or [])
+        if wanted:
+            sql += f" WHERE model IN ({', '.join('?' * len(wanted))})"
+            args += wanted
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        for row in self._db.execute(sql, args):
+            d = dict(zip(("id", *_COLUMNS), row, strict=True))
+            try:
+                d["messages"] = json.loads(d["messages"])
+                d["redactions"] = json.loads(d["redactions"])
+            except json.JSONDecodeError as err:
+                raise DataError(f"{self.path}: record {d['id']} is damaged ({err})") from None
+            d["fallback"] = bool(d["fallback"])
+            yield TrafficRecord(**d)
+
+
+def open_store(path: str | Path) -> TrafficStore:
+    """Open an existing traffic store for reading.
+
+    Raises:
+        NotFoundError: no file there.
+        StoreError: the file is not a traffic store of this version.
+    """
+    return TrafficStore(path)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cadre.traffic import CaptureSpec, Recorder, TrafficRecord, TrafficStore, open_store
+from cadre.traffic.config import RetentionSpec
+
+from .conftest import disk_bytes
+from .pii_cases import PII
+
+
+def record(
+    text: str, response: str = "ok", *, model: str = "generalist", ts: float | None = None
+) -> TrafficRecord:
+    r = TrafficRecord(
+        request_id=f"chatcmpl-{abs(hash(text)) % 10**8}",
+        endpoint="chat",
+        requested="auto",
+        model=model,
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": text}],
+        response=response,
+        prompt_tokens=10,
+        completion_tokens=3,
+    )
+    if ts is not None:
+        r.ts = ts
+    return r
+
+
+def test_nothing_unredacted_reaches_disk(tmp_path: Path) -> None:
+    db = tmp_path / "traffic.db"
+    rec = Recorder(CaptureSpec(store=str(db)), db)
+    rec.start()
+    for kind, value in PII:
+        # in the request and in the answer, as plain text and inside JSON
+        assert rec.offer(record(f"my {kind} is {value}", response=f'{{"{kind}": "{value}"}}'))
+    assert rec.flush()
+    # the running writer's WAL and the file, then again after the checkpoint at close
+    for stage in ("running", "closed"):
+        data = disk_bytes(db)
+        assert data, stage
+        for _, value in PII:
+            assert value.encode() not in data, (stage, value)
+        if stage == "running":
+            rec.close()
+    with open_store(db) as store:
+        rows = store.records()
+    assert len(rows) == len(PII)
+    for (kind, _), row in zip(PII, rows, strict=True):
+        assert row.prompt == f"my {kind} is [{kind.upper()}]"
+        assert row.response == f'{{"{kind}": "[{kind.upper()}]"}}'
+        assert row.redactions == {kind: 2}
+    stats = rec.stats()
+    assert stats["written"] == len(PII) and stats["dropped"] == 0
+    assert sum(stats["redactions"].values()) == 2 * len(PII)
+
+
+def test_a_full_queue_drops_and_counts_never_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    real_insert = TrafficStore.insert
+
+    def slow_insert(self: TrafficStore, records: object) -> int:
+        release.wait(10)
+        return real_insert(self, records)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TrafficStore, "insert", slow_insert)
+    rec = Recorder(CaptureSpec(queue_size=4), tmp_path / "t.db")
+    rec.start()
+    assert rec.offer(record("first"))  # taken by the writer, which then blocks in insert
+    deadline = time.monotonic() + 5
+    while rec.stats()["queued"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for i in range(4):
+        assert rec.offer(record(f"queued {i}"))
+    started = time.perf_counter()
+    results = [rec.offer(record(f"over {i}")) for i in range(100)]
+    elapsed = time.perf_counter() - started
+    assert results == [False] * 100
+    assert elapsed < 0.5  # 100 refused offers: no waiting on the writer
+    assert rec.stats()["dropped"] == 100
+    release.set()
+    rec.close()
+    with open_store(tmp_path / "t.db") as store:
+        assert store.count() == 5
+
+
+def test_models_and_sampling(tmp_path: Path) -> None:
+    rec = Recorder(CaptureSpec(models=["generalist"], sample_rate=0.25), tmp_path / "t.db", seed=7)
+    assert not rec.wants("support")
+    wanted = sum(rec.wants("generalist") for _ in range(4000))
+    assert 850 < wanted < 1150
+    assert rec.stats()["sampled_out"] == 4000 - wanted
+    assert Recorder(CaptureSpec(models=["*"]), tmp_path / "u.db").wants("support")
+    assert not Recorder(CaptureSpec(enabled=False), tmp_path / "v.db").wants("generalist")
+
+
+def test_cost_from_prices(tmp_path: Path) -> None:
+    spec = CaptureSpec(prices={"generalist": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}})
+    rec = Recorder(spec, tmp_path / "t.db")
+    assert rec.cost("generalist", 1_000_000, 100_000) == pytest.approx(3.5)
+    assert rec.cost("support", 1000, 1000) == 0.0
+
+
+def test_retention_keeps_the_newest_and_overwrites_what_it_deletes(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    spec = CaptureSpec(retention=RetentionSpec(max_rows=5, max_age_days=1))
+    rec = Recorder(spec, db)
+    rec.start()
+    rec.offer(record("OLD-MARKER-QZX", ts=time.time() - 3 * 86400))
+    for i in range(20):
+        rec.offer(record(f"request number {i:02d}"))
+    rec.close()
+    with open_store(db) as store:
+        assert [r.prompt for r in store.records()] == [f"request number {i:02d}" for i in range(15, 20)]
+    assert b"OLD-MARKER-QZX" not in disk_bytes(db)  # secure_delete: the deleted row's bytes are gone
+    assert rec.stats()["pruned"] == 16
