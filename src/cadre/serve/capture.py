@@ -8,9 +8,9 @@ import logging
 import time
 from typing import Any
 
+from cadre.ecosystem.spec import EcosystemSpec
 from cadre.runtime.protocol import Completion
 from cadre.serve.protocol import CadreInfo
-from cadre.serve.spec import EcosystemSpec
 from cadre.serve.telemetry import Metrics
 from cadre.traffic import Recorder, TrafficRecord
 
