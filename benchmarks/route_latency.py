@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-quality", action="store_true", help="skip routing the whole test split per form")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -82,7 +83,8 @@ def main() -> None:
             max_seq_length=length,
             seed=args.seed,
         )
-        quality[name] = summarise(router.route_batch([ex.text for ex in te]), te)
+        if not args.no_quality:
+            quality[name] = summarise(router.route_batch([ex.text for ex in te]), te)
         systems[name] = router.route
         print(f"fitted {name}: {router.embedder.model_id}", flush=True)
     per: dict[str, dict[str, list[float]]] = {

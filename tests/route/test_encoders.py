@@ -102,6 +102,7 @@ def test_truncated_router_round_trips_and_refuses_another_form(
     assert router.spec.embedding_runtime == "torch"
 
 
+@pytest.mark.slow  # times 6 forms x 3 rounds, exports and quantises to ONNX: ~1 min idle, 8 under load 15
 def test_latency_budget_picks_the_most_accurate_form_that_fits(
     train_examples: list[Example], tmp_path: Path
 ) -> None:
