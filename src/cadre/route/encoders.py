@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from cadre.errors import ConfigError, ModelLoadError
+from cadre.route.batching import encode_sorted
 from cadre.route.protocol import Embedder
 
 if TYPE_CHECKING:
@@ -223,17 +224,9 @@ class LeanEmbedder:
 
     def encode(self, texts: Sequence[str] | str, *, batch_size: int = 64) -> NDArray[np.float32]:
         """Embed ``texts`` into (n, dim) unit rows; batches are sorted by length so padding stays small."""
-        items = [texts] if isinstance(texts, str) else list(texts)
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        if self.lowercase:
-            items = [t.lower() for t in items]
-        order = np.argsort([-len(t) for t in items], kind="stable")
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
-        for i in range(0, len(items), batch_size):
-            idx = order[i : i + batch_size]
-            out[idx] = self._forward([items[j] for j in idx])
-        return out
+        return encode_sorted(
+            texts, self._forward, dim=self.dim, batch_size=batch_size, lowercase=self.lowercase
+        )
 
     def _forward(self, batch: list[str]) -> NDArray[np.float32]:
         import torch
