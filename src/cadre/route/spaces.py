@@ -68,9 +68,9 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], *, progress: bool) -> 
 
 
 def measure_latency(
-    route_one: Callable[[str], Any], texts: Sequence[str], *, rounds: int = 1, warmup: int = 5
+    route_one: Callable[[Any], Any], texts: Sequence[Any], *, rounds: int = 1, warmup: int = 5
 ) -> dict[str, float]:
-    """p50 / p99 (ms) of ``route_one(text)`` one request at a time, on one torch thread (medians over rounds)."""
+    """p50 / p99 (ms) of ``route_one(item)`` one item at a time, on one torch thread (medians over rounds)."""
     import torch
 
     threads = torch.get_num_threads()
@@ -138,7 +138,7 @@ def choose_form(
     for _ in range(rounds):  # interleaved, so that a busy moment of the machine hits every form alike
         for f in forms:
             timer = embedders[f] if f != own else get_route_embedder(spec.embedding_model, f)
-            timings[f].append(measure_latency(lambda t, e=timer: e.encode([t]), sample))
+            timings[f].append(measure_latency(timer.encode, [[t] for t in sample]))
     table: dict[str, dict[str, Any]] = {
         f.name: {k: float(np.median([m[k] for m in timings[f]])) for k in ("p50_ms", "p99_ms")} for f in forms
     }
