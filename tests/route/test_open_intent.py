@@ -198,6 +198,8 @@ def test_router_saved_before_these_options_still_loads(
         "ood_score",
         "min_in_scope_accuracy",
         "max_generalist_share",
+        "max_seq_length",
+        "latency_budget_ms",
     ):
         m["spec"].pop(key)
     m["ood"]["features"] = ["knn_similarity", "route_probability", "out_of_scope_similarity"]
@@ -208,11 +210,11 @@ def test_router_saved_before_these_options_still_loads(
     arrays = {
         k: v
         for k, v in load_file(str(tmp_path / "r" / "arrays.safetensors")).items()
-        if not k.startswith("maha.")
+        if not k.startswith(("maha.", "gate."))
     }
     save_file(arrays, str(tmp_path / "r" / "arrays.safetensors"))
     old = load_router(tmp_path / "r", embedder=embedder)  # type: ignore[arg-type]
-    assert old.maha is None
+    assert old.maha is None and old.gate_view is None
     ev = evaluate_router(old, test_examples, batch_throughput=False)
     assert ev.domain_accuracy is not None and ev.domain_accuracy >= 0.9
 
@@ -220,3 +222,29 @@ def test_router_saved_before_these_options_still_loads(
     path.write_text(json.dumps(m))
     with pytest.raises(ModelLoadError, match="refit it"):
         load_router(tmp_path / "r", embedder=embedder)  # type: ignore[arg-type]
+
+
+def test_gate_scores_requests_as_its_calibration_did(
+    train_examples: list[Example], embedder: object, tmp_path: Path
+) -> None:
+    from cadre.route.crossfit import fold_ids
+    from cadre.route.ood import FEATURES, route_similarity
+
+    router = fit_router(_in_scope(train_examples), embedder=embedder, ood_score="knn")  # type: ignore[arg-type]
+    view = router.gate_view
+    assert view is not None and router.gate_head is not None
+    # the gate's bank is the fold-0 fit's: every example outside fold 0, as the calibration scores saw it
+    fold = fold_ids(router.bank_labels, router.report["folds"], router.spec.seed)
+    assert np.array_equal(view.bank_mask, fold != 0)
+    x = embedder.encode(["Normalize: 3 March 2021", "What is the capital of Kenya?"])  # type: ignore[attr-defined]
+    probs = np.ones((2, len(router.routes))) / len(router.routes)
+    feats = router._features(x, probs)
+    knn = FEATURES.index("knn_similarity")
+    bank, labels = router.bank[view.bank_mask], router.bank_labels[view.bank_mask]
+    assert np.allclose(feats[:, knn], route_similarity(x @ bank.T, labels, len(router.routes), router.gate.k))
+    full = route_similarity(x @ router.bank.T, router.bank_labels, len(router.routes), router.gate.k)
+    assert (full >= feats[:, knn] - 1e-9).all() and (full > feats[:, knn] + 1e-6).any()
+    save_router(router, tmp_path / "r")
+    again = load_router(tmp_path / "r", embedder=embedder)  # type: ignore[arg-type]
+    assert again.gate_view is not None and np.array_equal(again.gate_view.bank_mask, view.bank_mask)
+    assert np.allclose(again._features(x, probs), feats)

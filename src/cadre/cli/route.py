@@ -51,7 +51,15 @@ def fit_cmd(
         None, help='Threshold in your words: "send at most Y to the generalist" (replaces --ood-alpha).'
     ),
     ood_score: str | None = typer.Option(
-        None, help="Gate score without out-of-scope examples: auto (default) | knn | mahalanobis."
+        None, help="Gate score without out-of-scope examples: auto (default) | knn | mahalanobis | energy."
+    ),
+    max_seq_length: int | None = typer.Option(
+        None, help="Truncate requests to this many tokens before embedding (default: the model's own)."
+    ),
+    latency_budget_ms: float | None = typer.Option(
+        None,
+        help="p99 per request on one core: time every encoder form (fp32/int8, full/truncated) on this "
+        "machine and keep the most accurate one that fits (cross-validated).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
 ) -> None:
@@ -73,6 +81,8 @@ def fit_cmd(
         ("min_in_scope_accuracy", min_in_scope_accuracy),
         ("max_generalist_share", max_generalist_share),
         ("ood_score", ood_score),
+        ("max_seq_length", max_seq_length),
+        ("latency_budget_ms", latency_budget_ms),
     ):
         if value is not None:
             overrides[key] = value
@@ -91,6 +101,7 @@ def fit_cmd(
         "routes",
         "cv_accuracy",
         "encoder",
+        "latency",
         "ood_score",
         "threshold",
         "cv_ood_auroc",
@@ -180,6 +191,14 @@ def explain_cmd(
         return
     d = exp.decision
     console.print(f"route: [bold]{d.route}[/]  score {d.score:.3f}  ({d.reason})")
+    console.print(f"  encoder: {exp.details.get('encoder')} ({exp.details.get('embedding_model')})")
+    latency = exp.details.get("latency")
+    if latency:
+        form = latency["forms"][latency["chosen"]]
+        console.print(
+            f"  latency budget {latency['budget_ms']:g} ms p99 -> {latency['chosen']} "
+            f"(measured at fit: p50 {form['p50_ms']:.1f} / p99 {form['p99_ms']:.1f} ms)"
+        )
     threshold = exp.details.get("threshold")
     if threshold:
         est = threshold.get("held_out_estimate") or {}

@@ -21,6 +21,7 @@ from cadre.route.data import Example, check_examples, routes_of
 from cadre.route.ood import (
     FEATURES,
     SCORES,
+    GateView,
     Mahalanobis,
     OODGate,
     choose_alpha,
@@ -29,6 +30,14 @@ from cadre.route.ood import (
     route_similarity,
 )
 from cadre.route.protocol import GENERALIST, Embedder, RouteDecision
+from cadre.route.spaces import (
+    choose_form,
+    embed_texts,
+    encoder_path,
+    finetune_space,
+    finetuned_embedder,
+    n_pairs,
+)
 from cadre.route.strategies.base import Explanation, Head, Neighbor, softmax
 from cadre.route.strategies.centroid import CentroidHead
 from cadre.route.strategies.knn import KNNHead
@@ -59,26 +68,10 @@ HeadFactory = Callable[[RouterSpec], Head]
 
 def default_embedder(spec: RouterSpec | None = None) -> Embedder:
     """The embedder ``spec`` names (default: the bundled all-MiniLM-L6-v2 at fp32, shared per process)."""
-    from cadre.route.encoders import get_route_embedder
+    from cadre.route.encoders import EncoderForm, get_route_embedder
 
     spec = spec or RouterSpec()
-    return get_route_embedder(spec.embedding_model, precision=spec.embedding_precision)
-
-
-def _embed(embedder: Embedder, texts: Sequence[str], *, progress: bool) -> NDArray[np.float32]:
-    batch = 64
-    if not progress or len(texts) <= 4 * batch:
-        return np.asarray(embedder.encode(list(texts), batch_size=batch), dtype=np.float32)
-    from rich.progress import Progress
-
-    parts = []
-    with Progress(transient=True) as bar:
-        task = bar.add_task("embedding examples", total=len(texts))
-        for i in range(0, len(texts), 4 * batch):
-            chunk = list(texts[i : i + 4 * batch])
-            parts.append(np.asarray(embedder.encode(chunk, batch_size=batch), dtype=np.float32))
-            bar.advance(task, len(chunk))
-    return np.concatenate(parts)
+    return get_route_embedder(spec.embedding_model, EncoderForm.of(spec))
 
 
 class EmbeddingRouter:
@@ -103,6 +96,7 @@ class EmbeddingRouter:
         maha: Mahalanobis | None = None,
         encoder_model: Any = None,
         gate_head: Head | None = None,
+        gate_view: GateView | None = None,
     ) -> None:
         self.kind = kind
         self.head = head
@@ -124,30 +118,40 @@ class EmbeddingRouter:
         # energy comes from a head fitted without fold 0, like the heads its calibration scores came from (the
         # final head has larger logits: its energies would sit above the calibration's, keeping too much)
         self.gate_head = gate_head
+        self.gate_view = gate_view if gate_head is not None else None
+        v = self.gate_view
+        self._gate_bank = bank if v is None else bank[v.bank_mask]
+        self._gate_labels = bank_labels if v is None else bank_labels[v.bank_mask]
+        self._gate_ood = ood_bank if v is None or not len(ood_bank) else ood_bank[v.ood_mask]
 
     @property
     def model_id(self) -> str:
         return self.embedder.model_id
 
     # ---- scoring -----------------------------------------------------------------------------------
-    def _features(
-        self, x: NDArray[np.float32], probs: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
-        sims = x @ self.bank.T  # (n, N)
+    def _features(self, x: NDArray[np.float32], probs: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(n, len(FEATURES)) gate features of embedded requests, in the gate's view (see ``GateView``)."""
+        gate_logits = (self.gate_head or self.head).logits(x)
+        maha = self.maha
+        if self.gate_view is not None:
+            probs = softmax(gate_logits / self.temperature)
+            maha = self.gate_view.maha
         feats = np.zeros((x.shape[0], len(FEATURES)), dtype=np.float64)
-        feats[:, 0] = route_similarity(sims, self.bank_labels, len(self.routes), self.gate.k)
+        feats[:, 0] = route_similarity(
+            x @ self._gate_bank.T, self._gate_labels, len(self.routes), self.gate.k
+        )
         feats[:, 1] = probs.max(axis=1)
-        if self.ood_bank.shape[0]:
-            feats[:, 2] = (x @ self.ood_bank.T).max(axis=1)
-        if self.maha is not None:
-            feats[:, 3] = self.maha.score(x)
-        feats[:, 4] = energy((self.gate_head or self.head).logits(x))
-        return feats, sims
+        if self._gate_ood.shape[0]:
+            feats[:, 2] = (x @ self._gate_ood.T).max(axis=1)
+        if maha is not None:
+            feats[:, 3] = maha.score(x)
+        feats[:, 4] = energy(gate_logits)
+        return feats
 
     def decide(self, x: NDArray[np.float32], *, seconds: float = 0.0) -> list[RouteDecision]:
         """Decisions for already-embedded requests (rows of unit length)."""
         probs = softmax(self.head.logits(x) / self.temperature)
-        feats, _ = self._features(x, probs)
+        feats = self._features(x, probs)
         score = self.gate.score(feats)
         pval = self.gate.p_values(score, probs.argmax(axis=1))
         out_mask = self.gate.is_out(pval)
@@ -252,7 +256,7 @@ class EmbeddingRouter:
         cands.sort(key=lambda c: -c[0])
         nearest = [Neighbor(text=t, route=r, similarity=s) for s, t, r in cands[:k]]
         probs = softmax(self.head.logits(x) / self.temperature)
-        feats, _ = self._features(x, probs)
+        feats = self._features(x, probs)
         details = {
             "strategy": self.kind,
             "features": {name: float(v) for name, v in zip(FEATURES, feats[0])},
@@ -261,6 +265,8 @@ class EmbeddingRouter:
             "ood_score": self.report.get("ood_score", FEATURES[0]),
             "threshold": self.report.get("threshold", {"target": f"ood_alpha={self.gate.alpha}"}),
             "encoder": self.report.get("encoder", {}).get("chosen", "frozen"),
+            "embedding_model": self.embedder.model_id,
+            "latency": self.report.get("latency"),
             "temperature": self.temperature,
         }
         return Explanation(decision=d, nearest=nearest, details=details)
@@ -288,12 +294,16 @@ class EmbeddingRouter:
             arrays["ood_bank"] = np.ascontiguousarray(self.ood_bank)
         if self.maha is not None:
             arrays.update({k: np.ascontiguousarray(v) for k, v in self.maha.state().items()})
+        if self.gate_view is not None:
+            arrays.update({k: np.ascontiguousarray(v) for k, v in self.gate_view.state().items()})
         encoder: dict[str, Any] = {"kind": "frozen"}
         if self.encoder_model is not None:
             from cadre.route.finetune import ENCODER_DIR, save_encoder
 
             save_encoder(self.encoder_model, directory)
-            ft_id = self.embedder.model_id.removesuffix(f"+{self.spec.embedding_precision}")
+            from cadre.route.encoders import EncoderForm, base_model_id
+
+            ft_id = base_model_id(self.embedder.model_id, EncoderForm.of(self.spec))
             encoder = {"kind": "finetuned", "path": ENCODER_DIR, "model_id": ft_id}
         save_file(arrays, str(directory / ARRAYS_FILE))
         with (directory / EXAMPLES_FILE).open("w", encoding="utf-8") as fh:
@@ -346,9 +356,10 @@ class HeadKind:
         if embedder is not None:
             emb = embedder
         elif encoder.get("kind") == "finetuned":
+            from cadre.route.encoders import EncoderForm
             from cadre.route.finetune import load_finetuned
 
-            emb = load_finetuned(directory, str(encoder["model_id"]), precision=spec.embedding_precision)
+            emb = load_finetuned(directory, str(encoder["model_id"]), EncoderForm.of(spec))
         else:
             emb = default_embedder(spec)
         want = manifest.get("embedding_model")
@@ -402,58 +413,8 @@ class HeadKind:
             if "maha.means" in arrays
             else None,
             gate_head=gate_head,
+            gate_view=GateView.from_state(arrays),
         )
-
-
-def _finetune_space(
-    base: Embedder,
-    spec: RouterSpec,
-    texts: list[str],
-    oos_texts: list[str],
-    y: NDArray[np.int64],
-    fold: NDArray[np.int64],
-    out_fold: NDArray[np.int64],
-) -> FoldSpace:
-    """Per fold, fine-tune without that fold and embed every example with the result."""
-    from cadre.route.finetune import finetune_encoder
-
-    path = encoder_path(spec)
-    xs, xos = [], []
-    for f in range(int(fold.max()) + 1):
-        tr, otr = fold != f, out_fold != f
-        model = finetune_encoder(
-            path,
-            [t for t, keep in zip(texts, tr) if keep] + [t for t, keep in zip(oos_texts, otr) if keep],
-            np.r_[y[tr], np.full(int(otr.sum()), int(y.max()) + 1)].astype(np.int64),
-            n_pairs=_n_pairs(spec, int(tr.sum() + otr.sum())),
-            epochs=spec.finetune_epochs,
-            seed=spec.seed + f,
-        )
-        emb = _finetuned_embedder(model, base, spec)
-        x_all = _embed(emb, texts + oos_texts, progress=False)
-        xs.append(x_all[: len(texts)])
-        xos.append(x_all[len(texts) :])
-    return FoldSpace(xs=xs, xos=xos)
-
-
-def _n_pairs(spec: RouterSpec, n: int) -> int:
-    return int(min(spec.finetune_pairs, 40 * n))  # SetFit's default: 20 iterations x (1 same + 1 other) pairs
-
-
-def encoder_path(spec: RouterSpec) -> str:
-    """The folder of the embedding model ``spec`` names (the bundled MiniLM by default)."""
-    from cadre.runtime.bundled import bundled_model_path, get_bundled
-    from cadre.runtime.embeddings import DEFAULT_EMBEDDER
-
-    name = spec.embedding_model or DEFAULT_EMBEDDER
-    return str(bundled_model_path(name) if get_bundled(name) is not None else Path(name).expanduser())
-
-
-def _finetuned_embedder(model: Any, base: Embedder, spec: RouterSpec) -> Embedder:
-    from cadre.route.finetune import finetuned_id, wrap
-
-    base_id = base.model_id.removesuffix(f"+{spec.embedding_precision}")
-    return wrap(model, finetuned_id(base_id, model), spec.embedding_precision)
 
 
 def fit_embedding_router(
@@ -471,7 +432,7 @@ def fit_embedding_router(
     ind = [ex for ex in kept if ex.route is not None]
     oos = [ex for ex in kept if ex.route is None]
     texts, oos_texts = [ex.text for ex in ind], [ex.text for ex in oos]
-    x_all = _embed(emb, texts + oos_texts, progress=progress)
+    x_all = embed_texts(emb, texts + oos_texts, progress=progress)
     x, xo = x_all[: len(ind)], x_all[len(ind) :]
     y = np.array([routes.index(ex.route) for ex in ind if ex.route is not None], dtype=np.int64)
     n_routes = len(routes)
@@ -482,6 +443,21 @@ def fit_embedding_router(
     folds = max(2, min(n_folds, int(np.bincount(y).min())))
     fold = fold_ids(y, folds, spec.seed)
     out_fold = fold_ids(np.zeros(len(xo), dtype=np.int64), folds, spec.seed)
+    latency: dict[str, Any] | None = None
+    if spec.latency_budget_ms is not None:
+        asked = spec
+        spec, emb, x_all, latency = choose_form(
+            asked,
+            emb,
+            texts + oos_texts,
+            own_rows=x_all,
+            n_in=len(ind),
+            folds=folds,
+            cross_fit_space=lambda sp: cross_fit(
+                sp, y, fold, out_fold, candidates=candidates, spec=asked, n_routes=n_routes
+            ),
+        )
+        x, xo = x_all[: len(ind)], x_all[len(ind) :]
 
     fits: dict[str, CrossFit] = {}
     fit_seconds: dict[str, float] = {}
@@ -490,7 +466,7 @@ def fit_embedding_router(
         if enc == "frozen":
             space = FoldSpace(xs=[x] * folds, xos=[xo] * folds)
         else:
-            space = _finetune_space(emb, spec, texts, oos_texts, y, fold, out_fold)
+            space = finetune_space(emb, spec, texts, oos_texts, y, fold, out_fold)
         fits[enc] = cross_fit(space, y, fold, out_fold, candidates=candidates, spec=spec, n_routes=n_routes)
         fit_seconds[enc] = time.perf_counter() - t0
     enc_acc = {e: cf.accuracy[cf.chosen] for e, cf in fits.items()}
@@ -504,12 +480,12 @@ def fit_embedding_router(
             encoder_path(spec),
             texts + oos_texts,
             np.r_[y, np.full(len(oos_texts), n_routes)].astype(np.int64),
-            n_pairs=_n_pairs(spec, len(texts) + len(oos_texts)),
+            n_pairs=n_pairs(spec, len(texts) + len(oos_texts)),
             epochs=spec.finetune_epochs,
             seed=spec.seed,
         )
-        emb = _finetuned_embedder(encoder_model, emb, spec)
-        x_all = _embed(emb, texts + oos_texts, progress=progress)
+        emb = finetuned_embedder(encoder_model, emb, spec)
+        x_all = embed_texts(emb, texts + oos_texts, progress=progress)
         x, xo = x_all[: len(ind)], x_all[len(ind) :]
 
     head = candidates[cf.chosen].head_cls(spec)
@@ -558,6 +534,7 @@ def fit_embedding_router(
         },
         "ood_score": cf.ood_score if cf.out_feats is None else "logistic(" + ", ".join(gate.features) + ")",
         "ood_score_loro_auroc": cf.score_auroc,
+        "latency": latency,
         "threshold": threshold,
         "folds": folds,
         "temperature": cf.temperature,
@@ -589,9 +566,15 @@ def fit_embedding_router(
         report=report,
         maha=Mahalanobis.fit(x, y, n_routes),
         encoder_model=encoder_model,
-        gate_head=cf.gate_head
+        # fold heads live in the fold encoders' spaces: only a frozen encoder has the fold-0 view
+        gate_head=cf.gate_head if encoder == "frozen" else None,
+        gate_view=GateView(
+            bank_mask=fold != 0,
+            ood_mask=out_fold != 0,
+            maha=Mahalanobis.fit(x[fold != 0], y[fold != 0], n_routes),
+        )
         if encoder == "frozen"
-        else None,  # fold heads live in the fold encoders' spaces
+        else None,
     )
 
 

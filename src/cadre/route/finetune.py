@@ -12,7 +12,6 @@ digest of its weights: ``<base id>+finetuned:<sha256 prefix>``. A router refuses
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -23,9 +22,12 @@ import numpy as np
 
 from cadre.errors import ModelLoadError
 from cadre.route.protocol import Embedder
+from cadre.route.weights import weights_digest
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
+
+    from cadre.route.encoders import EncoderForm
 
 __all__ = ["ENCODER_DIR", "finetune_encoder", "load_finetuned", "make_pairs", "weights_digest"]
 
@@ -116,29 +118,15 @@ def finetune_encoder(
     return model
 
 
-def weights_digest(model: Any) -> str:
-    """sha256 over the model's parameters (names, shapes, bytes): the same weights give the same digest."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        arr = tensor.detach().cpu().float().contiguous().numpy()
-        h.update(name.encode())
-        h.update(str(arr.shape).encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
-
-
 def finetuned_id(base_id: str, model: Any) -> str:
     return f"{base_id}+finetuned:{weights_digest(model)[:16]}"
 
 
-def wrap(model: Any, model_id: str, precision: str = "fp32") -> Embedder:
-    """An Embedder over a loaded (fine-tuned) model, at ``precision`` (see ``cadre.route.encoders``)."""
-    from cadre.route.encoders import reduce_precision
-    from cadre.runtime.embeddings import Embedder as RuntimeEmbedder
+def wrap(model: Any, model_id: str, form: EncoderForm | None = None) -> Embedder:
+    """An Embedder over a loaded (fine-tuned) model, in ``form`` (see ``cadre.route.encoders``)."""
+    from cadre.route.encoders import EncoderForm, reduce_precision
 
-    if precision == "fp32":
-        return RuntimeEmbedder(model, model_id=model_id)
-    return reduce_precision(model, precision, f"{model_id}+{precision}")
+    return reduce_precision(model, form or EncoderForm(), model_id)
 
 
 def save_encoder(model: Any, directory: Path) -> None:
@@ -146,7 +134,7 @@ def save_encoder(model: Any, directory: Path) -> None:
     model.save(str(directory / ENCODER_DIR), create_model_card=False, safe_serialization=True)
 
 
-def load_finetuned(directory: Path, model_id: str, *, precision: str = "fp32") -> Embedder:
+def load_finetuned(directory: Path, model_id: str, form: EncoderForm | None = None) -> Embedder:
     """The fine-tuned encoder saved in a router directory; its weights must match ``model_id``'s digest.
 
     Raises:
@@ -167,4 +155,4 @@ def load_finetuned(directory: Path, model_id: str, *, precision: str = "fp32") -
             f"router {directory}: the encoder in {folder} ({got!r}) is not the one the router was fitted "
             f"with ({model_id!r}); restore it or refit the router with `cadre route fit`"
         )
-    return wrap(model, model_id, precision)
+    return wrap(model, model_id, form)

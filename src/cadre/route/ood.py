@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FEATURES",
     "SCORES",
+    "GateView",
     "Mahalanobis",
     "OODGate",
     "conformal_p_values",
@@ -108,6 +109,36 @@ class Mahalanobis:
 
     def state(self) -> dict[str, NDArray[np.float64]]:
         return {"maha.means": self.means, "maha.precision": self.precision}
+
+
+@dataclass
+class GateView:
+    """What the gate scores a request against: the fold-0 fit (bank rows and out-of-scope rows outside fold 0,
+    Mahalanobis fitted without fold 0), like the held-out scores its threshold was calibrated on. Scored
+    against the full bank, requests would look more in-domain than the calibration did and the gate would keep
+    more than ``1 - alpha`` of in-scope traffic."""
+
+    bank_mask: NDArray[np.bool_]
+    ood_mask: NDArray[np.bool_]
+    maha: Mahalanobis
+
+    def state(self) -> dict[str, NDArray[Any]]:
+        return {
+            "gate.bank_mask": self.bank_mask.astype(np.uint8),
+            "gate.ood_mask": self.ood_mask.astype(np.uint8),
+            "gate.maha.means": self.maha.means,
+            "gate.maha.precision": self.maha.precision,
+        }
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, NDArray[Any]]) -> GateView | None:
+        if "gate.bank_mask" not in arrays:
+            return None  # saved before the gate had its own view
+        return cls(
+            bank_mask=arrays["gate.bank_mask"].astype(bool),
+            ood_mask=arrays["gate.ood_mask"].astype(bool),
+            maha=Mahalanobis(arrays["gate.maha.means"], arrays["gate.maha.precision"]),
+        )
 
 
 def energy(logits: NDArray[np.float64]) -> NDArray[np.float64]:
