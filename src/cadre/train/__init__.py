@@ -19,6 +19,7 @@ from cadre.train.answer_match import json_match, normalize_answer, normalized_ma
 from cadre.train.config import LoraSettings, TrainConfig, parse_budget
 
 if TYPE_CHECKING:
+    from cadre.train.card import learning_curve
     from cadre.train.export import export_adapter
     from cadre.train.trainer import TrainResult
 
@@ -28,6 +29,7 @@ __all__ = [
     "TrainResult",
     "export_adapter",
     "json_match",
+    "learning_curve",
     "normalize_answer",
     "normalized_match",
     "parse_budget",
@@ -47,6 +49,10 @@ def __getattr__(name: str) -> Any:
         from cadre.train.trainer import TrainResult
 
         return TrainResult
+    if name == "learning_curve":
+        from cadre.train.card import learning_curve
+
+        return learning_curve
     if name == "export_adapter":
         from cadre.train.export import export_adapter
 
