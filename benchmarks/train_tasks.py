@@ -50,7 +50,7 @@ def _exact(answer: str, reference: str) -> bool:
 
 def _majority(train: list[dict], test: list[dict]) -> float:
     answers = [r["messages"][-1]["content"] for r in train]
-    top = max(set(answers), key=answers.count)
+    top = max(sorted(set(answers)), key=answers.count)  # sorted: ties break the same way every run
     return sum(r["messages"][-1]["content"] == top for r in test) / max(1, len(test))
 
 

@@ -113,7 +113,9 @@ class TrainConfig(StrictModel):
 
     # --- adapter and optimisation
     lora: LoraSettings = Field(default_factory=lambda: LoraSettings.model_validate({}))
-    learning_rate: float = Field(2e-4, gt=0, description="peak learning rate")
+    learning_rate: float = Field(
+        1e-3, gt=0, description="peak learning rate (1e-3: measured on HWU64 and PubMedQA, docs/train.md)"
+    )
     schedule: Literal["cosine", "linear", "constant"] = Field(
         "cosine", description="learning-rate decay after warmup"
     )
