@@ -24,7 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from train_sweep import hwu64_task
+from train_tasks import hwu64_task
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     from cadre.train.loop_parts import LabelledTokenLoss, collate, pick_bf16
 
     torch.set_num_threads(args.threads)
-    rows, _ = hwu64_task(args.hwu64, 0, 10, 60, 0)
+    rows = hwu64_task(args.hwu64, 0, 10, 60, 0).train
     cfg = TrainConfig.model_validate({"data": "unused.jsonl", "out": "unused"})
     chats = [
         D.ChatExample(tuple((m["role"], m["content"]) for m in r["messages"]), f"row {i}")

@@ -22,8 +22,10 @@ def write_random_lora(
     seed: int = 0,
     architecture: str | None = None,
     shape_factor: int = 1,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
-    """A random LoRA over every layer of ``base_gguf`` (``shape_factor`` != 1 makes one for another base)."""
+    """A random LoRA over every layer of ``base_gguf`` (``shape_factor`` != 1 makes one for another base);
+    ``metadata``: extra string keys (e.g. the ``cadre.prompt.*`` keys `cadre export` writes)."""
     import gguf
 
     base = read_gguf_header(base_gguf)
@@ -33,6 +35,8 @@ def write_random_lora(
     writer.add_string("general.type", "adapter")
     writer.add_string("adapter.type", "lora")
     writer.add_float32("adapter.lora.alpha", alpha)
+    for key, value in (metadata or {}).items():
+        writer.add_string(key, value)
     for i in range(n_layer):
         for t in targets:
             name = f"blk.{i}.{t}.weight"

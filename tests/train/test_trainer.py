@@ -58,9 +58,15 @@ def test_train_writes_adapter_config_metrics_and_card(
         "## Data",
         "## Hyperparameters",
         "## Metrics",
+        "## Learning curve",
         "## Intended use and limits",
     ):
         assert section in card
+    # the learning curve: one row per evaluation, held-out loss vs examples seen
+    seen = [h["examples_seen"] for h in metrics["history"]]
+    assert seen == sorted(seen) and seen[0] == 16 and seen[-1] == metrics["examples_seen"]
+    for h in metrics["history"]:
+        assert f"| {h['examples_seen']} | " in card
     # the adapter is a normal PEFT adapter
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_base)), str(out))
     assert any("lora_A" in n for n, _ in model.named_parameters())

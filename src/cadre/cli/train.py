@@ -145,6 +145,8 @@ def _time_line(m: dict[str, Any]) -> str:
 def _print_result(result: Any) -> None:
     from rich.table import Table
 
+    from cadre.train import learning_curve
+
     m = result.metrics
     best = m.get("best") or {}
     table = Table(title=f"trained adapter: {result.adapter_dir}", show_header=False)
@@ -162,6 +164,13 @@ def _print_result(result: Any) -> None:
         ("peak RSS", f"{m['peak_rss_mb']:.0f} MB"),
         ("time", _time_line(m)),
     ]
+    prompt = m.get("prompt") or {}
+    if prompt.get("mode") in ("drop", "replace"):
+        trained = "dropped" if prompt["mode"] == "drop" else f"replaced by {prompt['system']!r}"
+        rows.append(("system prompt", f"the data's constant one {trained} (recorded; applied when served)"))
+    metric = next((k for k in ("exact_match", "json_match") if k in best), None)
+    trend = learning_curve(m.get("history") or [], metric, m["train_examples"])[-1].removeprefix("- ")
+    rows.append(("learning curve", trend.split(":")[0] + " (model card: README.md)"))
     for key in ("exact_match", "json_match"):
         if key in best:
             rows.append((key, f"{best[key]:.3f}"))

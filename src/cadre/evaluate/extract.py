@@ -39,6 +39,9 @@ class ExtractSpec(StrictModel):
     """For ``json``: the field to take from the first JSON object in the output (default: the whole object)."""
     position: Literal["first", "last"] = "last"
     """For ``number``: which number in the output (GSM8K practice: the last)."""
+    json_schema: dict[str, Any] | None = None
+    """For ``json``: a JSON Schema the answer follows; with ``generation.constrain: auto``, llama.cpp backends decode
+    under a grammar built from it (``runtime.grammars.json_grammar``), so the output always parses and matches."""
     lenient: bool = False
     """For ``json``: when the output is not valid JSON, retry after fixing thousands separators in numbers
     and trailing commas (strict by default: a consumer of the JSON would fail on it too)."""
@@ -47,6 +50,8 @@ class ExtractSpec(StrictModel):
     def _check(self) -> ExtractSpec:
         if self.kind == "regex" and not self.pattern:
             raise ValueError("extract.kind 'regex' needs extract.pattern")
+        if self.json_schema is not None and self.kind != "json":
+            raise ValueError("extract.json_schema applies to extract.kind 'json' only")
         return self
 
 

@@ -450,7 +450,10 @@ def _answer(
     )
     try:
         labels = builder.labels if task.extract.kind == "label" else None
-        gen = system.generate(request, task.generation.params(repeat=repeat, labels=labels))
+        schema = task.extract.json_schema if task.extract.kind == "json" else None
+        gen = system.generate(
+            request, task.generation.params(repeat=repeat, labels=labels, json_schema=schema)
+        )
     except (KeyboardInterrupt, SystemExit):
         raise
     except CadreError as err:

@@ -35,7 +35,7 @@ from cadre.config.jsonl import iter_jsonl
 from cadre.errors import ConfigError, DataError, NotFoundError
 from cadre.evaluate.extract import Extractor, ExtractSpec, build_extractor
 from cadre.evaluate.metrics import METRICS, Metric, build_metric, normalize_label
-from cadre.runtime.grammars import choice_grammar
+from cadre.runtime.grammars import choice_grammar, json_grammar
 from cadre.runtime.protocol import ChatMessage, SamplingParams
 
 if TYPE_CHECKING:
@@ -90,12 +90,25 @@ class GenerationSpec(StrictModel):
     stop: list[str] = Field(default_factory=list)
     seed: int = 0
     constrain: Literal["auto", "off"] = "auto"
-    """auto: when ``extract.kind`` is ``label``, decode under a grammar that admits only the labels (llama.cpp
-    backends honour it; others generate freely); off: never constrain."""
+    """auto: when ``extract.kind`` is ``label``, decode under a grammar that admits only the labels; when it is
+    ``json`` with ``extract.json_schema``, under one that admits only JSON matching the schema (llama.cpp
+    backends honour both; others generate freely); off: never constrain."""
 
-    def params(self, *, repeat: int = 0, labels: Sequence[str] | None = None) -> SamplingParams:
-        """Sampling settings; with ``labels`` (and ``constrain: auto``) the output is limited to one label."""
-        grammar = choice_grammar(labels) if labels and self.constrain == "auto" else None
+    def params(
+        self,
+        *,
+        repeat: int = 0,
+        labels: Sequence[str] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+    ) -> SamplingParams:
+        """Sampling settings; with ``labels`` (or ``json_schema``) and ``constrain: auto``, the output is limited
+        to one label (or to JSON matching the schema)."""
+        grammar = None
+        if self.constrain == "auto":
+            if labels:
+                grammar = choice_grammar(labels)
+            elif json_schema is not None:
+                grammar = json_grammar(json_schema)
         return SamplingParams(
             max_tokens=self.max_tokens,
             temperature=self.temperature,
@@ -162,7 +175,10 @@ class TaskSpec(StrictModel):
         """A stable digest of everything that changes the items or the prompts (for resume checks)."""
         import hashlib
 
-        blob = json.dumps(self.model_dump(mode="json", exclude={"description"}), sort_keys=True)
+        dump = self.model_dump(mode="json", exclude={"description"})
+        if dump["extract"].get("json_schema") is None:  # absent: the same digest as before the field existed
+            dump["extract"].pop("json_schema", None)
+        blob = json.dumps(dump, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

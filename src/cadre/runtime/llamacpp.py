@@ -57,6 +57,7 @@ from cadre.runtime.protocol import (
 from cadre.runtime.scheduling import burst_steps, pick_admission, pick_group
 from cadre.runtime.stops import StopMatcher
 from cadre.runtime.templates import ChatTemplate
+from cadre.runtime.trained_prompt import TrainedPrompt, read_trained_prompt
 
 if TYPE_CHECKING:
     from cadre.runtime.registry import ModelRef
@@ -107,6 +108,7 @@ class _Adapter:
     handle: Any
     size_bytes: int
     scale: float = 1.0
+    prompt: TrainedPrompt | None = None  # the system prompt it was trained with (from its metadata)
     retired: bool = False
     in_use: int = 0
     lookup: LookupSettings | None = None
@@ -297,7 +299,13 @@ class LlamaCppBackend:
             )
         lookup = self.prompt_lookup if prompt_lookup is None else lookup_settings(prompt_lookup)
         adapter = _Adapter(
-            name=name, path=info.path, handle=handle, size_bytes=info.file_size, scale=scale, lookup=lookup
+            name=name,
+            path=info.path,
+            handle=handle,
+            size_bytes=info.file_size,
+            scale=scale,
+            prompt=read_trained_prompt(info.path, info.metadata),
+            lookup=lookup,
         )
         with self._lock:
             old = self._adapters.get(name)
@@ -369,9 +377,20 @@ class LlamaCppBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
-    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
-        """The prompt text the model sees for ``messages`` (the GGUF's chat template)."""
-        return self.template.render(messages)
+    def render_chat(self, messages: Sequence[ChatMessage], *, adapter: str | None = None) -> str:
+        """The prompt text the model sees for ``messages`` (the GGUF's chat template; with ``adapter``, after
+        its training-time system prompt is applied)."""
+        return self.template.render(self._trained_messages(messages, adapter))
+
+    def adapter_prompt(self, name: str) -> TrainedPrompt | None:
+        """The training-time prompt recorded in adapter ``name``'s metadata (None: none recorded)."""
+        return self._adapter(name).prompt  # type: ignore[union-attr]
+
+    def _trained_messages(
+        self, messages: Sequence[ChatMessage], adapter: str | None
+    ) -> Sequence[ChatMessage]:
+        loaded = self._adapters.get(adapter) if adapter is not None else None
+        return loaded.prompt.apply(messages) if loaded is not None and loaded.prompt else messages
 
     def _prompt_tokens(self, text: str, *, templated: bool) -> list[int]:
         # A rendered chat template already holds the special tokens (and BOS when the template writes it).
@@ -391,7 +410,7 @@ class LlamaCppBackend:
     def stream_chat(
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Iterator[StreamChunk]:
-        text = self.template.render(messages)
+        text = self.render_chat(messages, adapter=adapter)
         params = with_template_stops(params, self.template)
         return self._stream(self._prompt_tokens(text, templated=True), params, adapter)
 

@@ -38,6 +38,7 @@ from cadre.runtime.protocol import (
 )
 from cadre.runtime.stops import StopMatcher
 from cadre.runtime.templates import ChatTemplate
+from cadre.runtime.trained_prompt import TrainedPrompt, read_trained_prompt
 
 if TYPE_CHECKING:
     from cadre.runtime.registry import ModelRef
@@ -153,6 +154,7 @@ class TransformersBackend:
         )
         self._model: Any = base  # becomes a PeftModel once an adapter is loaded
         self._adapters: dict[str, Path] = {}
+        self._prompts: dict[str, TrainedPrompt] = {}  # training-time prompts from the adapters' cadre.json
         self._lock = threading.Lock()
         source = getattr(self.tokenizer, "chat_template", None)
         self.template = ChatTemplate(
@@ -202,14 +204,21 @@ class TransformersBackend:
                 self._model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
             self._model.eval()
             self._adapters[name] = folder
+            prompt = read_trained_prompt(folder)
+            if prompt is None:
+                self._prompts.pop(name, None)
+            else:
+                self._prompts[name] = prompt
 
     # -- text -----------------------------------------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
-        return self.template.render(messages)
+    def render_chat(self, messages: Sequence[ChatMessage], *, adapter: str | None = None) -> str:
+        """The prompt text for ``messages`` (with ``adapter``: after its training-time prompt is applied)."""
+        prompt = self._prompts.get(adapter) if adapter is not None else None
+        return self.template.render(prompt.apply(messages) if prompt else messages)
 
     def _encode(self, text: str, *, templated: bool) -> list[int]:
         add_special = not (templated and self.template.starts_with_bos(text))
@@ -324,7 +333,8 @@ class TransformersBackend:
         self, messages: Sequence[ChatMessage], params: SamplingParams, *, adapter: str | None = None
     ) -> Iterator[StreamChunk]:
         params = with_template_stops(params, self.template)
-        return self._generate(self._encode(self.template.render(messages), templated=True), params, adapter)
+        text = self.render_chat(messages, adapter=adapter)
+        return self._generate(self._encode(text, templated=True), params, adapter)
 
     def complete(self, prompt: str, params: SamplingParams, *, adapter: str | None = None) -> Completion:
         return complete_from_stream(self, prompt, params, adapter)

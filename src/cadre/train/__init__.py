@@ -20,6 +20,7 @@ from cadre.train.answer_match import json_match, normalize_answer, normalized_ma
 from cadre.train.config import LoraSettings, TrainConfig, parse_budget
 
 if TYPE_CHECKING:
+    from cadre.train.card import learning_curve
     from cadre.train.export import export_adapter
     from cadre.train.export_ollama_modelfile import OllamaExport, export_ollama
     from cadre.train.trainer import TrainResult
@@ -32,6 +33,7 @@ __all__ = [
     "export_adapter",
     "export_ollama",
     "json_match",
+    "learning_curve",
     "normalize_answer",
     "normalized_match",
     "parse_budget",
@@ -51,6 +53,10 @@ def __getattr__(name: str) -> Any:
         from cadre.train.trainer import TrainResult
 
         return TrainResult
+    if name == "learning_curve":
+        from cadre.train.card import learning_curve
+
+        return learning_curve
     if name == "export_adapter":
         from cadre.train.export import export_adapter
 

@@ -97,13 +97,25 @@ class TrainConfig(StrictModel):
         description="run the prompt prefix every example of a micro-batch shares (template opening, a constant "
         "system prompt) once per micro-batch: same loss and gradients, less compute; the prompt is unchanged",
     )
+    constant_system: Literal["keep", "drop", "replace"] = Field(
+        "keep",
+        description="a system prompt every training example shares (a label list, say): keep it (the specialist "
+        "then answers the data file's messages as they are, plain llama.cpp included), drop it, or replace it "
+        "with `replacement_system` (fewer tokens per example); the prompt trained with is recorded in the "
+        "adapter and `cadre serve`/`eval`/`generate` apply it",
+    )
+    replacement_system: str | None = Field(
+        None, description="with constant_system: replace, the (shorter) system prompt to train with instead"
+    )
     too_long: Literal["truncate", "drop", "error"] = Field(
         "truncate", description="what to do with examples longer than max_length"
     )
 
     # --- adapter and optimisation
     lora: LoraSettings = Field(default_factory=lambda: LoraSettings.model_validate({}))
-    learning_rate: float = Field(2e-4, gt=0, description="peak learning rate")
+    learning_rate: float = Field(
+        1e-3, gt=0, description="peak learning rate (1e-3: measured on HWU64 and PubMedQA, docs/train.md)"
+    )
     schedule: Literal["cosine", "linear", "constant"] = Field(
         "cosine", description="learning-rate decay after warmup"
     )
@@ -154,6 +166,11 @@ class TrainConfig(StrictModel):
             raise ValueError("`template` needs `target` (the row field that is the answer)")
         if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ValueError("`batch_size` must be a multiple of `micro_batch_size`")
+        if (self.constant_system == "replace") != bool(self.replacement_system):
+            raise ValueError(
+                "`constant_system: replace` and `replacement_system` go together: give both "
+                "(--constant-system replace --replacement-system '...') or neither"
+            )
         if self.qlora and self.device == "cpu":
             raise ValueError("`qlora` needs CUDA (bitsandbytes NF4); drop --qlora to train on the CPU")
         return self

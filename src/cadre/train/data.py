@@ -28,6 +28,7 @@ import numpy as np
 
 from cadre.config.jsonl import iter_jsonl
 from cadre.errors import DataError, NotFoundError
+from cadre.runtime.trained_prompt import TrainedPrompt
 from cadre.train.config import TrainConfig
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "DataSummary",
     "TokenizedExample",
     "TruncationReport",
+    "apply_constant_system",
     "epoch_batches",
     "load_examples",
     "split_examples",
@@ -275,6 +277,43 @@ def split_examples(
     train = [ex for i, ex in enumerate(examples) if i not in held]
     evals = [ex for i, ex in enumerate(examples) if i in held]
     return train, evals
+
+
+def apply_constant_system(
+    train: Sequence[ChatExample], evals: Sequence[ChatExample], config: TrainConfig
+) -> tuple[list[ChatExample], list[ChatExample], TrainedPrompt]:
+    """Keep, drop or replace the system prompt every training example shares (``config.constant_system``).
+
+    Held-out examples that carry the same prompt get the same treatment. Returns the examples and the record
+    of the prompt trained with, which goes into the adapter's metadata.
+
+    Raises:
+        DataError: ``drop``/``replace`` asked for, but the training examples do not all start with one system
+            prompt.
+    """
+    firsts = Counter(ex.messages[0][1] if ex.messages[0][0] == "system" else None for ex in train)
+    constant = next(iter(firsts)) if len(firsts) == 1 else None
+    if config.constant_system == "keep":
+        return list(train), list(evals), TrainedPrompt("keep", constant, constant)
+    if constant is None:
+        without = firsts.pop(None, 0)
+        raise DataError(
+            f"--constant-system {config.constant_system}: the training examples do not share one system prompt "
+            f"({len(firsts)} distinct, {without} examples without one); use --constant-system keep"
+        )
+    new = config.replacement_system if config.constant_system == "replace" else None
+    head: tuple[tuple[str, str], ...] = (("system", new),) if new else ()
+
+    def convert(ex: ChatExample) -> ChatExample:
+        if ex.messages[0] != ("system", constant):
+            return ex
+        return ChatExample(messages=head + ex.messages[1:], source=ex.source)
+
+    return (
+        [convert(ex) for ex in train],
+        [convert(ex) for ex in evals],
+        TrainedPrompt(config.constant_system, new, constant),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ tokenizing

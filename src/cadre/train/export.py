@@ -22,6 +22,7 @@ import numpy as np
 
 from cadre.errors import ConfigError, ModelLoadError, NotFoundError
 from cadre.formats import open_gguf_weights, read_gguf_header
+from cadre.runtime.trained_prompt import GGUF_PROMPT_KEYS, read_trained_prompt
 
 __all__ = ["EXPORT_FORMATS", "QUANTS", "export_adapter", "permute_qk_rows"]
 
@@ -182,6 +183,17 @@ def _encode(weight: np.ndarray, quant: str) -> tuple[np.ndarray, Any]:
     return gguf.quants.quantize(np.ascontiguousarray(weight, dtype=np.float32), qtype), qtype
 
 
+def _add_prompt(writer: Any, adapter_dir: Path) -> None:
+    """The training-time prompt from cadre.json as ``cadre.prompt.*`` keys (llama.cpp ignores them)."""
+    prompt = read_trained_prompt(adapter_dir)
+    if prompt is None:
+        return
+    for field, key in GGUF_PROMPT_KEYS.items():
+        value = prompt.to_json()[field]
+        if value is not None:
+            writer.add_string(key, value)
+
+
 def _finish_file(writer: Any, tmp: Path, out: Path) -> None:
     writer.write_header_to_file(tmp)
     writer.write_kv_data_to_file()
@@ -191,7 +203,12 @@ def _finish_file(writer: Any, tmp: Path, out: Path) -> None:
 
 
 def _write_adapter(
-    out: Path, config: dict[str, Any], pairs: dict[str, tuple[np.ndarray, np.ndarray]], arch: str, quant: str
+    out: Path,
+    config: dict[str, Any],
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+    arch: str,
+    quant: str,
+    adapter_dir: Path,
 ) -> None:
     import gguf
 
@@ -201,6 +218,7 @@ def _write_adapter(
     writer.add_string("general.name", out.stem)
     writer.add_string("adapter.type", "lora")
     writer.add_float32("adapter.lora.alpha", _gguf_alpha(config))
+    _add_prompt(writer, adapter_dir)
     for name, (a, b) in sorted(pairs.items()):
         for suffix, w in ((".lora_a", a), (".lora_b", b)):
             data, raw = _encode(w, quant)
@@ -318,7 +336,7 @@ def export_adapter(
         qt = quant or "F32"
         target = Path(out) if out else adapter_dir / f"adapter-{qt.lower()}.gguf"
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_adapter(target, config, pairs, facts["architecture"], qt)
+        _write_adapter(target, config, pairs, facts["architecture"], qt, adapter_dir)
         return target
 
     if facts.get("kind") != "gguf":

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from cadre.errors import ConfigError, DataError
+from cadre.runtime.trained_prompt import TrainedPrompt
 from cadre.train import data as D
 from cadre.train.answer_match import score
 from cadre.train.base import BaseInfo, BaseRef, describe_base, load_base_model, load_tokenizer, resolve_base
@@ -77,6 +78,7 @@ class _Prepared:
     summary: D.DataSummary
     truncation: D.TruncationReport
     eval_truncation: D.TruncationReport
+    prompt: TrainedPrompt  # the system prompt trained with (recorded in cadre.json and the exported GGUF)
     timing: dict[str, float] = field(default_factory=dict)  # seconds per phase, outside the optimizer steps
 
 
@@ -93,6 +95,7 @@ def _prepare(config: TrainConfig, reporter: Reporter) -> _Prepared:
         train_examples, eval_examples = D.split_examples(examples, config.eval_fraction, config.seed)
     if not train_examples:
         raise DataError(f"{config.data}: nothing left to train on after holding out the evaluation split")
+    train_examples, eval_examples, prompt = D.apply_constant_system(train_examples, eval_examples, config)
     ref = resolve_base(config.base)
     tokenizer = load_tokenizer(ref)
     train, report = D.tokenize_examples(
@@ -113,7 +116,7 @@ def _prepare(config: TrainConfig, reporter: Reporter) -> _Prepared:
         )
     kept = {e.source for e in evals}
     eval_chats = [c for c in eval_examples if c.source in kept]
-    return _Prepared(ref, tokenizer, train, evals, eval_chats, summary, report, eval_report)
+    return _Prepared(ref, tokenizer, train, evals, eval_chats, summary, report, eval_report, prompt)
 
 
 def _check_resume_config(out: Path, config: TrainConfig) -> None:
@@ -245,7 +248,10 @@ def _run(
         atomic_write_text(
             out / "train_config.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
         )
-        atomic_write_text(out / "cadre.json", json.dumps({"base": info.to_json()}, indent=2))
+        atomic_write_text(
+            out / "cadre.json",
+            json.dumps({"base": info.to_json(), "prompt": prep.prompt.to_json()}, indent=2),
+        )
 
     total = int(state["total_steps"])
     have_eval = bool(prep.evals)
@@ -271,7 +277,11 @@ def _run(
                 loss, n = loss_fn(batch)
                 total_loss += float(loss)
                 n_tok += n
-        record: dict[str, Any] = {"step": state["step"], "eval_loss": total_loss / max(1, n_tok)}
+        record: dict[str, Any] = {
+            "step": state["step"],
+            "examples_seen": state.get("examples_seen", 0),
+            "eval_loss": total_loss / max(1, n_tok),
+        }
         if config.metric:
             chats = prep.eval_chats[: config.metric_examples]
             preds = generate_answers(
@@ -320,6 +330,7 @@ def _run(
                     state["epoch"] += 1
                     state["micro"] = 0
                 state["tokens_seen"] += step_tokens
+                state["examples_seen"] = state.get("examples_seen", 0) + sum(len(mb) for mb in examples)
                 state["padded_slots"] = state.get("padded_slots", 0) + step_slots - step_tokens
                 state["shared_tokens"] = state.get("shared_tokens", 0) + step_shared
                 state["train_seconds"] += dt
@@ -426,6 +437,8 @@ def _finish(
         "truncated": prep.truncation.truncated,
         "dropped": prep.truncation.dropped,
         "tokens_seen": state["tokens_seen"],
+        "examples_seen": state.get("examples_seen", 0),
+        "prompt": prep.prompt.to_json(),
         # share of the batches' token slots that were padding, and of the tokens seen that a shared prefix
         # pass computed once for the micro-batch instead of once per row
         "padding_share": state.get("padded_slots", 0)
