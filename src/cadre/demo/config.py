@@ -52,6 +52,11 @@ class DemoConfig(StrictModel):
         "item (the usual few-shot prompt), k random ones, or the k nearest neighbours of each test item (on "
         "templated data the neighbours nearly share the answer, which makes the generalist a kNN classifier)",
     )
+    composed_items: int = Field(
+        10,
+        ge=0,
+        description="composed-task items (support message + invoice): pipeline vs generalist (0: skip)",
+    )
     perturbations: list[str] = Field(default_factory=lambda: ["numbers", "typos"])
     robustness_items: int = Field(30, ge=1, description="test items per task the robustness battery uses")
     hardware: str = Field("local", description="cost-model hardware for the local systems")
@@ -81,6 +86,7 @@ class DemoConfig(StrictModel):
                 "shots": 2,
                 "perturbations": ["numbers"],
                 "robustness_items": 6,
+                "composed_items": 2,
             }
         else:
             base = {"fast": False}

@@ -277,6 +277,7 @@ def pick_generalist(cfg: DemoConfig) -> tuple[str, str]:
 
 def run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
     """Run (or resume) the whole demo into ``cfg.out`` and return where everything is."""
+    from cadre.demo.composed import composed_step
     from cadre.demo.evaluate_step import evaluate_step
     from cadre.demo.report import write_demo_report
 
@@ -297,6 +298,7 @@ def run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
     _router_step(r)
     evaluate_step(r, generalist=generalist, price_per_hour=price_per_hour(cfg))
     _ecosystem_step(r, generalist)
+    composed_step(r, generalist=generalist, price_per_hour=price_per_hour(cfg))
     report = write_demo_report(
         r, generalist=generalist, generalist_why=why, price_per_hour=price_per_hour(cfg)
     )
