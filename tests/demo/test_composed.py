@@ -68,7 +68,9 @@ class _Generalist:
 def test_the_support_pipeline_against_the_generalist(tmp_path: Path) -> None:
     cfg = DemoConfig.preset(fast=True, out=tmp_path)
     assert cfg.composed_items == 2 and DemoConfig.preset(fast=False).composed_items == 10
-    eco = load_ecosystem(write_ecosystem(tmp_path, cfg, trained=[], generalist="gemma3-270m", routed=False))
+    path = write_ecosystem(tmp_path, cfg, trained=[], generalist="gemma3-270m", routed=False)
+    assert "&id" not in path.read_text()  # no YAML anchors in a file people read
+    eco = load_ecosystem(path)
     support = eco.pipelines["support"]
     assert support.deps("intent") == {"message"} and support.deps("fields") == {"document"}
     assert support.deps("date") == support.deps("amount") == {"fields"}

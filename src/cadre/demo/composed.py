@@ -54,7 +54,6 @@ _RESULT = "composed.json"
 
 def support_pipeline(threshold: float = VOTE_THRESHOLD) -> dict[str, Any]:
     """The ``support`` pipeline over the demo's specialists ``intents``, ``invoices`` and ``normalize``."""
-    string = {"type": "string"}
     return {
         "description": "support message + invoice -> intent, invoice fields, normalized date and amount",
         "steps": [
@@ -90,12 +89,9 @@ def support_pipeline(threshold: float = VOTE_THRESHOLD) -> dict[str, Any]:
                 "parse": "json",
                 "json_schema": {
                     "type": "object",
-                    "properties": {
-                        "invoice_number": string,
-                        "date": string,
-                        "vendor": string,
-                        "total": {"type": "number"},
-                        "currency": string,
+                    "properties": {  # one dict per field: a shared one would be a YAML anchor in the file
+                        k: {"type": "number" if k == "total" else "string"}
+                        for k in ("invoice_number", "date", "vendor", "total", "currency")
                     },
                     "required": ["invoice_number", "date", "vendor", "total", "currency"],
                 },
