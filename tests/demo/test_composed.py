@@ -4,12 +4,14 @@ a generalist, per-step accuracy, the vote's trade-off from the recorded votes, a
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from cadre.demo.composed import composed_section, evaluate_composed
+from cadre.demo.composed import composed_section, evaluate_composed, support_pipeline
 from cadre.demo.config import DemoConfig
 from cadre.demo.ecosystem import write_ecosystem
 from cadre.ecosystem import ModelReply, ModelRequest, PipelineRunner, load_ecosystem
@@ -63,6 +65,12 @@ class _Generalist:
 
     def close(self) -> None:
         pass
+
+
+def test_docs_show_the_support_pipeline_as_the_demo_writes_it() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "pipelines.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "regex_extract" in b]
+    assert yaml.safe_load(block)["pipelines"]["support"] == support_pipeline()
 
 
 def test_the_support_pipeline_against_the_generalist(tmp_path: Path) -> None:
