@@ -41,10 +41,11 @@ class _Oracle:
             if request.model == "intents" and rec["text"] == self.first:
                 texts = ["product_question"] * 3 + [right] * 2
         elif request.model == "invoices":
-            texts = [json.dumps(self.documents[prompt]["step_references"]["fields"])]
+            fields = self.documents[prompt]["step_references"]["fields"]
+            texts = [json.dumps({**fields, "total": f"{fields['total']:,.2f}"})]  # as written: "1,312.98"
         else:
             value = prompt.removeprefix("Normalize: ")
-            texts = [value if "-" in value else f"{float(value):.2f}"]
+            texts = [value if "-" in value else f"{float(value.replace(',', '')):.2f}"]
         completions = [Completion(text=t, usage=Usage(10, 2), model=request.model) for t in texts]
         return ModelReply(completions, request.model)
 
@@ -75,7 +76,7 @@ def test_docs_show_the_support_pipeline_as_the_demo_writes_it() -> None:
 
 def test_the_support_pipeline_against_the_generalist(tmp_path: Path) -> None:
     cfg = DemoConfig.preset(fast=True, out=tmp_path)
-    assert cfg.composed_items == 2 and DemoConfig.preset(fast=False).composed_items == 10
+    assert cfg.composed_items == 2 and DemoConfig.preset(fast=False).composed_items == 8
     path = write_ecosystem(tmp_path, cfg, trained=[], generalist="gemma3-270m", routed=False)
     assert "&id" not in path.read_text()  # no YAML anchors in a file people read
     eco = load_ecosystem(path)

@@ -53,7 +53,7 @@ class DemoConfig(StrictModel):
         "templated data the neighbours nearly share the answer, which makes the generalist a kNN classifier)",
     )
     composed_items: int = Field(
-        10,
+        8,
         ge=0,
         description="composed-task items (support message + invoice): pipeline vs generalist (0: skip)",
     )
