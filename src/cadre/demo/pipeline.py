@@ -224,7 +224,9 @@ def _ecosystem_step(r: StepRunner, generalist: str) -> StepRecord:
         return [path], {"trained": trained}, note
 
     deps = ("data", "router", *[f"train-{t}" for t in cfg.tasks])
-    return r.step("ecosystem", [cfg.tasks, generalist, cfg.base], run, depends=deps)
+    from cadre.demo.composed import support_pipeline  # an older file without the pipeline is rewritten
+
+    return r.step("ecosystem", [cfg.tasks, generalist, cfg.base, support_pipeline()], run, depends=deps)
 
 
 def _hardware_step(r: StepRunner, price: float) -> StepRecord:
