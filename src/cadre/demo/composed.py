@@ -89,11 +89,12 @@ def support_pipeline(threshold: float = VOTE_THRESHOLD) -> dict[str, Any]:
                 "parse": "json",
                 "json_schema": {
                     "type": "object",
-                    # strings, the total too: as a number, constrained decoding cut "1,844.21" at the comma
-                    # (measured: totals of 1, 2, 3); the normalize step turns what was written into a number.
+                    # the total as a number (how the specialist is trained) or as written: with only a number,
+                    # constrained decoding cut a copied "1,844.21" at the comma (measured: totals of 1, 2, 3); with
+                    # only a string, the specialist wrote "". The normalize step makes a number of either.
                     # One dict per field: a shared one would be a YAML anchor in the file.
                     "properties": {
-                        k: {"type": "string"}
+                        k: {"type": ["number", "string"] if k == "total" else "string"}
                         for k in ("invoice_number", "date", "vendor", "total", "currency")
                     },
                     "required": ["invoice_number", "date", "vendor", "total", "currency"],
