@@ -304,7 +304,13 @@ def test_vote_keeps_the_majority_when_enough_samples_agree() -> None:
     result = _runner({"v": _vote_pipeline(threshold=0.6)}, models).run("v", MESSAGE)
     assert result.output == "refund"
     step = result.steps[0]
-    assert step.detail == {"k": 5, "agreement": 0.6, "votes": {'"billing"': 1, '"refund"': 3}}
+    assert step.detail == {
+        "k": 5,
+        "agreement": 0.6,
+        "votes": {'"billing"': 1, '"refund"': 3},
+        "majority": "refund",
+    }
+    assert result.outputs == {"intent": "refund"}
     assert step.escalations == [] and step.attempts == 1
     assert len(models.calls) == 1 and models.calls[0].n == 5  # one batched request for the k samples
     assert models.calls[0].params.temperature == 0.7
@@ -317,6 +323,7 @@ def test_vote_escalates_when_the_samples_disagree() -> None:
     result = _runner({"v": _vote_pipeline(threshold=0.6)}, models).run("v", MESSAGE)
     assert result.output == "billing"
     step = result.steps[0]
+    assert step.detail["majority"] == "refund"  # the first of the tied answers, kept for a lower threshold
     assert step.model == "generalist" and step.attempts == 2
     assert step.escalations == ["generalist (intents: 40% of 5 samples agree (threshold 60%))"]
     assert models.calls[1].n == 1 and models.calls[1].params.temperature == 0.0

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from cadre.errors import ConfigError
-from cadre.evaluate import load_task, parse_system, run_eval
+from cadre.evaluate import load_task, parse_system, read_summary, run_eval
 from cadre.evaluate.records import read_run_records
+from cadre.evaluate.report import render_markdown
 
 ECOSYSTEM = {
     "specialists": [{"name": "intents"}],
@@ -72,3 +74,36 @@ def test_an_unknown_pipeline_is_a_config_error(intents_task: Path, tmp_path: Pat
             progress=False,
             perturbations=[],
         )
+
+
+def test_per_step_accuracy_when_the_task_has_per_step_references(tmp_path: Path) -> None:
+    rows = [
+        {
+            "id": "a",
+            "text": "I want a refund",
+            "answer": "1",
+            "steps": {"m": {"match": "refund"}, "is_refund": 1},
+        },
+        {"id": "b", "text": "cancel it", "answer": "", "steps": {"m": {"match": "cancel"}, "is_refund": 1}},
+        {"id": "c", "text": "hello", "answer": "", "steps": {"m": {"match": "refund"}, "is_refund": 1}},
+    ]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "task.yaml").write_text(
+        "name: steps\ndata: items.jsonl\ninput_field: text\nstep_target_field: steps\nmetric: exact_match\n",
+        encoding="utf-8",
+    )
+    eco = tmp_path / "eco.yaml"
+    eco.write_text(yaml.safe_dump(ECOSYSTEM), encoding="utf-8")
+    summary = run_eval(
+        load_task(tmp_path / "task.yaml"),
+        [parse_system(f"pipe=pipeline:kw,ecosystem={eco}")],
+        tmp_path / "run",
+        progress=False,
+    )
+    s = summary.systems["pipe"]
+    assert s.step_accuracy == pytest.approx({"m": 2 / 3, "is_refund": 1 / 3})
+    assert read_summary(tmp_path / "run").systems["pipe"].step_accuracy == s.step_accuracy
+    rec = {r["item_id"]: r for r in read_run_records(tmp_path / "run")}["b"]
+    assert rec["step_outputs"] == {"m": {"match": "cancel", "groups": []}, "is_refund": None}
+    assert [t["status"] for t in rec["trace"]] == ["ok", "skipped"]
+    assert "pipe per step (share correct): m 66.7%, is_refund 33.3%." in render_markdown(summary)

@@ -24,7 +24,7 @@ from cadre.synth import (
 )
 from cadre.synth._formats import AMOUNT_FORMATS, DATE_FORMATS, amount_ok, canonical_amount, number_words
 
-ALL = (*TASKS, "out_of_scope")
+ALL = (*TASKS, "out_of_scope", "composed")
 
 
 def test_registry_lists_the_tasks_and_rejects_unknown_names() -> None:

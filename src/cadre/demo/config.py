@@ -52,6 +52,11 @@ class DemoConfig(StrictModel):
         "item (the usual few-shot prompt), k random ones, or the k nearest neighbours of each test item (on "
         "templated data the neighbours nearly share the answer, which makes the generalist a kNN classifier)",
     )
+    composed_items: int = Field(
+        8,
+        ge=0,
+        description="composed-task items (support message + invoice): pipeline vs generalist (0: skip)",
+    )
     perturbations: list[str] = Field(default_factory=lambda: ["numbers", "typos"])
     robustness_items: int = Field(30, ge=1, description="test items per task the robustness battery uses")
     concurrency: int = Field(
@@ -88,6 +93,7 @@ class DemoConfig(StrictModel):
                 "perturbations": ["numbers"],
                 "robustness_items": 6,
                 "latency_probe": 2,
+                "composed_items": 2,
             }
         else:
             base = {"fast": False}

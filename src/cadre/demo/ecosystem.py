@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from cadre.demo.composed import PIPELINE, support_pipeline
 from cadre.demo.config import DemoConfig
 from cadre.demo.evaluation import generation_settings
 from cadre.synth import generate, get_generator
@@ -51,6 +52,8 @@ def write_ecosystem(out: Path, cfg: DemoConfig, *, trained: list[str], generalis
             "decoding": {"max_tokens": 128, "temperature": 0.0},
         },
     }
+    if {"intents", "invoices", "normalize"} <= set(cfg.tasks):
+        data["pipelines"] = {PIPELINE: support_pipeline()}  # the composed task's (demo/composed.py)
     path = out / "ecosystem.yaml"
     text = _HEADER.format(path=path) + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
     try:

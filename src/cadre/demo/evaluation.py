@@ -31,6 +31,7 @@ _GENERATION = {
     "intents": {"max_tokens": 12, "stop": ["\n"]},
     "invoices": {"max_tokens": 96, "stop": ["\n\n"]},
     "normalize": {"max_tokens": 16, "stop": ["\n"]},
+    "composed": {"max_tokens": 128, "stop": ["\n\n"]},
 }
 
 

@@ -236,7 +236,9 @@ def _ecosystem_step(r: StepRunner, generalist: str) -> StepRecord:
         return [path], {"trained": trained}, note
 
     deps = ("data", "router", *[f"train-{t}" for t in cfg.tasks])
-    return r.step("ecosystem", [cfg.tasks, generalist, cfg.base], run, depends=deps)
+    from cadre.demo.composed import support_pipeline  # an older file without the pipeline is rewritten
+
+    return r.step("ecosystem", [cfg.tasks, generalist, cfg.base, support_pipeline()], run, depends=deps)
 
 
 def _hardware_step(r: StepRunner, price: float) -> StepRecord:
@@ -322,6 +324,7 @@ def run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
 
 
 def _run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
+    from cadre.demo.composed import composed_step
     from cadre.demo.evaluate_step import evaluate_step
     from cadre.demo.report import write_demo_report
 
@@ -342,6 +345,7 @@ def _run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
     _router_step(r)
     evaluate_step(r, generalist=generalist, price_per_hour=price_per_hour(cfg))
     _ecosystem_step(r, generalist)
+    composed_step(r, generalist=generalist, price_per_hour=price_per_hour(cfg))
     report = write_demo_report(
         r, generalist=generalist, generalist_why=why, price_per_hour=price_per_hour(cfg)
     )

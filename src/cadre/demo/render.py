@@ -6,6 +6,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from cadre.demo.composed import ComposedSection
 from cadre.evaluate import DeploymentSection, inline_md, markdown_html_table, md_table, png_file_html
 
 __all__ = ["DemoReport", "render_html", "render_markdown"]
@@ -36,6 +37,7 @@ class DemoReport:
     images: dict[str, Path]
     serve: list[str]
     deployment: DeploymentSection | None = None  # Table 1 priced at deployment scale (projected)
+    composed: ComposedSection | None = None  # the pipeline of the specialists vs one generalist prompt
 
 
 def render_markdown(rep: DemoReport) -> str:
@@ -47,6 +49,7 @@ def render_markdown(rep: DemoReport) -> str:
     if rep.deployment is not None:
         parts += ["\n", rep.deployment.markdown()]
     parts += ["\n## The routed ecosystem\n\n", *[f"- {x}\n" for x in rep.ecosystem]]
+    parts += ["\n", rep.composed.markdown()] if rep.composed is not None else []
     parts += [
         "\n## Robustness (answers that should not change)\n\n",
         _md(rep.robustness_head, rep.robustness),
@@ -101,7 +104,9 @@ def render_html(rep: DemoReport) -> str:
         rep.deployment.html() if rep.deployment is not None else "",
         "<h2>The routed ecosystem</h2><ul>",
         *[f"<li>{inline_md(x)}</li>" for x in rep.ecosystem],
-        "</ul><h2>Robustness (answers that should not change)</h2>",
+        "</ul>",
+        rep.composed.html() if rep.composed is not None else "",
+        "<h2>Robustness (answers that should not change)</h2>",
         markdown_html_table(rep.robustness_head, rep.robustness),
         "<h2>Routing</h2><ul>",
         *[f"<li>{inline_md(x)}</li>" for x in rep.routing],

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cadre.demo.charts import confusion_chart, roofline_chart, roofline_text, scores_chart
+from cadre.demo.composed import composed_section
 from cadre.demo.deployment import deployment_table
 from cadre.demo.render import DemoReport, render_html, render_markdown
 from cadre.demo.steps import StepRunner
@@ -229,6 +230,7 @@ def write_demo_report(
         images=images,
         serve=serve,
         deployment=deployment_table(out, cfg.tasks),
+        composed=composed_section(out),
     )
     md, page = out / "report.md", out / "report.html"
     md.write_text(render_markdown(rep), encoding="utf-8")

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cadre.ecosystem.answers import check_input, parse_answer
@@ -53,6 +53,8 @@ class PipelineResult:
     steps: list[StepTrace]
     citations: list[dict[str, Any]]
     latency_s: float
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Every step's output by step id (None for a skipped step): what per-step accuracy is scored on."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -214,6 +216,7 @@ class PipelineRunner:
             steps=[traces[s] for s in order],
             citations=citations,
             latency_s=time.perf_counter() - t0,
+            outputs={sid: values.get(sid) for sid in order},
         )
 
     # --- steps ----------------------------------------------------------------------------------------------------
@@ -289,7 +292,12 @@ class PipelineRunner:
             parsed[key] = value
         best = max(counts, key=lambda k: counts[k]) if counts else None
         agreement = counts[best] / step.k if best is not None else 0.0
-        trace.detail = {"k": step.k, "agreement": round(agreement, 4), "votes": dict(sorted(counts.items()))}
+        trace.detail = {
+            "k": step.k,
+            "agreement": round(agreement, 4),
+            "votes": dict(sorted(counts.items())),
+            "majority": parsed[best] if best is not None else None,  # what a lower threshold would keep
+        }
         if best is not None and agreement >= step.threshold:
             return parsed[best]
         problem = f"{reply.model}: {agreement:.0%} of {step.k} samples agree (threshold {step.threshold:.0%})"

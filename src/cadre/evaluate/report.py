@@ -158,6 +158,9 @@ def _notes(summary: RunSummary) -> list[str]:
         if s.routes:
             shares = ", ".join(f"{k} {v}" for k, v in sorted(s.routes.items()))
             notes.append(f"{s.name} routed requests to: {shares}.")
+        if s.step_accuracy:
+            per_step = ", ".join(f"{k} {percent(v, unit='%')}" for k, v in s.step_accuracy.items())
+            notes.append(f"{s.name} per step (share correct): {per_step}.")
     return notes
 
 

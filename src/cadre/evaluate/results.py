@@ -71,6 +71,7 @@ class SystemResult:
     repeats: Spread | None = None
     routes: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # a few distinct error messages
+    step_accuracy: dict[str, float] = field(default_factory=dict)  # pipelines: step id -> share correct
 
 
 @dataclass

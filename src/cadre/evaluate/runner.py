@@ -440,6 +440,8 @@ def _answer(
         "error": None,
         "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
+    if spec.kind == "pipeline" and task.step_target_field:  # a failed run counts as wrong at every step
+        rec["step_references"] = item.record.get(task.step_target_field)
     if system is None:
         rec["error"] = f"system did not load: {load_error or 'unknown error'}"
         return rec
@@ -478,4 +480,6 @@ def _answer(
         route_s=gen.route_s if gen.route is not None else None,
         reused=gen.reused,
     )
+    if gen.step_outputs is not None:
+        rec["step_outputs"], rec["trace"] = gen.step_outputs, gen.trace
     return rec

@@ -16,7 +16,7 @@ import numpy as np
 from cadre.config.base import parse_spec
 from cadre.errors import CadreError, ConfigError, DataError, did_you_mean
 from cadre.evaluate.cost import PriceTable, busy_time, load_prices, summarize_cost
-from cadre.evaluate.metrics import Metric, normalize_label
+from cadre.evaluate.metrics import JsonFieldMatch, Metric, normalize_label
 from cadre.evaluate.perturb import get_perturbation
 from cadre.evaluate.records import (
     ORIGINAL,
@@ -34,7 +34,7 @@ from cadre.evaluate.stats import Comparison, paired_bootstrap, paired_comparison
 from cadre.evaluate.systems import SystemSpec
 from cadre.evaluate.task import TaskSpec
 
-__all__ = ["compare_run", "compare_systems", "shots_for", "summarize"]
+__all__ = ["compare_run", "compare_systems", "shots_for", "step_accuracy", "step_matches", "summarize"]
 
 
 def shots_for(spec: SystemSpec, task: TaskSpec) -> int:
@@ -103,6 +103,30 @@ def _scores_by_item(
         if all(row is not None for row in rows):
             out[i] = [row for row in rows if row is not None]
     return out
+
+
+_STEP_MATCH = JsonFieldMatch(abs_tol=0.005)  # numbers to the cent, text ignoring case and punctuation
+
+
+def step_matches(output: Any, reference: Any) -> bool:
+    """A pipeline step's output against its reference: every field of an object, else the one value."""
+    if isinstance(reference, Mapping):
+        return _STEP_MATCH.score(output, reference) >= 1.0 - 1e-9
+    return _STEP_MATCH.field_matches(output, reference)
+
+
+def step_accuracy(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Per step id: the share of records whose step output matches the record's ``step_references`` (a failed
+    run counts as wrong at every step); empty when the records carry no per-step references."""
+    scored: dict[str, list[bool]] = {}
+    for r in rows:
+        refs = r.get("step_references")
+        if not isinstance(refs, Mapping):
+            continue
+        outputs = r.get("step_outputs") or {}
+        for sid, ref in refs.items():
+            scored.setdefault(str(sid), []).append(step_matches(outputs.get(sid), ref))
+    return {sid: float(np.mean(v)) for sid, v in scored.items()}
 
 
 def _metric_value(metric: Metric, rows: Sequence[Mapping[str, Any]]) -> float:
@@ -174,6 +198,7 @@ def summarize(
             repeats=spread(per_repeat) if repeats > 1 and all_rows else None,
             routes=routes,
             errors=errors,
+            step_accuracy=step_accuracy(all_rows),
         )
 
     comparisons = []

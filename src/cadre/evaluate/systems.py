@@ -166,6 +166,10 @@ class Generation:
     route: str | None = None
     route_s: float = 0.0  # the router's share of latency_s (routed systems)
     reused: bool = False  # answered from a cache, not generated now (its latency is the original's)
+    step_outputs: dict[str, Any] | None = None
+    """A pipeline's output of every step, by step id (None for other systems)."""
+    trace: list[dict[str, Any]] | None = None
+    """A pipeline's trace, one entry per step (model, latency, tokens, escalations, vote detail)."""
 
 
 @dataclass
@@ -290,7 +294,8 @@ class RoutedSystem:
 
 class PipelineSystem:
     """A pipeline of an ecosystem: each item's input text is the pipeline's input; its answer is the output (JSON
-    text when structured). Latency is the whole run; tokens are summed over the steps."""
+    text when structured). Latency is the whole run; tokens are summed over the steps; each step's output and the
+    trace go into the item's record (``step_outputs``, ``trace``)."""
 
     def __init__(self, spec: SystemSpec, runner: Any, models: Any) -> None:
         self.name = spec.name
@@ -308,6 +313,8 @@ class PipelineSystem:
             completion_tokens=result.completion_tokens,
             latency_s=result.latency_s,
             ttft_s=None,
+            step_outputs=dict(result.outputs),
+            trace=[s.to_dict() for s in result.steps],
         )
 
     def close(self) -> None:

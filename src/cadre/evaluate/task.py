@@ -131,6 +131,9 @@ class TaskSpec(StrictModel):
     target_field: str = "answer"
     input_field: str | None = None
     options_field: str | None = None
+    step_target_field: str | None = None
+    """Pipelines: a record field holding each step's reference (``{step_id: reference}``); the summary then
+    reports per-step accuracy for pipeline systems."""
     """Multiple choice: a list field rendered into ``{options}`` as ``A. ...``; enables option shuffling."""
     prompt: PromptSpec = PromptSpec()
     extract: ExtractSpec = ExtractSpec()

@@ -7,7 +7,8 @@
 
 Tasks (``GENERATORS.names()``): ``intents`` (support-message intent triage, classification, 10 labels),
 ``invoices`` (field extraction to JSON), ``normalize`` (date/amount normalization, exact answers) and
-``out_of_scope`` (requests for the generalist). Third-party generators register under the entry-point group
+``out_of_scope`` (requests for the generalist), and ``composed`` (a support message with an invoice inside,
+answered as one JSON object: the three tasks at once, with per-step references in ``step_references``). Third-party generators register under the entry-point group
 ``cadre.generators``.
 """
 
@@ -54,6 +55,7 @@ GENERATORS.register("intents", "cadre.synth.intents:GENERATOR")
 GENERATORS.register("invoices", "cadre.synth.invoices:GENERATOR")
 GENERATORS.register("normalize", "cadre.synth.normalize:GENERATOR")
 GENERATORS.register("out_of_scope", "cadre.synth.out_of_scope:GENERATOR")
+GENERATORS.register("composed", "cadre.synth.composed:GENERATOR")
 
 TASKS = ("intents", "invoices", "normalize")
 """The three specialist tasks the demo trains (``out_of_scope`` is the generalist's share)."""

@@ -105,6 +105,9 @@ def make_record(gen: TaskGenerator, fields: dict[str, Any], *, split: str, index
         if gen.kind == "classification":
             record["label"] = answer
         record["answer"] = answer
+        step_references = getattr(gen, "step_references", None)  # a composed task: each step's reference
+        if callable(step_references):
+            record["step_references"] = step_references(fields)
     record["fields"] = fields
     return record
 
