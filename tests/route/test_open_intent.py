@@ -13,7 +13,7 @@ from cadre.errors import DataError, ModelLoadError
 from cadre.route import GENERALIST, fit_router, load_router, save_router
 from cadre.route.data import Example
 from cadre.route.evaluation import evaluate_router, fpr_at_tpr, open_intent_metrics
-from cadre.route.ood import SCORES, Mahalanobis, OODGate, choose_alpha, energy
+from cadre.route.ood import SCORES, Mahalanobis, OODGate, attainable_alpha, choose_alpha, energy
 from cadre.route.protocol import RouteDecision
 
 
@@ -248,3 +248,22 @@ def test_gate_scores_requests_as_its_calibration_did(
     again = load_router(tmp_path / "r", embedder=embedder)  # type: ignore[arg-type]
     assert again.gate_view is not None and np.array_equal(again.gate_view.bank_mask, view.bank_mask)
     assert np.allclose(again._features(x, probs), feats)
+
+
+def test_a_small_route_with_out_of_scope_examples_still_gates(
+    train_examples: list[Example], test_examples: list[Example], embedder: object
+) -> None:
+    """One route with 9 examples: conformal p-values cannot fall below 1/10, so at ood_alpha=0.05 the gate would
+    never fire; with out-of-scope examples it is raised to the attainable 0.1 and says so."""
+    routes = sorted({ex.route for ex in train_examples if ex.route is not None})
+    mine = [ex for ex in train_examples if ex.route == routes[0]][:9]
+    others = [Example(text=ex.text, route=None) for ex in train_examples if ex.route != routes[0]][:40]
+    router = fit_router(mine + others, embedder=embedder, strategy="centroid")  # type: ignore[arg-type]
+    threshold = router.report["threshold"]
+    assert threshold["ood_alpha"] == pytest.approx(0.1) and "9 in-domain examples" in threshold["note"]
+    held_out = [ex for ex in test_examples if ex.route != routes[0]][:30]
+    sent_away = sum(router.route(ex.text).route == GENERALIST for ex in held_out)
+    assert sent_away >= 0.8 * len(held_out)
+    assert (
+        attainable_alpha(0.05, 19) == 0.05 and attainable_alpha(None, 3) is None
+    )  # enough examples: as asked

@@ -500,7 +500,12 @@ def fit_embedding_router(
         score=SCORES[cf.ood_score],
         seed=spec.seed,
     )
-    threshold: dict[str, Any] = {"target": f"ood_alpha={spec.ood_alpha}", "ood_alpha": spec.ood_alpha}
+    threshold: dict[str, Any] = {"target": f"ood_alpha={spec.ood_alpha}", "ood_alpha": gate.alpha}
+    if spec.ood_alpha is not None and gate.alpha != spec.ood_alpha:
+        threshold["note"] = (
+            f"ood_alpha raised to {gate.alpha:.3f}: {len(cf.in_feats)} in-domain examples cannot give conformal "
+            f"p-values below it; add examples (>= {int(np.ceil(1 / spec.ood_alpha)) - 1}) to reach {spec.ood_alpha}"
+        )
     if spec.min_in_scope_accuracy is not None or spec.max_generalist_share is not None:
         out_pred = None
         if cf.out_feats is not None:

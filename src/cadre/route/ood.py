@@ -32,6 +32,7 @@ __all__ = [
     "GateView",
     "Mahalanobis",
     "OODGate",
+    "attainable_alpha",
     "conformal_p_values",
     "fit_gate",
     "route_similarity",
@@ -299,9 +300,15 @@ def fit_gate(
 
     ``in_labels`` is the predicted (out-of-fold) route of each in-domain example, for per-route p-values;
     ``score`` the feature used alone when there are no out-of-scope examples.
+
+    A conformal p-value is at least 1/(n+1) for n calibration scores, so with fewer than 1/alpha - 1 in-domain
+    examples the gate could never fire. When out-of-scope examples show that a gate is wanted, alpha is then
+    raised to that floor (the gate flags what scores below every in-domain example); :func:`attainable_alpha`.
     """
     gate = OODGate(alpha=alpha, k=k, calib=np.zeros(0), features=[score])
-    if out_feats is not None and out_feats.shape[0] >= 2:
+    with_oos = out_feats is not None and out_feats.shape[0] >= 2
+    alpha = attainable_alpha(alpha, len(in_feats)) if with_oos else alpha
+    if out_feats is not None and with_oos:
         from sklearn.linear_model import LogisticRegression
 
         gate.features = list(FEATURES)
@@ -326,6 +333,13 @@ def fit_gate(
         scale=gate.scale,
         features=gate.features,
     )
+
+
+def attainable_alpha(alpha: float | None, n_calibration: int) -> float | None:
+    """``alpha``, or the smallest level conformal p-values over ``n_calibration`` scores reach (1/(n+1))."""
+    if alpha is None or n_calibration <= 0:
+        return alpha
+    return max(alpha, 1.0 / (n_calibration + 1.0))
 
 
 ALPHA_GRID = tuple(round(a, 3) for a in np.arange(0.005, 0.5001, 0.005))
