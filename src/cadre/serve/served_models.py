@@ -266,32 +266,7 @@ class ServedModels:
     async def _build(self, spec: EcosystemSpec) -> Snapshot:
         targets: dict[str, Target] = {}
         for s in spec.specialists:
-            merged = await self._merged_target(spec, s)
-            if merged is not None:
-                targets[s.name] = merged
-                continue
-            lookup = lookup_option(spec, None, s.base)
-            key = await self._ensure_worker(spec, s.base, api_key_env=s.api_key_env, prompt_lookup=lookup)
-            adapter, note = await self._ensure_adapter(spec, key, s)
-            facts = None
-            if adapter is not None and not parse_model(s.base).is_remote and s.adapter is not None:
-                path = spec.resolve(s.adapter)
-                reason = merge_plan(spec, s, path)[1] if s.merge != "never" else "merge: never"
-                facts = await asyncio.to_thread(engine_facts, path, merged=False, reason=reason)
-            targets[s.name] = Target(
-                name=s.name,
-                kind="specialist",
-                worker_key=key,
-                adapter=adapter,
-                parent=parse_model(s.base).name,
-                description=s.description,
-                system_prompt=s.system_prompt,
-                decoding=s.decoding,
-                knowledge=s.knowledge,
-                note=note,
-                facts=facts,
-                prompt_lookup=lookup_option(spec, s, s.base) if facts is not None else None,
-            )
+            targets[s.name] = await self._specialist(spec, s)
         if spec.generalist is not None:
             g = spec.generalist
             lookup = lookup_option(spec, None, g.model)
@@ -321,38 +296,48 @@ class ServedModels:
         self._router_key = router_key
         return Snapshot(spec=spec, targets=targets, router=router, router_note=note)
 
-    async def _merged_target(self, spec: EcosystemSpec, s: SpecialistSpec) -> Target | None:
-        """``s`` served from its base with the adapter folded in, when its ``merge`` setting says so (else None)."""
-        if s.adapter is None or s.merge == "never" or parse_model(s.base).is_remote:
-            return None
-        path = spec.resolve(s.adapter)
-        if not path.exists():
-            return None  # _ensure_adapter says so
-        merge, reason = await asyncio.to_thread(merge_plan, spec, s, path)
-        if not merge:
-            return None
-        try:
-            merged = await asyncio.to_thread(merged_model, s.base, path)
-        except CadreError as err:
-            log.warning("specialist %r: not merged, its adapter runs unmerged: %s", s.name, err)
-            return None
-        lookup = lookup_option(spec, s, s.base)
-        key = await self._ensure_worker(
-            spec, str(merged), prompt_lookup=lookup, label=f"{parse_model(s.base).name}+{s.name}"
+    async def _specialist(self, spec: EcosystemSpec, s: SpecialistSpec) -> Target:
+        """Load what ``s`` runs on: its base with the adapter folded in when its ``merge`` setting says so,
+        else the shared base with the adapter over it."""
+        remote = parse_model(s.base).is_remote
+        path = spec.resolve(s.adapter) if s.adapter is not None and not remote else None
+        reason = ""
+        if path is not None and path.exists():
+            merge, reason = await asyncio.to_thread(merge_plan, spec, s, path)
+            if merge:
+                try:
+                    merged = await asyncio.to_thread(merged_model, s.base, path)
+                    lookup = lookup_option(spec, s, s.base)
+                    label = f"{parse_model(s.base).name}+{s.name}"
+                    key = await self._ensure_worker(spec, str(merged), prompt_lookup=lookup, label=label)
+                    facts = await asyncio.to_thread(engine_facts, path, merged=True, reason=reason)
+                    return self._target(s, key, None, facts=facts, prompt_lookup=lookup)
+                except CadreError as err:
+                    log.warning("specialist %r: not merged, its adapter runs unmerged: %s", s.name, err)
+                    reason = "merging failed (see the warning above)"
+        lookup = lookup_option(spec, None, s.base)
+        key = await self._ensure_worker(spec, s.base, api_key_env=s.api_key_env, prompt_lookup=lookup)
+        adapter, note = await self._ensure_adapter(spec, key, s)
+        if adapter is None or path is None:
+            return self._target(s, key, adapter, note=note)
+        facts = await asyncio.to_thread(engine_facts, path, merged=False, reason=reason)
+        return self._target(
+            s, key, adapter, note=note, facts=facts, prompt_lookup=lookup_option(spec, s, s.base)
         )
-        facts = await asyncio.to_thread(engine_facts, path, merged=True, reason=reason)
+
+    @staticmethod
+    def _target(s: SpecialistSpec, key: str, adapter: str | None, **kw: Any) -> Target:
         return Target(
             name=s.name,
             kind="specialist",
             worker_key=key,
-            adapter=None,
+            adapter=adapter,
             parent=parse_model(s.base).name,
             description=s.description,
             system_prompt=s.system_prompt,
             decoding=s.decoding,
             knowledge=s.knowledge,
-            facts=facts,
-            prompt_lookup=lookup,
+            **kw,
         )
 
     # -- hot reload -----------------------------------------------------------------------------------------
