@@ -85,6 +85,32 @@ def test_merge_plan_merges_only_a_lone_gguf_specialist(tmp_path: Path) -> None:
     assert not merge and "gguf-adapter" in why
 
 
+def test_check_says_which_specialists_will_be_merged(tmp_path: Path) -> None:
+    from cadre.serve import check_ecosystem
+
+    (tmp_path / "e.yaml").write_text(
+        "specialists:\n"
+        "  - {name: a, adapter: a.gguf}\n"
+        "  - {name: b, adapter: b.gguf, base: gemma3-270m}\n"
+        "  - {name: c, adapter: c.gguf}\n"
+        "  - {name: d, adapter: d.gguf, base: gemma3-270m, merge: never}\n"
+        "server: {fallback: error}\n"
+    )
+    notes = {m["name"]: m["notes"][-1] for m in check_ecosystem(tmp_path / "e.yaml")["models"]}
+    assert notes == {
+        "a": "merge: auto (adapter unmerged)",  # a and c share smollm2-135m
+        "b": "merge: auto (adapter unmerged)",  # b and d share gemma3-270m
+        "c": "merge: auto (adapter unmerged)",
+        "d": "merge: never (adapter unmerged)",
+    }
+    (tmp_path / "e.yaml").write_text(
+        "specialists:\n  - {name: a, adapter: a.gguf}\n  - {name: b, base: gemma3-270m, adapter: b.gguf}\n"
+        "server: {fallback: error}\n"
+    )
+    notes = {m["name"]: m["notes"][-1] for m in check_ecosystem(tmp_path / "e.yaml")["models"]}
+    assert notes == {"a": "merge: auto (served merged)", "b": "merge: auto (served merged)"}
+
+
 def _metric(text: str, name: str, **labels: str) -> float | None:
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     for line in text.splitlines():
