@@ -119,7 +119,7 @@ class ServedModels:
         self._snap: Snapshot | None = None
         self._adapters: dict[
             tuple[str, str], tuple[str, str]
-        ] = {}  # (worker, specialist) -> (path, adapter id)
+        ] = {}  # (worker, specialist) -> (path|prompt lookup, adapter id)
         self._adapter_versions: dict[tuple[str, str], int] = {}
         self._router_key: str | None = None
         self._worker_labels: dict[str, str] = {}  # worker key -> model label on /metrics
@@ -240,17 +240,18 @@ class ServedModels:
                 None,
                 f"adapter {s.adapter!r} does not exist yet (not trained?): the bare base model answers",
             )
-        loaded = self._adapters.get((key, s.name))
-        if loaded is not None and loaded[0] == str(path.resolve()):
-            return loaded[1], ""
-        version = self._adapter_versions.get((key, s.name), 0) + 1
-        # A replaced adapter gets a new id, so requests queued on the old one finish on it (cache-key rule).
-        adapter_id = s.name if version == 1 else f"{s.name}.v{version}"
         lookup = lookup_option(spec, s, s.base) if s.prompt_lookup != "inherit" else None
         kw = {} if lookup is None else {"prompt_lookup": lookup}
         if kw and not hasattr(backend, "lookup_stats"):
             log.warning("specialist %r: prompt_lookup ignored: its base does not run on llama.cpp", s.name)
             kw = {}
+        source = f"{path.resolve()}|{lookup}"  # a changed file or engine option loads it again
+        loaded = self._adapters.get((key, s.name))
+        if loaded is not None and loaded[0] == source:
+            return loaded[1], ""
+        version = self._adapter_versions.get((key, s.name), 0) + 1
+        # A replaced adapter gets a new id, so requests queued on the old one finish on it (cache-key rule).
+        adapter_id = s.name if version == 1 else f"{s.name}.v{version}"
         try:
             await asyncio.to_thread(backend.load_adapter, adapter_id, path, **kw)  # type: ignore[attr-defined]
         except CadreError as err:
@@ -260,7 +261,7 @@ class ServedModels:
                 f"for base {s.base!r} (make one with `cadre export DIR --format gguf-adapter`); the server log has the details"
             ) from None
         self._adapter_versions[(key, s.name)] = version
-        self._adapters[(key, s.name)] = (str(path.resolve()), adapter_id)
+        self._adapters[(key, s.name)] = (source, adapter_id)
         return adapter_id, ""
 
     async def _build(self, spec: EcosystemSpec) -> Snapshot:
