@@ -30,6 +30,7 @@ __all__ = [
     "EcosystemSpec",
     "GeneralistSpec",
     "KnowledgeRef",
+    "ModelOptions",
     "RoutingSpec",
     "ServerSpec",
     "SpecialistSpec",
@@ -43,6 +44,9 @@ AUTO_MODEL = "auto"
 """The model name that asks the router to choose."""
 
 _RESERVED = {AUTO_MODEL, "generalist"}
+
+Toggle = Literal["inherit", "on", "off"]
+"""An engine option: ``inherit`` takes the model's (or the runtime's) setting."""
 
 
 def _env_name(v: str | None) -> str | None:
@@ -95,11 +99,31 @@ class SpecialistSpec(StrictModel):
     api_key_env: str | None = Field(
         default=None, description="for an openai: base, the environment variable holding its API key"
     )
+    prompt_lookup: Toggle = Field(
+        default="inherit",
+        description="prompt-lookup drafting of greedy answers on the llama.cpp engine (docs/runtime.md); "
+        "inherit: the base model's setting (models: block), on by default",
+    )
+    merge: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="serve from the base with the adapter folded in (one GGUF, no adapter tax): auto merges "
+        "when no other specialist nor the generalist uses the same base; always merges even then (the base "
+        "is loaded twice); never keeps the adapter separate (hot-swappable)",
+    )
 
     @field_validator("api_key_env")
     @classmethod
     def _key_env(cls, v: str | None) -> str | None:
         return _env_name(v)
+
+    @model_validator(mode="after")
+    def _local_options(self) -> SpecialistSpec:
+        remote = parse_model(self.base).is_remote
+        if remote and self.prompt_lookup != "inherit":
+            raise ValueError("prompt_lookup applies to local llama.cpp models; remove it for an openai: base")
+        if self.merge == "always" and (remote or self.adapter is None):
+            raise ValueError("merge: always needs a local base and an adapter to fold in; use auto or never")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -178,6 +202,16 @@ class GeneralistSpec(StrictModel):
     def api_key(self) -> str | None:
         """The key read from ``api_key_env`` (None when unset or not configured)."""
         return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class ModelOptions(StrictModel):
+    """Engine options of one loaded base model (a key of ``models:``: the name as written in ``base``/``model``)."""
+
+    prompt_lookup: Toggle = Field(
+        default="inherit",
+        description="prompt-lookup drafting for every specialist over this model (each may override it); "
+        "inherit: the runtime's default (on, sized by its cost-aware policy)",
+    )
 
 
 class ServerSpec(StrictModel):
@@ -259,6 +293,11 @@ class EcosystemSpec(StrictModel):
         description="record chosen models' requests and answers (redacted) to SQLite; absent: nothing recorded "
         "(docs/flywheel.md)",
     )
+    models: dict[str, ModelOptions] = Field(
+        default_factory=dict,
+        description="engine options per base model, keyed by the name the specialists' base (or the "
+        "generalist's model) uses",
+    )
     _base_dir: str | None = PrivateAttr(None)  # set by load_ecosystem: the spec's folder
 
     @property
@@ -281,7 +320,31 @@ class EcosystemSpec(StrictModel):
                 "server.fallback is 'generalist' but no generalist is configured; add one or set 'error'"
             )
         self._check_pipelines()
+        self._check_models()
         return self
+
+    def _check_models(self) -> None:
+        """Every ``models:`` key is a local model the spec loads."""
+        used = {s.base for s in self.specialists}
+        if self.generalist is not None:
+            used.add(self.generalist.model)
+        local = sorted(m for m in used if not parse_model(m).is_remote)
+        for name in self.models:
+            if name not in local:
+                raise ValueError(
+                    f"models.{name}: no specialist or generalist loads this model locally "
+                    f"(local models: {', '.join(local) or 'none'}); use the name as written in base/model"
+                )
+
+    def shares_base(self, specialist: SpecialistSpec) -> bool:
+        """True when another specialist or the generalist runs on ``specialist``'s base model."""
+        others = [s.base for s in self.specialists if s.name != specialist.name]
+        if self.generalist is not None:
+            others.append(self.generalist.model)
+        return specialist.base in others
+
+    def model_options(self, model: str) -> ModelOptions:
+        return self.models.get(model) or ModelOptions()
 
     def _check_pipelines(self) -> None:
         """Every model a pipeline calls exists here; escalation needs a generalist."""

@@ -36,6 +36,10 @@ def check_ecosystem(path: str | Path) -> dict[str, Any]:
         adapter, notes = _adapter_state(spec, s.base, s.adapter)
         if s.knowledge is not None:
             notes.append(f"grounded in corpus {s.knowledge.corpus!r} (top {s.knowledge.top_k})")
+        if s.adapter is not None and not parse_model(s.base).is_remote:
+            alone = s.merge == "always" or (s.merge == "auto" and not spec.shares_base(s))
+            merged = alone and not spec.resolve(s.adapter).is_dir()  # only GGUF adapters are merged
+            notes.append(f"merge: {s.merge} ({'served merged' if merged else 'adapter unmerged'})")
         models.append(
             {
                 "name": s.name,

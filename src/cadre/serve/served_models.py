@@ -37,6 +37,7 @@ from cadre.errors import BackendError, CadreError, ConfigError, did_you_mean
 from cadre.route import GENERALIST, Router
 from cadre.runtime.protocol import Backend
 from cadre.runtime.registry import ModelRef, parse_model
+from cadre.serve.merging import EngineFacts, engine_facts, lookup_option, merge_plan, merged_model
 from cadre.serve.protocol import ModelCard, ModelList
 from cadre.serve.telemetry import Metrics
 from cadre.serve.wiring import EMBEDDING_MODEL
@@ -67,6 +68,8 @@ class Target:
     decoding: DecodingDefaults
     knowledge: KnowledgeRef | None = None
     note: str = ""  # e.g. "bare base: adapter not trained yet"
+    facts: EngineFacts | None = None  # merged or not, the adapter's shape and tax (local adapters only)
+    prompt_lookup: bool | None = None  # the engine option passed (None: the model's/runtime's default)
 
 
 @dataclass
@@ -116,9 +119,10 @@ class ServedModels:
         self._snap: Snapshot | None = None
         self._adapters: dict[
             tuple[str, str], tuple[str, str]
-        ] = {}  # (worker, specialist) -> (path, adapter id)
+        ] = {}  # (worker, specialist) -> (path|prompt lookup, adapter id)
         self._adapter_versions: dict[tuple[str, str], int] = {}
         self._router_key: str | None = None
+        self._worker_labels: dict[str, str] = {}  # worker key -> model label on /metrics
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -135,9 +139,27 @@ class ServedModels:
     async def start(self) -> None:
         """Load every base model (once each), the adapters over them, the generalist and the router."""
         self._snap = await self._build(self._initial)
+        self.metrics.watch_engines(self._engine_stats)
         for target in self._snap.targets.values():
             if target.note:
                 log.warning("%s %r: %s", target.kind, target.name, target.note)
+            if target.facts is not None:
+                lookup = {None: "model default", True: "on", False: "off"}[target.prompt_lookup]
+                log.info("specialist %r: %s; prompt lookup %s", target.name, target.facts.describe(), lookup)
+
+    def _engine_stats(self) -> dict[str, Any]:
+        """Prompt-lookup counters per loaded model and the adapter tax per specialist, read at each scrape."""
+        lookup = {}
+        for key, worker in list(self.workers.items()):
+            stats = getattr(worker.backend, "lookup_stats", None)
+            if stats is not None:
+                lookup[self._worker_labels.get(key, key)] = stats
+        taxes = {}
+        if self._snap is not None:
+            for t in self._snap.targets.values():
+                if t.facts is not None and t.facts.paid_tax is not None:
+                    taxes[t.name] = (t.facts.paid_tax, t.facts.merged)
+        return {"lookup": lookup, "adapter_tax": taxes}
 
     async def close(self, *, deadline: float) -> None:
         """Release every model, letting each finish its jobs until ``deadline`` (``time.perf_counter``)."""
@@ -152,7 +174,9 @@ class ServedModels:
 
     # -- loading --------------------------------------------------------------------------------------------
 
-    def _load(self, ref: ModelRef, *, n_parallel: int | None = None, **kw: Any) -> Backend:
+    def _load(
+        self, ref: ModelRef, *, n_parallel: int | None = None, prompt_lookup: bool | None = None, **kw: Any
+    ) -> Backend:
         """Load a backend (runs in a thread: resolving a bundled model may assemble its file)."""
         if self._loader is not None:
             return self._loader(ref.spec, **kw)
@@ -160,16 +184,28 @@ class ServedModels:
         from cadre.runtime.registry import resolve_model
 
         resolved = resolve_model(ref.spec)
-        if n_parallel is not None and resolved.backend == "llamacpp":
-            kw["n_parallel"] = n_parallel  # sequences the engine decodes together per step
+        if resolved.backend == "llamacpp":
+            if n_parallel is not None:
+                kw["n_parallel"] = n_parallel  # sequences the engine decodes together per step
+            if prompt_lookup is not None:
+                kw["prompt_lookup"] = prompt_lookup
         return load_backend(resolved, **kw)
 
-    async def _ensure_worker(self, spec: EcosystemSpec, model: str, *, api_key_env: str | None = None) -> str:
+    async def _ensure_worker(
+        self,
+        spec: EcosystemSpec,
+        model: str,
+        *,
+        api_key_env: str | None = None,
+        prompt_lookup: bool | None = None,
+        label: str | None = None,
+    ) -> str:
+        """Load ``model`` once (``label``: its name on /metrics, default the model's display name)."""
         key = f"{model}|{api_key_env or ''}"
         if key in self.workers:
             return key
         ref = parse_model(model)
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = {"prompt_lookup": prompt_lookup}
         if ref.is_remote:
             # The key comes only from the variable the spec names: never send a default key (OPENAI_API_KEY)
             # to an endpoint the spec did not give it to.
@@ -182,7 +218,8 @@ class ServedModels:
         backend = await asyncio.to_thread(self._load, ref, **kw)
         concurrency = spec.server.remote_concurrency if ref.is_remote else max(spec.server.max_batch_size, 1)
         worker = self.workers[key] = Worker(backend, concurrency=concurrency, remote=ref.is_remote)
-        self.metrics.in_flight.labels(ref.name).set_function(worker.pending)
+        self._worker_labels[key] = label or ref.name
+        self.metrics.in_flight.labels(label or ref.name).set_function(worker.pending)
         return key
 
     async def _ensure_adapter(
@@ -203,14 +240,20 @@ class ServedModels:
                 None,
                 f"adapter {s.adapter!r} does not exist yet (not trained?): the bare base model answers",
             )
+        lookup = lookup_option(spec, s, s.base) if s.prompt_lookup != "inherit" else None
+        kw = {} if lookup is None else {"prompt_lookup": lookup}
+        if kw and not hasattr(backend, "lookup_stats"):
+            log.warning("specialist %r: prompt_lookup ignored: its base does not run on llama.cpp", s.name)
+            kw = {}
+        source = f"{path.resolve()}|{lookup}"  # a changed file or engine option loads it again
         loaded = self._adapters.get((key, s.name))
-        if loaded is not None and loaded[0] == str(path.resolve()):
+        if loaded is not None and loaded[0] == source:
             return loaded[1], ""
         version = self._adapter_versions.get((key, s.name), 0) + 1
         # A replaced adapter gets a new id, so requests queued on the old one finish on it (cache-key rule).
         adapter_id = s.name if version == 1 else f"{s.name}.v{version}"
         try:
-            await asyncio.to_thread(backend.load_adapter, adapter_id, path)  # type: ignore[attr-defined]
+            await asyncio.to_thread(backend.load_adapter, adapter_id, path, **kw)  # type: ignore[attr-defined]
         except CadreError as err:
             log.warning("adapter %s of specialist %r: %s", path, s.name, err)
             raise ConfigError(
@@ -218,29 +261,17 @@ class ServedModels:
                 f"for base {s.base!r} (make one with `cadre export DIR --format gguf-adapter`); the server log has the details"
             ) from None
         self._adapter_versions[(key, s.name)] = version
-        self._adapters[(key, s.name)] = (str(path.resolve()), adapter_id)
+        self._adapters[(key, s.name)] = (source, adapter_id)
         return adapter_id, ""
 
     async def _build(self, spec: EcosystemSpec) -> Snapshot:
         targets: dict[str, Target] = {}
         for s in spec.specialists:
-            key = await self._ensure_worker(spec, s.base, api_key_env=s.api_key_env)
-            adapter, note = await self._ensure_adapter(spec, key, s)
-            targets[s.name] = Target(
-                name=s.name,
-                kind="specialist",
-                worker_key=key,
-                adapter=adapter,
-                parent=parse_model(s.base).name,
-                description=s.description,
-                system_prompt=s.system_prompt,
-                decoding=s.decoding,
-                knowledge=s.knowledge,
-                note=note,
-            )
+            targets[s.name] = await self._specialist(spec, s)
         if spec.generalist is not None:
             g = spec.generalist
-            key = await self._ensure_worker(spec, g.model, api_key_env=g.api_key_env)
+            lookup = lookup_option(spec, None, g.model)
+            key = await self._ensure_worker(spec, g.model, api_key_env=g.api_key_env, prompt_lookup=lookup)
             targets[GENERALIST] = Target(
                 name=GENERALIST,
                 kind="generalist",
@@ -265,6 +296,50 @@ class ServedModels:
             router, note = await asyncio.to_thread(self._router_factory, spec)
         self._router_key = router_key
         return Snapshot(spec=spec, targets=targets, router=router, router_note=note)
+
+    async def _specialist(self, spec: EcosystemSpec, s: SpecialistSpec) -> Target:
+        """Load what ``s`` runs on: its base with the adapter folded in when its ``merge`` setting says so,
+        else the shared base with the adapter over it."""
+        remote = parse_model(s.base).is_remote
+        path = spec.resolve(s.adapter) if s.adapter is not None and not remote else None
+        reason = ""
+        if path is not None and path.exists():
+            merge, reason = await asyncio.to_thread(merge_plan, spec, s, path)
+            if merge:
+                try:
+                    merged = await asyncio.to_thread(merged_model, s.base, path)
+                    lookup = lookup_option(spec, s, s.base)
+                    label = f"{parse_model(s.base).name}+{s.name}"
+                    key = await self._ensure_worker(spec, str(merged), prompt_lookup=lookup, label=label)
+                    facts = await asyncio.to_thread(engine_facts, path, merged=True, reason=reason)
+                    return self._target(s, key, None, facts=facts, prompt_lookup=lookup)
+                except CadreError as err:
+                    log.warning("specialist %r: not merged, its adapter runs unmerged: %s", s.name, err)
+                    reason = "merging failed (see the warning above)"
+        lookup = lookup_option(spec, None, s.base)
+        key = await self._ensure_worker(spec, s.base, api_key_env=s.api_key_env, prompt_lookup=lookup)
+        adapter, note = await self._ensure_adapter(spec, key, s)
+        if adapter is None or path is None:
+            return self._target(s, key, adapter, note=note)
+        facts = await asyncio.to_thread(engine_facts, path, merged=False, reason=reason)
+        return self._target(
+            s, key, adapter, note=note, facts=facts, prompt_lookup=lookup_option(spec, s, s.base)
+        )
+
+    @staticmethod
+    def _target(s: SpecialistSpec, key: str, adapter: str | None, **kw: Any) -> Target:
+        return Target(
+            name=s.name,
+            kind="specialist",
+            worker_key=key,
+            adapter=adapter,
+            parent=parse_model(s.base).name,
+            description=s.description,
+            system_prompt=s.system_prompt,
+            decoding=s.decoding,
+            knowledge=s.knowledge,
+            **kw,
+        )
 
     # -- hot reload -----------------------------------------------------------------------------------------
 
@@ -339,6 +414,7 @@ class ServedModels:
         used = {t.worker_key for t in self.snapshot.targets.values()}
         for key in [k for k in self.workers if k not in used]:
             worker = self.workers.pop(key)
+            self._worker_labels.pop(key, None)
             for adapter_key in [a for a in self._adapters if a[0] == key]:
                 del self._adapters[adapter_key]
             asyncio.get_running_loop().create_task(worker.close())
@@ -356,7 +432,7 @@ class ServedModels:
                 parent=t.parent,
                 description=(t.description + (f" ({t.note})" if t.note else "")).strip(),
                 kind=t.kind,
-                adapter=t.adapter is not None,
+                adapter=t.adapter is not None or (t.facts is not None and t.facts.merged),
             )
             for t in snap.targets.values()
         ]

@@ -102,6 +102,11 @@ class Metrics:
         """Expose a capture recorder's counts (``cadre.traffic.Recorder.stats``), read at each scrape."""
         self.registry.register(_CaptureCollector(stats))
 
+    def watch_engines(self, stats: Callable[[], dict[str, Any]]) -> None:
+        """Expose the engines' prompt-lookup counters and each specialist's adapter tax, read at each scrape
+        (``stats`` returns ``{"lookup": {model: LookupStats}, "adapter_tax": {specialist: (tax, merged)}}``)."""
+        self.registry.register(_EngineCollector(stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -133,3 +138,38 @@ class _CaptureCollector(Collector):
         yield GaugeMetricFamily(
             "cadre_capture_queue_depth", "records waiting for the writer", s.get("queued", 0)
         )
+
+
+class _EngineCollector(Collector):
+    """``cadre_prompt_lookup_tokens_total{model,kind}`` (drafted, accepted), ``cadre_prompt_lookup_drafts_total
+    {model}`` and ``cadre_adapter_tax{specialist,merged}``. Labels are the loaded models and the spec's
+    specialists: bounded by the ecosystem file, never by requests."""
+
+    def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        s = self._stats()
+        tokens = CounterMetricFamily(
+            "cadre_prompt_lookup_tokens",
+            "prompt-lookup draft tokens per loaded model: drafted, and accepted by the model's own greedy choice",
+            labels=["model", "kind"],
+        )
+        drafts = CounterMetricFamily(
+            "cadre_prompt_lookup_drafts", "decode steps that carried a prompt-lookup draft", labels=["model"]
+        )
+        for model, st in sorted(s.get("lookup", {}).items()):
+            tokens.add_metric([model, "drafted"], st.drafted)
+            tokens.add_metric([model, "accepted"], st.accepted)
+            drafts.add_metric([model], st.drafts)
+        yield tokens
+        yield drafts
+        tax = GaugeMetricFamily(
+            "cadre_adapter_tax",
+            "decode slowdown a specialist pays for its adapter (base ÷ with adapter, measured per shape; "
+            "1 when merged); specialists whose shape was not measured are absent",
+            labels=["specialist", "merged"],
+        )
+        for name, (value, merged) in sorted(s.get("adapter_tax", {}).items()):
+            tax.add_metric([name, "true" if merged else "false"], value)
+        yield tax

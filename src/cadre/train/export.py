@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cadre.errors import ConfigError, ModelLoadError, NotFoundError
-from cadre.formats import open_gguf_weights, read_gguf_header
+from cadre.runtime.gguf_merge import encode_tensor, finish_file, write_merged
 from cadre.runtime.trained_prompt import GGUF_PROMPT_KEYS, read_trained_prompt
 
 __all__ = ["EXPORT_FORMATS", "QUANTS", "export_adapter", "permute_qk_rows"]
@@ -34,7 +34,6 @@ ExportFormat = Literal["gguf-adapter", "gguf-merged", "peft"]
 _PERMUTED_ARCHS = {"llama"}
 # transformers model_type → llama.cpp architecture, for bases given as a transformers directory.
 _ARCH_OF_MODEL_TYPE = {"llama": "llama", "mistral": "llama", "gemma3_text": "gemma3", "gemma3": "gemma3"}
-_FILE_TYPE = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7}  # llama.cpp's LLAMA_FTYPE_* values
 
 
 def permute_qk_rows(weight: np.ndarray, n_head: int) -> np.ndarray:
@@ -163,26 +162,6 @@ def _gguf_alpha(config: dict[str, Any]) -> float:
 # ------------------------------------------------------------------------------------------------ writing
 
 
-def _qtype(quant: str) -> Any:
-    import gguf
-
-    return gguf.GGMLQuantizationType[quant]
-
-
-def _encode(weight: np.ndarray, quant: str) -> tuple[np.ndarray, Any]:
-    """(data, raw_dtype) for GGUFWriter.add_tensor; weight is (rows, n_in) float32."""
-    import gguf
-
-    qtype = _qtype(quant)
-    block = gguf.GGML_QUANT_SIZES[qtype][0]
-    if weight.shape[-1] % block:
-        raise ConfigError(
-            f"--quant {quant}: rows of {weight.shape[-1]} values are not a multiple of its block size {block}; "
-            "use F16 or F32"
-        )
-    return gguf.quants.quantize(np.ascontiguousarray(weight, dtype=np.float32), qtype), qtype
-
-
 def _add_prompt(writer: Any, adapter_dir: Path) -> None:
     """The training-time prompt from cadre.json as ``cadre.prompt.*`` keys (llama.cpp ignores them)."""
     prompt = read_trained_prompt(adapter_dir)
@@ -192,14 +171,6 @@ def _add_prompt(writer: Any, adapter_dir: Path) -> None:
         value = prompt.to_json()[field]
         if value is not None:
             writer.add_string(key, value)
-
-
-def _finish_file(writer: Any, tmp: Path, out: Path) -> None:
-    writer.write_header_to_file(tmp)
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(tmp, out)
 
 
 def _write_adapter(
@@ -221,62 +192,10 @@ def _write_adapter(
     _add_prompt(writer, adapter_dir)
     for name, (a, b) in sorted(pairs.items()):
         for suffix, w in ((".lora_a", a), (".lora_b", b)):
-            data, raw = _encode(w, quant)
+            data, raw = encode_tensor(w, quant)
             writer.add_tensor(name + suffix, data, raw_dtype=raw)
     try:
-        _finish_file(writer, tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _copy_field(writer: Any, field: Any) -> None:
-    import gguf
-
-    vtype = field.types[0]
-    sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-    writer.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
-
-
-def _write_merged(
-    out: Path,
-    base_path: Path,
-    config: dict[str, Any],
-    pairs: dict[str, tuple[np.ndarray, np.ndarray]],
-    quant: str | None,
-) -> None:
-    """Base GGUF + scale·(B @ A) on the adapted tensors, requantized; other tensors copied (or requantized)."""
-    import gguf
-
-    arch = read_gguf_header(base_path, what="base model").metadata.get("general.architecture")
-    if arch is None:
-        raise ModelLoadError(f"{base_path}: not a model GGUF (no general.architecture)")
-    reader = open_gguf_weights(base_path, what="base model")
-    scale = _gguf_alpha(config) / int(config["r"])
-    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
-    writer = gguf.GGUFWriter(str(tmp), arch)
-    for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name == "general.architecture":
-            continue
-        if field.name == "general.file_type":
-            writer.add_uint32("general.file_type", _FILE_TYPE[quant or "Q8_0"])
-            continue
-        _copy_field(writer, field)
-    for t in reader.tensors:
-        lora = pairs.get(t.name)
-        if lora is None and (quant is None or len(t.shape) < 2 or t.tensor_type == _qtype(quant)):
-            writer.add_tensor(t.name, np.asarray(t.data), raw_dtype=t.tensor_type)
-            continue
-        weight = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
-        weight = weight.reshape(
-            int(t.shape[1]), int(t.shape[0])
-        )  # GGUF ne = (n_in, n_out) → rows are outputs
-        if lora is not None:
-            a, b = lora
-            weight = weight + scale * (b @ a)
-        data, raw = _encode(weight, quant or "Q8_0")
-        writer.add_tensor(t.name, data, raw_dtype=raw)
-    try:
-        _finish_file(writer, tmp, out)
+        finish_file(writer, tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -349,5 +268,5 @@ def export_adapter(
         raise NotFoundError(f"the base GGUF {str(base_path)!r} recorded in cadre.json no longer exists")
     target = Path(out) if out else adapter_dir / f"merged-{(quant or 'Q8_0').lower()}.gguf"
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_merged(target, base_path, config, pairs, quant)
+    write_merged(target, base_path, pairs, _gguf_alpha(config) / int(config["r"]), quant)
     return target
