@@ -300,7 +300,7 @@ def test_hot_reload_adds_and_replaces_a_specialist_without_dropping_requests(ser
     junk = httpx.post(url, json={**spec, "adapter": "adapters/notes.gguf"}, headers=ADMIN, timeout=120)
     assert junk.status_code == 400 and "notes.gguf" in junk.json()["error"]["message"], junk.text
     assert str(base_dir) not in junk.text  # no absolute server path in what a client sees
-    removed = httpx.delete(f"{gw.url}/admin/specialists/dates", headers=ADMIN).json()
+    removed = httpx.delete(f"{gw.url}/admin/specialists/dates", headers=ADMIN, timeout=120).json()
     assert "dates" in removed["removed"]
     assert httpx.get(f"{gw.url}/health").json()["status"] == "ok"
 
