@@ -3,14 +3,11 @@ adapters, and a real OpenAI-compatible server (llama-cpp-python's) on a loopback
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 
 from cadre.runtime.bundled import bundled_model_path
@@ -85,46 +82,11 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iterator[str]:
+def llama_server(
+    tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path, start_llama_server: Any
+) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on a free loopback port, serving SmolLM2; yields base_url."""
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(smollm2_gguf), "--model_alias", "smollm2-135m",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "512", "--n_threads", "1",
-        "--interrupt_requests", "False",
-    ]  # fmt: skip
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    log_fh = log.open("w")  # a file, not a pipe: llama.cpp's load log would fill a pipe and block the server
-    proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llama_cpp.server did not come up within 120 s")
-            time.sleep(0.3)
+    with start_llama_server(smollm2_gguf, log, n_ctx=512) as base_url:
         yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_fh.close()
