@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import random
-import socket
 import statistics
 import tempfile
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 import httpx
 import openai
 
-from _serve_common import free_port, start_cadre
+from _serve_common import free_port, start_cadre, start_in_thread
 
 PROMPTS = {
     "auto": [
@@ -110,9 +109,6 @@ def overhead(*, runs: int, max_tokens: int) -> dict[str, object]:
     both paths use the very same llama.cpp model object, threads and prompt; the HTTP client's own cost counts
     against the gateway. Runs alternate; medians are compared.
     """
-    import threading
-
-    import uvicorn
 
     from cadre.runtime import SamplingParams
     from cadre.serve import parse_ecosystem
@@ -122,14 +118,7 @@ def overhead(*, runs: int, max_tokens: int) -> dict[str, object]:
         {"specialists": [{"name": "counter", "base": "smollm2-135m"}], "server": {"fallback": "error"}}
     )
     app = create_app(spec)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    server, thread, port = start_in_thread(app)
     gw = app.state.gateway
     backend = gw.served.workers[gw.snapshot.targets["counter"].worker_key].backend  # the same loaded model
 

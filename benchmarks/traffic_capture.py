@@ -17,21 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
+from _serve_common import start_in_thread
+
 PII = " Reach me at jane.doe@example.com, card 4111 1111 1111 1111."
 
 
 def _server(store: Path) -> tuple[object, object, int]:
-    import uvicorn
 
     from cadre.serve import parse_ecosystem
     from cadre.serve.app import create_app
@@ -45,14 +44,7 @@ def _server(store: Path) -> tuple[object, object, int]:
         }
     )
     app = create_app(spec)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    server, _, port = start_in_thread(app)
     return app, server, port
 
 
