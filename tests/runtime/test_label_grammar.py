@@ -1,14 +1,15 @@
-"""Label-constrained decoding: GBNF from a label set, honoured by the llama.cpp backend."""
+"""Label- and number-constrained decoding: GBNF from a label set or for a number, honoured by the llama.cpp backend."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 
 from cadre.errors import ConfigError
 from cadre.runtime import SamplingParams, load_backend
-from cadre.runtime.grammars import choice_grammar, gbnf_literal
+from cadre.runtime.grammars import NUMBER_GRAMMAR, choice_grammar, gbnf_literal
 
 LABELS = ["alarm_query", "play_music", 'say "hi"', "weather\\query", "transport ticket"]
 ASK = [
@@ -48,6 +49,16 @@ def test_constrained_decoding_never_returns_a_non_label(llama) -> None:
         answers.append(llama.chat(ASK, params).text)
     assert all(a in LABELS for a in answers), answers
     assert len(set(answers)) > 1  # not one label forced by accident
+
+
+@pytest.mark.slow
+def test_number_constrained_decoding_answers_a_plain_number(llama) -> None:
+    answers = [llama.chat(ASK, SamplingParams(max_tokens=8, grammar=NUMBER_GRAMMAR)).text]
+    for seed in range(6):
+        params = SamplingParams(max_tokens=8, temperature=1.8, seed=seed, grammar=NUMBER_GRAMMAR)
+        answers.append(llama.chat(ASK, params).text)
+    # max_tokens may cut a fraction after its point: the answer is still a number once that point is dropped
+    assert all(re.fullmatch(r"-?[0-9]+(\.[0-9]*)?", a) for a in answers), answers
 
 
 @pytest.mark.slow

@@ -252,6 +252,7 @@ class PipelineRunner:
             params=SamplingParams(max_tokens=step.max_tokens, temperature=step.temperature),
             json_schema=step.json_schema,
             want_json=step.parse == "json",
+            want_number=step.parse == "number",
             labels=tuple(step.labels),
         )
 

@@ -38,6 +38,7 @@ class ModelRequest:
     params: SamplingParams
     json_schema: Mapping[str, Any] | None = None
     want_json: bool = False
+    want_number: bool = False
     labels: tuple[str, ...] = ()
     n: int = 1
 
@@ -61,15 +62,17 @@ class ModelCaller(Protocol):
 
 def constrain(backend: Backend, request: ModelRequest) -> SamplingParams:
     """The request's decoding, constrained to its answer's shape where the backend can: a GBNF grammar on
-    llama.cpp (JSON schema or label set), ``response_format`` on an OpenAI-compatible endpoint."""
+    llama.cpp (JSON schema, label set or number), ``response_format`` on an OpenAI-compatible endpoint."""
     params = request.params
-    if not (request.want_json or request.labels):
+    if not (request.want_json or request.want_number or request.labels):
         return params
     if getattr(backend, "supports_grammar", False):
-        from cadre.runtime.grammars import choice_grammar, json_grammar
+        from cadre.runtime.grammars import NUMBER_GRAMMAR, choice_grammar, json_grammar
 
         if request.labels:
             return replace(params, grammar=choice_grammar(request.labels))
+        if request.want_number:
+            return replace(params, grammar=NUMBER_GRAMMAR)
         return replace(
             params, grammar=json_grammar(dict(request.json_schema) if request.json_schema else None)
         )

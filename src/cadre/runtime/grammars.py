@@ -2,7 +2,7 @@
 
 GBNF is llama.cpp's grammar format (``grammars/README.md`` in ggml-org/llama.cpp). ``SamplingParams.grammar``
 carries its text; the llama.cpp backend puts a grammar sampler first in its sampler chain, so every token it picks
-keeps the output inside the grammar. :func:`choice_grammar` allows exactly one of a label set;
+keeps the output inside the grammar. :func:`choice_grammar` allows exactly one of a label set, :data:`NUMBER_GRAMMAR` a plain decimal number;
 :func:`json_grammar` turns OpenAI's ``response_format`` into GBNF: any JSON object (``json_object``), or JSON
 matching a schema (``json_schema``); the JSON grammars come from llama-cpp-python's port of llama.cpp's ``grammars/json.gbnf``
 and ``json_schema_to_grammar`` (``llama_cpp.llama_grammar``, MIT licence), which the llama.cpp backend already
@@ -17,7 +17,7 @@ from typing import Any
 
 from cadre.errors import ConfigError
 
-__all__ = ["choice_grammar", "gbnf_literal", "json_grammar"]
+__all__ = ["NUMBER_GRAMMAR", "choice_grammar", "gbnf_literal", "json_grammar"]
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -33,6 +33,10 @@ def gbnf_literal(text: str) -> str:
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
+
+
+NUMBER_GRAMMAR = 'root ::= "-"? [0-9]+ ("." [0-9]+)?\n'
+"""A plain decimal number (no sign other than minus, no thousands separators, no exponent)."""
 
 
 def choice_grammar(options: Sequence[str]) -> str:
