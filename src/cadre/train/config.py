@@ -139,7 +139,10 @@ class TrainConfig(StrictModel):
     )
     metric_examples: int = Field(64, ge=1, description="held-out examples generated for the task metric")
     early_stopping_patience: int | None = Field(
-        3, ge=1, description="evaluations without improvement before stopping (null: never stop early)"
+        None,
+        ge=1,
+        description="evaluations without improvement before stopping and keeping the best evaluated adapter "
+        "(default: never stop early; the run's last adapter is kept)",
     )
     save_every: int = Field(50, ge=1, description="steps between resumable checkpoints")
     keep_checkpoints: int = Field(2, ge=1, description="resumable checkpoints kept on disk")

@@ -369,6 +369,7 @@ def _run(
                         if (
                             config.early_stopping_patience
                             and state["bad_evals"] >= config.early_stopping_patience
+                            and state["step"] < total
                         ):
                             state["stopped"] = "early_stopping"
                     shown = f"{record['eval_loss']:.3f}" + (
@@ -402,10 +403,17 @@ def _finish(
     bf16: bool,
     device: str,
 ) -> TrainResult:
-    """Write the chosen adapter (best evaluated, else last), metrics.json and README.md into ``out``."""
+    """Write the chosen adapter, metrics.json and README.md into ``out``.
+
+    The adapter is the last step's, where the schedule planned for the run has decayed, unless early stopping
+    ended the run: then the best evaluated one. On HWU64 the best-by-held-out-loss adapter of a 10-minute run
+    (56 held-out examples, step 91 of 142) answered 0.940 of 200 test items and the last one 0.955
+    (docs/train.md): a small held-out split's loss is too noisy to pick a checkpoint by.
+    """
     clock = time.perf_counter()
     best_dir = out / "checkpoints" / "best"
-    if state["best_step"] is not None and best_dir.is_dir():
+    stopped_early = state["stopped"] == "early_stopping"
+    if stopped_early and state["best_step"] is not None and best_dir.is_dir():
         chosen, source = best_dir, f"best evaluation (step {state['best_step']})"
     else:
         _save_adapter(model, out / "checkpoints" / "last")
