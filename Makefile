@@ -30,7 +30,7 @@ format: setup
 
 # Whole suite: the fast tests and the slow end-to-end ones.
 test: setup lint
-	$(PY) -m pytest -m "slow or not slow" -q
+	$(PY) -m pytest -m "slow or not slow" -q --durations=25
 
 test-fast: setup
 	$(PY) -m pytest -q
