@@ -22,14 +22,25 @@ from pathlib import Path
 import pytest
 
 
+def unused_loopback_port() -> int:
+    """A loopback port nothing listens on (bound, then released): free for a server, dead for a client."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def unused_port() -> Callable[[], int]:
+    """:func:`unused_loopback_port`, for tests and fixtures that start a server or need an address nothing serves."""
+    return unused_loopback_port
+
+
 @contextlib.contextmanager
 def _llama_server(model: Path, log_path: Path, *, n_ctx: int) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server for ``model`` on a free loopback port; yields its base URL."""
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = unused_loopback_port()
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(model), "--model_alias", "smollm2-135m",

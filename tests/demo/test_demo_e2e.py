@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,12 +20,6 @@ from cadre.serve import load_ecosystem
 pytestmark = pytest.mark.slow
 
 CADRE = [str(Path(sys.executable).parent / "cadre")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +91,10 @@ def test_rerun_reuses_every_step(demo_out: Path) -> None:
     assert time.perf_counter() - t0 < 120
 
 
-def test_serve_answers_over_a_socket(demo_out: Path) -> None:
+def test_serve_answers_over_a_socket(demo_out: Path, unused_port: Callable[[], int]) -> None:
     import openai
 
-    port = _free_port()
+    port = unused_port()
     server = subprocess.Popen(
         [*CADRE, "serve", str(demo_out / "ecosystem.yaml"), "--port", str(port)],
         stdout=subprocess.PIPE,

@@ -4,11 +4,10 @@ an API key), shared by the integration tests of one session."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,20 +66,16 @@ class Served:
     key: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
-def cadre_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def cadre_server(
+    tmp_path_factory: pytest.TempPathFactory, unused_port: Callable[[], int]
+) -> Iterator[Served]:
     """`cadre serve ecosystem.yaml --port N` as a subprocess, until the session ends."""
     import httpx
 
     eco = tmp_path_factory.mktemp("ecosystem") / "ecosystem.yaml"
     eco.write_text(yaml.safe_dump(ECOSYSTEM))
-    port = _free_port()
+    port = unused_port()
     src = str(Path(__file__).resolve().parents[2] / "src")
     env = {
         **os.environ,

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,13 +45,9 @@ def test_url_from_default_environment_and_llm_keys(llm_home: Path, monkeypatch: 
 
 
 def test_without_a_server_only_cadre_auto_is_registered(
-    llm_home: Path, monkeypatch: pytest.MonkeyPatch
+    llm_home: Path, monkeypatch: pytest.MonkeyPatch, unused_port: Callable[[], int]
 ) -> None:
-    import socket
-
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = unused_port()
     monkeypatch.setenv(llm_plugin.URL_ENV, f"http://127.0.0.1:{dead}")
     registered: list[tuple[str, tuple[str, ...]]] = []
     llm_plugin.register_models(lambda model, aliases=(): registered.append((model.model_id, tuple(aliases))))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -122,10 +121,8 @@ def test_adapter_is_sent_as_the_model_and_params_are_forwarded(server: tuple[str
     )  # fmt: skip
 
 
-def test_unreachable_endpoint_is_one_clear_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+def test_unreachable_endpoint_is_one_clear_error(unused_port: Callable[[], int]) -> None:
+    port = unused_port()
     b = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=1, backoff=0.01)
     with b, pytest.raises(BackendError, match=r"cannot reach .* start the server or fix the base_url"):
         b.chat(MSG, P)

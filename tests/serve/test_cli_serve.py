@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -49,17 +49,13 @@ def test_key_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
-def test_sighup_reloads_and_sigterm_finishes_in_flight_requests(tmp_path: Path) -> None:
+def test_sighup_reloads_and_sigterm_finishes_in_flight_requests(
+    tmp_path: Path, unused_port: Callable[[], int]
+) -> None:
     eco = tmp_path / "ecosystem.yaml"
     eco.write_text(yaml.safe_dump(SPEC))
-    port = _free_port()
+    port = unused_port()
     env = {**os.environ, "CADRE_API_KEY": "process-key-1"}
     proc = subprocess.Popen(
         [

@@ -9,10 +9,9 @@ the generalist endpoint dying mid-run.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +64,10 @@ OUT_OF_SCOPE = [
 ]
 
 
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def servers(
+    tmp_path_factory: pytest.TempPathFactory, unused_port: Callable[[], int]
+) -> Iterator[dict[str, Any]]:
     mp = pytest.MonkeyPatch()
     mp.setenv("CADRE_TEST_UPSTREAM_KEY", UPSTREAM_KEY)
     upstream = LiveServer(small_spec(), api_keys=[UPSTREAM_KEY]).start()
@@ -101,7 +96,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                 },
                 {
                     "name": "broken",
-                    "base": f"openai:nothing@http://127.0.0.1:{_dead_port()}/v1",
+                    "base": f"openai:nothing@http://127.0.0.1:{unused_port()}/v1",
                     "decoding": {"max_tokens": 4},
                 },
             ],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,20 +49,14 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def env() -> Iterator[dict[str, Any]]:
+def env(unused_port: Callable[[], int]) -> Iterator[dict[str, Any]]:
     mp = pytest.MonkeyPatch()
     mp.setenv(SECRET_ENV, SECRET)
     sink = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     sink_url = f"http://127.0.0.1:{sink.server_address[1]}/v1"
-    trusted = f"http://127.0.0.1:{_dead_port()}/v1"  # the endpoint the file sends the secret to
+    trusted = f"http://127.0.0.1:{unused_port()}/v1"  # the endpoint the file sends the secret to
     spec = small_spec(server={"admin": True, "admin_remote_urls": [sink_url, trusted], "fallback": "error"})
     data = spec.model_dump(mode="json")
     data["specialists"].append({"name": "trusted", "base": f"openai:m@{trusted}", "api_key_env": SECRET_ENV})

@@ -52,7 +52,9 @@ def test_train_writes_adapter_config_metrics_and_card(
     evals = [h["eval_loss"] for h in metrics["history"]]
     assert len(evals) == 4 and evals[-1] < evals[0]  # it learns the labels
     assert metrics["best"]["eval_loss"] == min(evals)
-    assert metrics["adapter_from"] == "last step (16)"  # no early stopping: the decayed schedule's end is kept
+    assert (
+        metrics["adapter_from"] == "last step (16)"
+    )  # no early stopping: the decayed schedule's end is kept
     card = (out / "README.md").read_text()
     for section in (
         "## Base model",
