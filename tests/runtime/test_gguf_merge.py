@@ -11,6 +11,7 @@ from cadre.errors import ModelLoadError
 from cadre.formats import open_gguf_weights, read_gguf_header
 from cadre.runtime.adapter_tax import adapter_shape, adapter_tax
 from cadre.runtime.gguf_merge import merge_gguf_adapter, read_gguf_lora
+from cadre.runtime.trained_prompt import TrainedPrompt, read_trained_prompt
 
 N_IN, N_OUT, RANK = 64, 32, 4
 
@@ -35,7 +36,12 @@ def _base(path: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def _adapter(
-    path: Path, rng: np.random.Generator, *, alpha: float, n_in: int = N_IN
+    path: Path,
+    rng: np.random.Generator,
+    *,
+    alpha: float,
+    n_in: int = N_IN,
+    metadata: dict[str, str] | None = None,
 ) -> tuple[np.ndarray, ...]:
     import gguf
 
@@ -45,6 +51,8 @@ def _adapter(
     writer.add_string("general.type", "adapter")
     writer.add_string("adapter.type", "lora")
     writer.add_float32("adapter.lora.alpha", alpha)
+    for key, value in (metadata or {}).items():
+        writer.add_string(key, value)
     writer.add_tensor("blk.0.attn_q.weight.lora_a", a)
     writer.add_tensor("blk.0.attn_q.weight.lora_b", b)
     for step in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
@@ -75,6 +83,16 @@ def test_merge_adds_the_scaled_update_and_copies_the_rest(tmp_path: Path) -> Non
     np.testing.assert_array_equal(np.asarray(tensors["blk.0.ffn_up.weight"].data), w["blk.0.ffn_up.weight"])
     header = read_gguf_header(out)
     assert header.kind == "model" and header.architecture == "llama"
+    assert read_trained_prompt(out) is None  # the adapter recorded no training-time prompt: none is added
+
+
+def test_merge_carries_the_adapters_training_time_prompt(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    _base(tmp_path / "base.gguf", rng)
+    prompt = TrainedPrompt("keep", "Label the ticket.", "Label the ticket.")
+    _adapter(tmp_path / "lora.gguf", rng, alpha=8.0, metadata=prompt.to_gguf())
+    out = merge_gguf_adapter(tmp_path / "base.gguf", tmp_path / "lora.gguf", tmp_path / "merged.gguf")
+    assert read_trained_prompt(out) == prompt
 
 
 def test_merge_refuses_an_adapter_for_another_base(tmp_path: Path) -> None:

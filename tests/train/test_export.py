@@ -127,3 +127,39 @@ def test_bad_export_requests(tiny_adapter: Path, tmp_path: Path) -> None:
     (tmp_path / "pickled" / "adapter_config.json").write_text("{}")
     with pytest.raises(ModelLoadError, match="never pickled"):
         export_adapter(tmp_path / "pickled", "gguf-adapter")
+
+
+def test_merged_gguf_carries_the_training_time_prompt(tiny_adapter: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import gguf
+
+    from cadre.formats import read_gguf_header
+    from cadre.runtime.trained_prompt import TrainedPrompt, read_trained_prompt
+
+    # a GGUF base with the tiny llama's shapes (ne = n_in, n_out; numpy's order is the reverse)
+    shapes = {"attn_q": (32, 32), "attn_k": (16, 32), "attn_v": (16, 32), "ffn_down": (32, 64)}
+    base = tmp_path / "base.gguf"
+    writer = gguf.GGUFWriter(str(base), "llama")
+    writer.add_uint32("llama.block_count", 2)
+    writer.add_string("cadre.prompt.mode", "drop")  # a stale key of the base is replaced, not duplicated
+    for layer in range(2):
+        for name, shape in shapes.items():
+            writer.add_tensor(f"blk.{layer}.{name}.weight", np.zeros(shape, dtype=np.float32))
+    for step in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
+        step()
+    writer.close()
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_adapter, run)
+    meta = json.loads((run / "cadre.json").read_text())
+    meta["base"] = {**meta["base"], "kind": "gguf", "path": str(base)}
+    trained = TrainedPrompt("replace", "Intent?", "Classify: billing, refund, login or shipping.")
+    meta["prompt"] = trained.to_json()
+    (run / "cadre.json").write_text(json.dumps(meta))
+
+    merged = export_adapter(run, "gguf-merged", out=tmp_path / "merged.gguf")
+    assert read_gguf_header(merged).kind == "model"
+    assert read_trained_prompt(merged) == trained
+    assert [f.name for f in gguf.GGUFReader(str(merged)).fields.values()].count("cadre.prompt.mode") == 1
+    assert read_trained_prompt(export_adapter(run, "gguf-adapter", out=tmp_path / "a.gguf")) == trained

@@ -81,3 +81,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
+
+
+if __name__ == "__main__":  # `python -m cadre.cli.main`, and `accelerate launch -m cadre.cli.main train ...`
+    main()

@@ -66,11 +66,17 @@ def _train(
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON (no progress bar)"),
     **flags: Any,
 ) -> None:
-    """Fine-tune a LoRA specialist on task data (chat JSONL, prompt/completion, CSV, datasets dir)."""
+    """Fine-tune a LoRA specialist on task data (chat JSONL, prompt/completion, CSV, datasets dir).
+
+    Several GPUs (DDP through HF accelerate; --batch-size stays the global batch, split between the processes):
+    accelerate launch --multi_gpu --num_processes N -m cadre.cli.main train --data ... --out ...
+    """
     from cadre.train import train
 
     cfg = build_config(config, flags)
     result = train(cfg, progress=not json_out, resume=resume)
+    if not result.primary:  # another process of a multi-process run: rank 0 reports
+        return
     if json_out:
         print_json({"adapter_dir": result.adapter_dir, **result.metrics})
         return

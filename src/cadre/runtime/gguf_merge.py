@@ -9,6 +9,7 @@ is run (llama-cpp-python ships no merge function; llama.cpp's ``llama-export-lor
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from cadre.errors import ConfigError, ModelLoadError
 from cadre.formats import open_gguf_weights, read_gguf_header
 from cadre.runtime.gguf_adapters import check_adapter_fits
+from cadre.runtime.trained_prompt import gguf_prompt_keys
 
 __all__ = [
     "FILE_TYPE",
@@ -72,9 +74,22 @@ def _dense(t: Any) -> np.ndarray:
     return weight.reshape(int(t.shape[1]), int(t.shape[0]))
 
 
-def write_merged(out: Path, base_path: Path, pairs: LoraPairs, scale: float, quant: str | None) -> None:
+def write_merged(
+    out: Path,
+    base_path: Path,
+    pairs: LoraPairs,
+    scale: float,
+    quant: str | None,
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
     """Write base + scale·(B @ A) on the adapted tensors, requantized (Q8_0 unless ``quant``); other tensors are
-    copied as they are (or converted to ``quant`` when given). The file appears atomically."""
+    copied as they are (or converted to ``quant`` when given). The file appears atomically.
+
+    ``metadata``: string keys to add (replacing the base's value of the same key): the adapter's
+    ``cadre.prompt.*`` keys, so the merged specialist is served with the prompt it was trained with.
+    """
+    extra = dict(metadata or {})
     import gguf
 
     arch = read_gguf_header(base_path, what="base model").metadata.get("general.architecture")
@@ -84,12 +99,14 @@ def write_merged(out: Path, base_path: Path, pairs: LoraPairs, scale: float, qua
     tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
     writer = gguf.GGUFWriter(str(tmp), arch)
     for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name == "general.architecture":
+        if field.name.startswith("GGUF.") or field.name == "general.architecture" or field.name in extra:
             continue
         if field.name == "general.file_type":
             writer.add_uint32("general.file_type", FILE_TYPE[quant or "Q8_0"])
             continue
         _copy_field(writer, field)
+    for key, value in extra.items():
+        writer.add_string(key, value)
     target = gguf.GGMLQuantizationType[quant] if quant else None
     for t in reader.tensors:
         lora = pairs.get(t.name)
@@ -133,13 +150,15 @@ def read_gguf_lora(adapter_path: Path) -> tuple[LoraPairs, float]:
 
 def merge_gguf_adapter(base_path: Path, adapter_path: Path, out: Path, *, quant: str | None = None) -> Path:
     """Write ``base_path`` with the GGUF LoRA ``adapter_path`` folded in to ``out``: the adapted tensors in Q8_0,
-    the others as the base stores them (``quant``: convert every 2-D tensor to that type instead).
+    the others as the base stores them (``quant``: convert every 2-D tensor to that type instead). The adapter's
+    training-time prompt (``cadre.prompt.*``) goes with it.
 
     Raises:
         ModelLoadError: either file is unreadable, or the adapter was made for another base.
     """
-    check_adapter_fits(read_gguf_header(adapter_path, what="adapter"), read_gguf_header(base_path))
+    adapter = read_gguf_header(adapter_path, what="adapter")
+    check_adapter_fits(adapter, read_gguf_header(base_path))
     pairs, scale = read_gguf_lora(adapter_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_merged(out, base_path, pairs, scale, quant)
+    write_merged(out, base_path, pairs, scale, quant, metadata=gguf_prompt_keys(adapter.metadata))
     return out

@@ -178,6 +178,9 @@ class LlamaCppBackend:
             )
         self.path = self.info.path
         self.name = name or self.path.stem
+        # a merged specialist (adapter folded in by `cadre export --format gguf-merged` or `cadre serve`)
+        # carries its training-time prompt in the model file
+        self.model_prompt: TrainedPrompt | None = read_trained_prompt(self.path, self.info.metadata)
         self.n_ctx = n_ctx
         self.n_parallel = n_parallel
         self.n_threads = n_threads or default_threads()
@@ -378,8 +381,8 @@ class LlamaCppBackend:
         return len(self.tokenize(text))
 
     def render_chat(self, messages: Sequence[ChatMessage], *, adapter: str | None = None) -> str:
-        """The prompt text the model sees for ``messages`` (the GGUF's chat template; with ``adapter``, after
-        its training-time system prompt is applied)."""
+        """The prompt text the model sees for ``messages`` (the GGUF's chat template, after the training-time
+        system prompt of ``adapter`` — or, without one, of a merged specialist's model file — is applied)."""
         return self.template.render(self._trained_messages(messages, adapter))
 
     def adapter_prompt(self, name: str) -> TrainedPrompt | None:
@@ -390,7 +393,8 @@ class LlamaCppBackend:
         self, messages: Sequence[ChatMessage], adapter: str | None
     ) -> Sequence[ChatMessage]:
         loaded = self._adapters.get(adapter) if adapter is not None else None
-        return loaded.prompt.apply(messages) if loaded is not None and loaded.prompt else messages
+        prompt = loaded.prompt if loaded is not None and loaded.prompt else self.model_prompt
+        return prompt.apply(messages) if prompt is not None else messages
 
     def _prompt_tokens(self, text: str, *, templated: bool) -> list[int]:
         # A rendered chat template already holds the special tokens (and BOS when the template writes it).

@@ -1,8 +1,9 @@
 """The system prompt a specialist was trained with, read from its adapter, and applied to the requests it serves.
 
 ``cadre train`` records the prompt in the adapter's metadata: in ``cadre.json`` of a PEFT folder (key
-``prompt``) and, when exported, as GGUF keys (``cadre.prompt.*``) that llama.cpp ignores. The backends read it
-when they load an adapter and apply it to every chat request for that adapter, so ``cadre serve``,
+``prompt``) and, when exported, as GGUF keys (``cadre.prompt.*``) that llama.cpp ignores — in a GGUF adapter,
+and in a merged GGUF (the adapter folded into its base). The backends read it when they load an adapter (or a
+merged model) and apply it to every chat request for that adapter (or model), so ``cadre serve``,
 ``cadre eval`` and ``cadre generate`` give a specialist the prompt it learned with without being told:
 
 - a request without a system message gets the trained one (a client of a specialist need not know its label
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 from cadre.runtime.protocol import ChatMessage
 
-__all__ = ["GGUF_PROMPT_KEYS", "PromptMode", "TrainedPrompt", "read_trained_prompt"]
+__all__ = ["GGUF_PROMPT_KEYS", "PromptMode", "TrainedPrompt", "gguf_prompt_keys", "read_trained_prompt"]
 
 PromptMode = Literal["keep", "drop", "replace"]
 
@@ -55,6 +56,11 @@ class TrainedPrompt:
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "system": self.system, "data_system": self.data_system}
 
+    def to_gguf(self) -> dict[str, str]:
+        """The ``cadre.prompt.*`` string keys of a GGUF file (a None field is left out)."""
+        record = self.to_json()
+        return {key: record[f] for f, key in GGUF_PROMPT_KEYS.items() if record[f] is not None}
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrainedPrompt:
         mode = data.get("mode", "keep")
@@ -67,13 +73,19 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def gguf_prompt_keys(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The ``cadre.prompt.*`` keys present in a GGUF header's ``metadata`` (to copy them into another file)."""
+    return {key: metadata[key] for key in GGUF_PROMPT_KEYS.values() if isinstance(metadata.get(key), str)}
+
+
 def read_trained_prompt(
     adapter: str | Path, metadata: Mapping[str, Any] | None = None
 ) -> TrainedPrompt | None:
-    """The prompt recorded with ``adapter`` (a PEFT folder or a GGUF adapter), or None when none was recorded.
+    """The prompt recorded with ``adapter`` (a PEFT folder, a GGUF adapter or a merged GGUF model), or None when
+    none was recorded.
 
     Args:
-        adapter: the adapter's path.
+        adapter: the adapter's (or merged model's) path.
         metadata: the GGUF header's metadata when the caller has read it already (llama.cpp backend).
     """
     path = Path(adapter)

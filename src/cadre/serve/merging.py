@@ -26,7 +26,9 @@ log = logging.getLogger("cadre.serve")
 
 MERGE_QUANT = "Q8_0"
 """Tensor type of the adapted weights in a merged file (the others keep the base's: see gguf_merge)."""
-_MERGE_VERSION = "1"  # bump when the merged file's content would change for the same inputs
+_MERGE_VERSION = (
+    "2"  # bump when the merged file's content would change for the same inputs (2: cadre.prompt.*)
+)
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def load_base_model(ref: BaseRef, *, device: str = "cpu", qlora: bool = False) -
             bnb_4bit_compute_dtype=torch.bfloat16,
             bnb_4bit_use_double_quant=True,
         )
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": torch.device(device).index or 0}  # this process's GPU under DDP
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(str(_hf_dir(ref)), **kwargs)
     except (OSError, ValueError, KeyError) as err:

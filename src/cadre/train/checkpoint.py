@@ -4,7 +4,8 @@ A checkpoint is a directory ``<out>/checkpoints/step-00000050/`` holding
 
 - ``trainable.safetensors``: the trainable (LoRA) parameters by name,
 - ``optimizer.safetensors`` + ``optimizer.json``: AdamW's per-parameter tensors and its param groups,
-- ``rng.safetensors``: torch's CPU (and CUDA) generator states, so dropout continues identically,
+- ``rng.safetensors``: torch's CPU (and CUDA) generator states, so dropout continues identically (under
+  several processes, rank r > 0's under ``<name>.rank<r>``),
 - ``state.json``: step, data-order position (epoch, micro-batch), schedule length, eval history, counters.
 
 It is written into a temporary directory and renamed into place, so a crash (kill -9) never leaves a
@@ -29,6 +30,8 @@ __all__ = [
     "atomic_write_text",
     "latest_checkpoint",
     "load_checkpoint",
+    "local_rng_state",
+    "rng_states",
     "save_checkpoint",
 ]
 
@@ -98,9 +101,41 @@ def _optimizer_from_files(tensors: dict[str, Any], meta: dict[str, Any]) -> dict
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(out: Path, *, model: Any, optimizer: Any, state: dict[str, Any], keep: int) -> Path:
-    """Write checkpoint ``step-<state['step']>`` under ``out/checkpoints`` and prune all but the ``keep`` newest."""
+def local_rng_state() -> dict[str, Any]:
+    """This process's torch generator states: ``cpu`` and, with CUDA, ``cuda0``, ``cuda1``, ..."""
     import torch
+
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            rng[f"cuda{i}"] = s
+    return rng
+
+
+def rng_states(per_rank: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The RNG tensors of a checkpoint: rank 0's under their names, rank r's under ``<name>.rank<r>``
+    (``per_rank`` None: this process's only)."""
+    if per_rank is None:
+        return local_rng_state()
+    out: dict[str, Any] = {}
+    for rank, states in enumerate(per_rank):
+        out.update({name if rank == 0 else f"{name}.rank{rank}": t for name, t in states.items()})
+    return out
+
+
+def save_checkpoint(
+    out: Path,
+    *,
+    model: Any,
+    optimizer: Any,
+    state: dict[str, Any],
+    keep: int,
+    rng: dict[str, Any] | None = None,
+) -> Path:
+    """Write checkpoint ``step-<state['step']>`` under ``out/checkpoints`` and prune all but the ``keep`` newest.
+
+    ``rng``: the generator states to store (:func:`rng_states`; default: this process's).
+    """
     from safetensors.torch import save_file
 
     root = out / "checkpoints"
@@ -108,10 +143,7 @@ def save_checkpoint(out: Path, *, model: Any, optimizer: Any, state: dict[str, A
     target = root / f"step-{int(state['step']):08d}"
     trainable = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
     opt_tensors, opt_meta = _optimizer_to_files(optimizer)
-    rng = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            rng[f"cuda{i}"] = s
+    rng = {k: v.detach().cpu().contiguous() for k, v in (rng or local_rng_state()).items()}
     with atomic_dir(target) as tmp:
         save_file(trainable, str(tmp / "trainable.safetensors"))
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
@@ -134,8 +166,11 @@ def latest_checkpoint(out: Path) -> Path | None:
     return max(done, key=lambda p: p.name) if done else None
 
 
-def load_checkpoint(path: Path, *, model: Any, optimizer: Any) -> dict[str, Any]:
+def load_checkpoint(path: Path, *, model: Any, optimizer: Any, rank: int = 0) -> dict[str, Any]:
     """Restore trainable weights, optimizer and RNG state from ``path``; return its ``state.json``.
+
+    ``rank``: this process's rank; it restores that rank's RNG state, or, when the checkpoint was written by
+    fewer processes, a generator seeded from the rank and the step (the data split differs then anyway).
 
     Raises:
         ModelLoadError: the checkpoint does not match the model (another config or base).
@@ -161,10 +196,16 @@ def load_checkpoint(path: Path, *, model: Any, optimizer: Any) -> dict[str, Any]
         for k, v in load_file(str(path / "optimizer.safetensors")).items()
     }
     optimizer.load_state_dict(_optimizer_from_files(opt_tensors, meta))
+    state: dict[str, Any] = json.loads((path / "state.json").read_text(encoding="utf-8"))
     rng = load_file(str(path / "rng.safetensors"))
-    torch.set_rng_state(rng["cpu"])
-    cuda_states = [rng[k] for k in sorted(rng) if k.startswith("cuda")]
+    suffix = f".rank{rank}" if rank else ""
+    if f"cpu{suffix}" not in rng:
+        torch.manual_seed(1_000_003 * rank + int(state["step"]))
+        return state
+    torch.set_rng_state(rng[f"cpu{suffix}"])
+    mine = re.compile(rf"^cuda(\d+){re.escape(suffix)}$")
+    cuda = sorted((int(m.group(1)), k) for k in rng if (m := mine.match(k)))
+    cuda_states = [rng[k] for _, k in cuda]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
-    state: dict[str, Any] = json.loads((path / "state.json").read_text(encoding="utf-8"))
     return state

@@ -22,7 +22,7 @@ import numpy as np
 
 from cadre.errors import ConfigError, ModelLoadError, NotFoundError
 from cadre.runtime.gguf_merge import encode_tensor, finish_file, write_merged
-from cadre.runtime.trained_prompt import GGUF_PROMPT_KEYS, read_trained_prompt
+from cadre.runtime.trained_prompt import read_trained_prompt
 
 __all__ = ["EXPORT_FORMATS", "QUANTS", "export_adapter", "permute_qk_rows"]
 
@@ -162,15 +162,10 @@ def _gguf_alpha(config: dict[str, Any]) -> float:
 # ------------------------------------------------------------------------------------------------ writing
 
 
-def _add_prompt(writer: Any, adapter_dir: Path) -> None:
+def _prompt_keys(adapter_dir: Path) -> dict[str, str]:
     """The training-time prompt from cadre.json as ``cadre.prompt.*`` keys (llama.cpp ignores them)."""
     prompt = read_trained_prompt(adapter_dir)
-    if prompt is None:
-        return
-    for field, key in GGUF_PROMPT_KEYS.items():
-        value = prompt.to_json()[field]
-        if value is not None:
-            writer.add_string(key, value)
+    return prompt.to_gguf() if prompt is not None else {}
 
 
 def _write_adapter(
@@ -189,7 +184,8 @@ def _write_adapter(
     writer.add_string("general.name", out.stem)
     writer.add_string("adapter.type", "lora")
     writer.add_float32("adapter.lora.alpha", _gguf_alpha(config))
-    _add_prompt(writer, adapter_dir)
+    for key, value in _prompt_keys(adapter_dir).items():
+        writer.add_string(key, value)
     for name, (a, b) in sorted(pairs.items()):
         for suffix, w in ((".lora_a", a), (".lora_b", b)):
             data, raw = encode_tensor(w, quant)
@@ -268,5 +264,6 @@ def export_adapter(
         raise NotFoundError(f"the base GGUF {str(base_path)!r} recorded in cadre.json no longer exists")
     target = Path(out) if out else adapter_dir / f"merged-{(quant or 'Q8_0').lower()}.gguf"
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_merged(target, base_path, pairs, _gguf_alpha(config) / int(config["r"]), quant)
+    scale = _gguf_alpha(config) / int(config["r"])
+    write_merged(target, base_path, pairs, scale, quant, metadata=_prompt_keys(adapter_dir))
     return target

@@ -59,7 +59,7 @@ def pick_bf16(config: TrainConfig, device: str) -> bool:
         return False
     if config.precision == "bf16":
         return True
-    if device == "cuda":
+    if device.startswith("cuda"):
         return bool(torch.cuda.is_bf16_supported())
     return cpu_supports_bf16()
 

@@ -32,9 +32,12 @@ from cadre.train.checkpoint import (
     atomic_write_text,
     latest_checkpoint,
     load_checkpoint,
+    local_rng_state,
+    rng_states,
     save_checkpoint,
 )
 from cadre.train.config import TrainConfig
+from cadre.train.distributed import Cluster, loss_module, rank_microbatches
 from cadre.train.loop_parts import (
     LabelledTokenLoss,
     collate,
@@ -50,7 +53,7 @@ __all__ = ["TrainResult", "train"]
 EVALS_PER_RUN = 8
 EVAL_TIME_RATIO = 8.0  # under a time budget: optimizer seconds between evaluations >= 8 x the last one's
 # Config fields that may change between a run and its --resume without changing the result.
-_RESUME_MAY_CHANGE = {"threads", "budget", "max_steps", "epochs", "share_prefix"}
+_RESUME_MAY_CHANGE = {"out", "threads", "budget", "max_steps", "epochs", "share_prefix"}
 
 
 @dataclass
@@ -63,6 +66,9 @@ class TrainResult:
     stopped: str  # "completed" | "early_stopping" | "budget"
     resumed_from: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    primary: bool = (
+        True  # False on the processes other than rank 0 of a multi-process run (they wrote nothing)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the loop
@@ -156,7 +162,8 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
         ConfigError: ``config.out`` holds another run (without ``resume``) or a different config (with it).
         ModelLoadError: the base cannot be loaded.
     """
-    reporter = Reporter(progress)
+    cluster = Cluster(pick_device(config))
+    reporter = Reporter(progress and cluster.is_main)
     out = Path(config.out)
     ckpt = latest_checkpoint(out) if resume else None
     if not resume and (latest_checkpoint(out) is not None or (out / "adapter_model.safetensors").exists()):
@@ -167,6 +174,7 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
         _check_resume_config(out, config)
     elif resume:
         reporter.note(f"[yellow]note:[/] no checkpoint in {out}/checkpoints; starting from the beginning")
+    cluster.barrier()  # every process has looked at ``out`` before rank 0 writes into it
 
     clock = time.perf_counter()
     prep = _prepare(config, reporter)
@@ -177,23 +185,29 @@ def train(config: TrainConfig, *, progress: bool = True, resume: bool = False) -
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _run(config, out, prep, ckpt, reporter)
+        return _run(config, out, prep, ckpt, reporter, cluster)
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _run(
-    config: TrainConfig, out: Path, prep: _Prepared, ckpt: Path | None, reporter: Reporter
+    config: TrainConfig,
+    out: Path,
+    prep: _Prepared,
+    ckpt: Path | None,
+    reporter: Reporter,
+    cluster: Cluster,
 ) -> TrainResult:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    device = pick_device(config)
+    device = cluster.device
     bf16 = pick_bf16(config, device)
 
     torch.manual_seed(config.seed)
     clock = time.perf_counter()
-    base_model = load_base_model(prep.ref, device=device, qlora=config.qlora)
+    with cluster.main_first():  # rank 0 fills the dequantized-base cache, the others read it
+        base_model = load_base_model(prep.ref, device=device, qlora=config.qlora)
     info = describe_base(prep.ref, base_model.config)
     if info.context_length and config.max_length > info.context_length:
         raise ConfigError(
@@ -215,10 +229,14 @@ def _run(
         model = get_peft_model(base_model, lora)
     except ValueError as err:
         raise ConfigError(f"lora.target_modules: {err}") from None
+    loss_fn = LabelledTokenLoss(model, bf16=bf16, device=device)
+    # one process: the loss function itself; several: DDP over a module whose forward is the loss
+    step_loss_fn = cluster.wrap(loss_module(model, loss_fn)) if cluster.world > 1 else loss_fn
+    if cluster.rank:  # LoRA dropout: other masks than rank 0's (the weights are rank 0's, DDP broadcast them)
+        torch.manual_seed(config.seed + 1_000_003 * cluster.rank)
     trainable = [p for p in model.parameters() if p.requires_grad]
     prep.timing["load_model"] = time.perf_counter() - clock
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    loss_fn = LabelledTokenLoss(model, bf16=bf16, device=device)
     pad_id = int(prep.tokenizer.pad_token_id)
     lengths = [len(e) for e in prep.train]
 
@@ -227,8 +245,10 @@ def _run(
     state: dict[str, Any]
     resumed_from = None
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model=model, optimizer=optimizer)
+        state = load_checkpoint(ckpt, model=model, optimizer=optimizer, rank=cluster.rank)
         resumed_from = int(state["step"])
+        if planner.seconds is None:  # a changed --max-steps/--epochs/token budget applies to the resumed run
+            state["total_steps"] = max(resumed_from, planner.initial())
         reporter.note(f"resuming from {ckpt.name} (step {resumed_from} of {state['total_steps']})")
     else:
         state = {
@@ -243,15 +263,18 @@ def _run(
             "bad_evals": 0,
             "history": [],
             "stopped": None,
+            "train_losses": [],
         }
-        atomic_write_text(out / "train_config.json", config.model_dump_json(indent=2))
-        atomic_write_text(
-            out / "train_config.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
-        )
-        atomic_write_text(
-            out / "cadre.json",
-            json.dumps({"base": info.to_json(), "prompt": prep.prompt.to_json()}, indent=2),
-        )
+        if cluster.is_main:
+            atomic_write_text(out / "train_config.json", config.model_dump_json(indent=2))
+            atomic_write_text(
+                out / "train_config.yaml",
+                yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False),
+            )
+            atomic_write_text(
+                out / "cadre.json",
+                json.dumps({"base": info.to_json(), "prompt": prep.prompt.to_json()}, indent=2),
+            )
 
     total = int(state["total_steps"])
     have_eval = bool(prep.evals)
@@ -269,14 +292,17 @@ def _run(
         clock = time.perf_counter()
         model.eval()
         total_loss, n_tok = 0.0, 0
+        mine = [prep.evals[i] for i in cluster.shard(len(prep.evals))]
         with torch.no_grad():
-            for b in range(0, len(prep.evals), config.micro_batch):
+            for b in range(0, len(mine), config.micro_batch):
                 batch = collate(
-                    prep.evals[b : b + config.micro_batch], pad_id, device, share_prefix=config.share_prefix
+                    mine[b : b + config.micro_batch], pad_id, device, share_prefix=config.share_prefix
                 )
                 loss, n = loss_fn(batch)
                 total_loss += float(loss)
                 n_tok += n
+        total_loss, n_tok_sum = cluster.sum_floats([total_loss, n_tok])
+        n_tok = int(n_tok_sum)
         record: dict[str, Any] = {
             "step": state["step"],
             "examples_seen": state.get("examples_seen", 0),
@@ -284,17 +310,25 @@ def _run(
         }
         if config.metric:
             chats = prep.eval_chats[: config.metric_examples]
-            preds = generate_answers(
-                model, prep.tokenizer, chats, max_new_tokens=min(max_new, 256), bf16=bf16
+            own = [chats[i] for i in cluster.shard(len(chats))]
+            preds = cluster.gather(
+                generate_answers(model, prep.tokenizer, own, max_new_tokens=min(max_new, 256), bf16=bf16)
+                if own
+                else []
             )
             record[config.metric] = score(config.metric, preds, [c.answer for c in chats])
         model.train()
         prep.timing["evaluate"] = prep.timing.get("evaluate", 0.0) + time.perf_counter() - clock
         return record
 
-    def checkpoint() -> None:
+    def checkpoint(*, collective: bool = True) -> None:
         clock = time.perf_counter()
-        save_checkpoint(out, model=model, optimizer=optimizer, state=state, keep=config.keep_checkpoints)
+        # every process's RNG state (a collective: all processes call this at the same step), rank 0 writes
+        rng = rng_states(cluster.gather([local_rng_state()]) if collective else None)
+        if cluster.is_main:
+            save_checkpoint(
+                out, model=model, optimizer=optimizer, state=state, keep=config.keep_checkpoints, rng=rng
+            )
         prep.timing["checkpoints"] = prep.timing.get("checkpoints", 0.0) + time.perf_counter() - clock
 
     model.train()
@@ -308,22 +342,35 @@ def _run(
                 lr = lr_at(int(state["step"]), total, warmup, config.learning_rate, config.schedule)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
+                # the global batch's counts (every process holds all the data), then this process's share
                 examples = [[prep.train[i] for i in mb] for mb in group]
                 n_label = sum(sum(x != D.IGNORE_INDEX for x in e.labels[1:]) for mb in examples for e in mb)
-                step_loss, step_tokens, step_slots, step_shared = 0.0, 0, 0, 0
-                for mb in examples:
-                    batch = collate(mb, pad_id, device, share_prefix=config.share_prefix)
-                    loss, _ = loss_fn(batch)
-                    (loss / max(1, n_label)).backward()
-                    step_loss += float(loss.detach())
-                    step_tokens += int(batch["attention_mask"].sum())
-                    step_slots += int(batch["attention_mask"].numel())
-                    step_shared += int(batch["prefix_len"]) * (len(mb) - 1)
+                step_tokens = sum(len(e) for mb in examples for e in mb)
+                mine = rank_microbatches(group, cluster.rank, cluster.world)
+                weight = cluster.world  # DDP averages over the processes; x world makes it the global sum
+                if not mine:  # fewer examples than processes: a zero-weight pass keeps the reduction in step
+                    mine, weight = [list(group[0][:1])], 0
+                step_loss, step_slots, step_shared = 0.0, 0, 0
+                for k, mb in enumerate(mine):
+                    batch = collate(
+                        [prep.train[i] for i in mb], pad_id, device, share_prefix=config.share_prefix
+                    )
+                    with cluster.no_sync(step_loss_fn, last=k == len(mine) - 1):
+                        loss, _ = step_loss_fn(batch)
+                        cluster.backward((loss * weight) / max(1, n_label))
+                    step_loss += float(loss.detach()) * (weight > 0)
+                    step_slots += int(batch["attention_mask"].numel()) * (weight > 0)
+                    step_shared += int(batch["prefix_len"]) * (len(mb) - 1) * (weight > 0)
                 if config.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 dt = time.perf_counter() - t0
+                # the step's seconds are rank 0's on every process, so a time budget stops them all together
+                step_loss, slots, shared, dt = cluster.sum_floats(
+                    [step_loss, step_slots, step_shared, dt if cluster.is_main else 0.0]
+                )
+                step_slots, step_shared = int(slots), int(shared)
                 state["step"] += 1
                 state["micro"] += len(group)
                 if state["micro"] >= len(batches):
@@ -339,6 +386,7 @@ def _run(
                 total = planner.replan(int(state["step"]), total, state["train_seconds"])
                 state["total_steps"] = total
                 train_loss = step_loss / max(1, n_label)
+                state.setdefault("train_losses", []).append(train_loss)
                 recent.append(train_loss)
                 state["recent_train_loss"] = sum(recent) / len(recent)
                 tps = state["tokens_seen"] / max(1e-9, state["train_seconds"])
@@ -356,14 +404,15 @@ def _run(
                 if have_eval and (due or state["step"] >= total):
                     clock = time.perf_counter()
                     record = evaluate()
-                    state["last_eval_seconds"] = time.perf_counter() - clock
+                    [state["last_eval_seconds"]] = cluster.from_main([time.perf_counter() - clock])
                     state["train_seconds_at_eval"] = state["train_seconds"]
                     record["train_loss"] = sum(recent) / len(recent)
                     state["history"].append(record)
                     value = record[config.metric] if config.metric else -record["eval_loss"]
                     if state["best_score"] is None or value > state["best_score"] + 1e-6:
                         state["best_score"], state["best_step"], state["bad_evals"] = value, state["step"], 0
-                        _save_adapter(model, out / "checkpoints" / "best")
+                        if cluster.is_main:
+                            _save_adapter(model, out / "checkpoints" / "best")
                     else:
                         state["bad_evals"] += 1
                         if (
@@ -381,7 +430,7 @@ def _run(
                 if state["step"] % config.save_every == 0 or state["step"] >= total or state["stopped"]:
                     checkpoint()
     except KeyboardInterrupt:
-        checkpoint()
+        checkpoint(collective=False)
         reporter.note(f"interrupted at step {state['step']}; continue with --resume")
         raise
 
@@ -389,7 +438,9 @@ def _run(
     state["steady_tokens_per_second"] = (
         sum(t for _, t in steady) / max(1e-9, sum(s for s, _ in steady)) if steady else None
     )
-    return _finish(config, out, model, prep, info, state, resumed_from, bf16, device)
+    result = _finish(config, out, model, prep, info, state, resumed_from, bf16, device, cluster)
+    cluster.barrier()  # the outputs are complete when any process returns
+    return result
 
 
 def _finish(
@@ -402,8 +453,10 @@ def _finish(
     resumed_from: int | None,
     bf16: bool,
     device: str,
+    cluster: Cluster,
 ) -> TrainResult:
-    """Write the chosen adapter, metrics.json and README.md into ``out``.
+    """Write the chosen adapter, metrics.json and README.md into ``out`` (rank 0; the other processes compute
+    the same metrics and write nothing).
 
     The adapter is the last step's, where the schedule planned for the run has decayed, unless early stopping
     ended the run: then the best evaluated one. On HWU64 the best-by-held-out-loss adapter of a 10-minute run
@@ -412,17 +465,22 @@ def _finish(
     """
     clock = time.perf_counter()
     best_dir = out / "checkpoints" / "best"
-    stopped_early = state["stopped"] == "early_stopping"
-    if stopped_early and state["best_step"] is not None and best_dir.is_dir():
-        chosen, source = best_dir, f"best evaluation (step {state['best_step']})"
+    keep_best = state["stopped"] == "early_stopping" and state["best_step"] is not None
+    if keep_best:
+        source = f"best evaluation (step {state['best_step']})"
     else:
-        _save_adapter(model, out / "checkpoints" / "last")
-        chosen, source = out / "checkpoints" / "last", f"last step ({state['step']})"
-    for f in chosen.iterdir():
-        if f.is_file():
-            tmp = out / f".tmp-{f.name}"
-            shutil.copyfile(f, tmp)
-            tmp.replace(out / f.name)
+        source = f"last step ({state['step']})"
+    if cluster.is_main:
+        if keep_best and best_dir.is_dir():
+            chosen = best_dir
+        else:
+            _save_adapter(model, out / "checkpoints" / "last")
+            chosen, source = out / "checkpoints" / "last", f"last step ({state['step']})"
+        for f in chosen.iterdir():
+            if f.is_file():
+                tmp = out / f".tmp-{f.name}"
+                shutil.copyfile(f, tmp)
+                tmp.replace(out / f.name)
     history = state["history"]
     best = next((h for h in history if h["step"] == state["best_step"]), None)
     per_epoch_micro = max(1, math.ceil(len(prep.train) / config.micro_batch))
@@ -465,9 +523,12 @@ def _finish(
         "precision": "bf16-autocast" if bf16 else "fp32",
         "peak_rss_mb": round(rss_mb, 1),
         "resumed_from_step": resumed_from,
+        "processes": cluster.world,
+        "train_losses": state.get("train_losses", []),
     }
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    atomic_write_text(out / "README.md", render_model_card(config, info, prep.summary, metrics))
+    if cluster.is_main:
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        atomic_write_text(out / "README.md", render_model_card(config, info, prep.summary, metrics))
     return TrainResult(
         adapter_dir=out,
         metrics=metrics,
@@ -475,4 +536,5 @@ def _finish(
         stopped=metrics["stopped"],
         resumed_from=resumed_from,
         history=history,
+        primary=cluster.is_main,
     )
