@@ -47,10 +47,13 @@ class Capture:
         info: CadreInfo,
         completion: Completion,
         started: float,
+        *,
+        force: bool = False,
     ) -> None:
-        """Queue one finished answer (``original``: the chat messages or the completion prompt) if wanted."""
+        """Queue one finished answer (``original``: the chat messages or the completion prompt) if wanted
+        (``force``: whatever ``capture.models`` and sampling say, for an answer a shadow is compared with)."""
         rec = self.recorder
-        if rec is None or not rec.wants(model):
+        if rec is None or not (force or rec.wants(model)):
             return
         try:  # the answer is already on its way: a capture problem must not fail the request
             usage = completion.usage

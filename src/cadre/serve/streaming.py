@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cadre.runtime.protocol import StreamChunk, TokenLogprob, ToolCall, Usage
+from cadre.runtime.protocol import FinishReason, StreamChunk, TokenLogprob, ToolCall, Usage
 from cadre.serve.errors import APIError
 from cadre.serve.protocol import (
     CadreInfo,
@@ -121,7 +121,7 @@ async def sse_events(
     info: CadreInfo,
     include_usage: bool,
     on_first_token: Callable[[], None],
-    on_done: Callable[[Usage], None],
+    on_done: Callable[[Usage, FinishReason], None],
     close: Callable[[bool], None],
     n_top: int | None = None,
     rid: str | None = None,
@@ -139,6 +139,7 @@ async def sse_events(
     rid, created = rid or new_id("chatcmpl" if kind == "chat" else "cmpl"), int(time.time())
     usage = Usage()
     finish: str | None = None
+    engine_finish: FinishReason = "stop"  # as the engine said it (for capture), before the wire's mapping
     finished = False
     seen_token = False
     offset = 0  # of the next token in the text (legacy logprobs' text_offset)
@@ -212,6 +213,7 @@ async def sse_events(
                 yield chunk(c.text or (None if c.tool_calls else ""), piece=c)
             if c.finish_reason is not None:
                 finish = finish_reason(c.finish_reason)
+                engine_finish = c.finish_reason
             if c.usage is not None:
                 usage = c.usage
             event = await job.events.get()
@@ -231,6 +233,6 @@ async def sse_events(
                 )
         yield b"data: [DONE]\n\n"
         finished = True
-        on_done(usage)
+        on_done(usage, engine_finish)
     finally:
         close(finished)
