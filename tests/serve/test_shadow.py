@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from cadre.evaluate import exact_agreement, shadow_report
-from cadre.runtime.protocol import Completion
+from cadre.runtime.protocol import Completion, Usage
 from cadre.serve.protocol import CadreInfo
 from cadre.serve.shadow import ShadowRunner
 from cadre.serve.telemetry import Metrics
@@ -22,8 +22,8 @@ from cadre.traffic import open_store
 
 from .conftest import LiveServer, small_spec
 
-SUPPORT = [f"my order {i} has not arrived, where is my parcel?" for i in range(6)]
-INVOICES = [f"extract the total and number of invoice INV-{i:03d} as JSON" for i in range(6)]
+SUPPORT = [f"my order {i} has not arrived, where is my parcel?" for i in range(8)]
+INVOICES = [f"extract the total and number of invoice INV-{i:03d} as JSON" for i in range(8)]
 
 
 def _settled(live: LiveServer, timeout: float = 60.0) -> None:
@@ -150,7 +150,7 @@ def test_a_busy_specialist_drops_the_shadow_and_never_waits() -> None:
 
         async def generate(_target: Any) -> Completion:
             await release.wait()
-            return Completion(text="same")
+            return Completion(text="same", usage=Usage())
 
         plan = runner.plan(snap, snap.generalist, CadreInfo(route="generalist", requested="generalist"))  # type: ignore[arg-type]
         assert [t.name for t in plan.shadows] == ["support"]
