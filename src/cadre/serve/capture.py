@@ -74,6 +74,10 @@ class Capture:
                     completion_tokens=usage.completion_tokens,
                     latency_s=time.perf_counter() - started,
                     cost=rec.cost(model, usage.prompt_tokens, usage.completion_tokens),
+                    tool_calls=[
+                        {"id": c.id, "name": c.name, "arguments": c.arguments}
+                        for c in completion.tool_calls or []
+                    ],
                 )
             )
         except Exception:

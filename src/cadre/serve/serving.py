@@ -29,7 +29,14 @@ from cadre.errors import (
 )
 from cadre.route import GENERALIST
 from cadre.runtime.grammars import json_grammar
-from cadre.runtime.protocol import ChatMessage, Completion, FinishReason, SamplingParams, Usage
+from cadre.runtime.protocol import (
+    ChatMessage,
+    Completion,
+    SamplingParams,
+    StreamChunk,
+    Usage,
+    collect_stream,
+)
 from cadre.serve.capture import Capture
 from cadre.serve.errors import APIError, ClientGone
 from cadre.serve.protocol import (
@@ -578,11 +585,11 @@ class Gateway:
                 self.metrics.cancelled.inc()
 
         ttft = self.metrics.ttft.labels(target.name)
-        texts: list[str] = []
+        pieces: list[StreamChunk] = []
 
-        def done(usage: Usage, finish: FinishReason) -> None:
+        def done(usage: Usage) -> None:
             self._account(kind, target, info, usage, started)
-            answer = Completion(text="".join(texts), usage=usage, finish_reason=finish)
+            answer = replace(collect_stream(iter(pieces)), usage=usage)  # text, tool calls, finish reason
             self._record(work, target, info, answer, started)
 
         body = sse_events(
@@ -597,7 +604,7 @@ class Gateway:
             close=close,
             n_top=req.logprobs_wanted(),
             rid=work.request_id,
-            texts=texts,
+            pieces=pieces,
         )
         return StreamResult(body=body, headers=self.headers(info), close=close)
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cadre.runtime.protocol import FinishReason, StreamChunk, TokenLogprob, ToolCall, Usage
+from cadre.runtime.protocol import StreamChunk, TokenLogprob, ToolCall, Usage
 from cadre.serve.errors import APIError
 from cadre.serve.protocol import (
     CadreInfo,
@@ -121,11 +121,11 @@ async def sse_events(
     info: CadreInfo,
     include_usage: bool,
     on_first_token: Callable[[], None],
-    on_done: Callable[[Usage, FinishReason], None],
+    on_done: Callable[[Usage], None],
     close: Callable[[bool], None],
     n_top: int | None = None,
     rid: str | None = None,
-    texts: list[str] | None = None,
+    pieces: list[StreamChunk] | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body of a streamed job whose first event (``first``) has already arrived.
 
@@ -134,12 +134,11 @@ async def sse_events(
     stream with an OpenAI error event, then ``[DONE]``.
     ``close(finished)`` always runs at the end (cancelling the generation if the client went away).
     ``n_top``: logprobs were asked for, with this many alternatives per token (each chunk carries its token's).
-    ``rid``: the response id (default: a new one); ``texts``: collects the streamed text pieces (for capture).
+    ``rid``: the response id (default: a new one); ``pieces``: collects the streamed chunks (for capture).
     """
     rid, created = rid or new_id("chatcmpl" if kind == "chat" else "cmpl"), int(time.time())
     usage = Usage()
     finish: str | None = None
-    engine_finish: FinishReason = "stop"  # as the engine said it (for capture), before the wire's mapping
     finished = False
     seen_token = False
     offset = 0  # of the next token in the text (legacy logprobs' text_offset)
@@ -207,13 +206,12 @@ async def sse_events(
             if (c.text or c.tool_calls) and not seen_token:
                 seen_token = True
                 on_first_token()
-            if c.text and texts is not None:
-                texts.append(c.text)
+            if pieces is not None:
+                pieces.append(c)
             if c.text or c.tool_calls or (c.logprob is not None and n_top is not None):
                 yield chunk(c.text or (None if c.tool_calls else ""), piece=c)
             if c.finish_reason is not None:
                 finish = finish_reason(c.finish_reason)
-                engine_finish = c.finish_reason
             if c.usage is not None:
                 usage = c.usage
             event = await job.events.get()
@@ -233,6 +231,6 @@ async def sse_events(
                 )
         yield b"data: [DONE]\n\n"
         finished = True
-        on_done(usage, engine_finish)
+        on_done(usage)
     finally:
         close(finished)

@@ -144,7 +144,13 @@ class Recorder:
         if isinstance(item, TrafficRecord):
             messages = redactor.redact_messages(item.messages, counts)
             response = redactor.redact(item.response, counts)
-            out = replace(item, messages=messages, response=response, redactions=dict(counts))
+            calls = [
+                {**c, "arguments": redactor.redact(str(c.get("arguments", "")), counts)}
+                for c in item.tool_calls
+            ]
+            out = replace(
+                item, messages=messages, response=response, tool_calls=calls, redactions=dict(counts)
+            )
         elif isinstance(item, ShadowRecord):
             out = replace(item, response=redactor.redact(item.response, counts), redactions=dict(counts))
         else:

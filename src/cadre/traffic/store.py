@@ -3,7 +3,7 @@
 Only redacted text is ever given to it (the recorder redacts first). Deleted rows are overwritten on disk
 (``PRAGMA secure_delete``), so retention really removes what it drops.
 
-Tables: ``requests`` (one captured answer each), ``shadow`` (a shadowed specialist's answer to a captured
+Tables: ``requests`` (one captured answer each, its tool calls included), ``shadow`` (a shadowed specialist's answer to a captured
 request, joined on ``request_id``), ``feedback`` (a user's label or score for a response id) and ``task_members``
 (the latest ``cadre traffic tasks``). The schema version is SQLite's ``user_version``; an older store is migrated
 forward when it is opened (:data:`_MIGRATIONS`, applied in order).
@@ -43,6 +43,7 @@ _COLUMNS = (
     "latency_s",
     "cost",
     "redactions",
+    "tool_calls",
 )
 
 _SCHEMA_V1 = """
@@ -89,6 +90,7 @@ _SHADOW_COLUMNS = (
 _FEEDBACK_COLUMNS = ("request_id", "ts", "label", "score", "source", "redactions")
 
 _SCHEMA_V2 = """
+ALTER TABLE requests ADD COLUMN tool_calls TEXT NOT NULL DEFAULT '[]';
 CREATE TABLE IF NOT EXISTS shadow (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id TEXT NOT NULL,
@@ -141,6 +143,7 @@ class TrafficRecord:
     latency_s: float = 0.0
     cost: float = 0.0
     redactions: dict[str, int] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # the answer's calls: id, name, arguments
     id: int | None = None
 
     @property
@@ -205,6 +208,7 @@ def _row(r: TrafficRecord) -> tuple[Any, ...]:
     d = asdict(r)
     d["messages"] = json.dumps(r.messages, ensure_ascii=False)
     d["redactions"] = json.dumps(r.redactions, sort_keys=True)
+    d["tool_calls"] = json.dumps(r.tool_calls, ensure_ascii=False)
     d["fallback"] = int(r.fallback)
     return tuple(d[c] for c in _COLUMNS)
 
@@ -383,6 +387,7 @@ class TrafficStore:
             try:
                 d["messages"] = json.loads(d["messages"])
                 d["redactions"] = json.loads(d["redactions"])
+                d["tool_calls"] = json.loads(d["tool_calls"])
             except json.JSONDecodeError as err:
                 raise DataError(f"{self.path}: record {d['id']} is damaged ({err})") from None
             d["fallback"] = bool(d["fallback"])
