@@ -26,7 +26,7 @@ SUPPORT = [f"my order {i} has not arrived, where is my parcel?" for i in range(8
 INVOICES = [f"extract the total and number of invoice INV-{i:03d} as JSON" for i in range(8)]
 
 
-def _settled(live: LiveServer, timeout: float = 60.0) -> None:
+def _settled(live: LiveServer, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while live.gateway.shadows.in_flight() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -76,17 +76,19 @@ def test_the_generalist_answers_and_the_shadow_is_logged_beside_it(tmp_path: Pat
             f"{live.url}/v1/feedback",
             json={"response_id": routed.id, "label": routed.choices[0].message.content, "score": 1},
             headers={"Authorization": "Bearer test-key-123"},
+            timeout=60,
         )
         assert posted.status_code == 202, posted.text
-        unauth = httpx.post(f"{live.url}/v1/feedback", json={"response_id": routed.id, "score": 1})
+        unauth = httpx.post(f"{live.url}/v1/feedback", json={"response_id": routed.id, "score": 1}, timeout=60)
         empty = httpx.post(
             f"{live.url}/v1/feedback",
             json={"response_id": routed.id},
             headers={"Authorization": "Bearer test-key-123"},
+            timeout=60,
         )
         assert (unauth.status_code, empty.status_code) == (401, 400)
         assert live.gateway.capture.recorder.flush()
-        metrics = httpx.get(f"{live.url}/metrics").text
+        metrics = httpx.get(f"{live.url}/metrics", timeout=60).text
     assert 'cadre_shadow_requests_total{outcome="answered",specialist="invoices"} 2.0' in metrics
     assert 'cadre_shadow_agreement_total{specialist="invoices"}' in metrics
     assert "support" not in metrics.split("cadre_shadow_requests_total")[1].split("\n")[0]  # sampled out
@@ -112,7 +114,7 @@ def test_the_generalist_answers_and_the_shadow_is_logged_beside_it(tmp_path: Pat
 
 def test_feedback_needs_capture(tmp_path: Path) -> None:
     with LiveServer(small_spec()) as live:
-        r = httpx.post(f"{live.url}/v1/feedback", json={"response_id": "chatcmpl-x", "label": "a"})
+        r = httpx.post(f"{live.url}/v1/feedback", json={"response_id": "chatcmpl-x", "label": "a"}, timeout=60)
     assert r.status_code == 409 and "capture is off" in r.json()["error"]["message"]
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from cadre.config.jsonl import iter_jsonl
 from cadre.errors import DataError
 from cadre.traffic.config import RedactionSpec
 from cadre.traffic.redact import Redactor
@@ -28,13 +29,7 @@ def read_feedback(path: str | Path) -> list[Feedback]:
     if not path.is_file():
         raise DataError(f"{path} does not exist; write one JSON object per line: {{'response_id', 'label'}}")
     items: list[Feedback] = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{i}: not valid JSON ({err})") from None
+    for i, row in iter_jsonl(path):
         rid = row.get("response_id") if isinstance(row, dict) else None
         if not isinstance(rid, str) or not rid:
             raise DataError(f"{path}:{i}: expected {{'response_id': '...', 'label': '...'}} (or 'score')")

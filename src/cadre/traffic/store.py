@@ -255,31 +255,18 @@ class TrafficStore:
         self.close()
 
     def insert(self, records: Iterable[TrafficRecord]) -> int:
-        rows = [_row(r) for r in records]
-        with self._db:
-            self._db.executemany(
-                f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                rows,
-            )
-        return len(rows)
+        return self._insert("requests", _COLUMNS, [_row(r) for r in records])
 
     def insert_shadow(self, records: Iterable[ShadowRecord]) -> int:
-        rows = [_values(r, _SHADOW_COLUMNS) for r in records]
-        with self._db:
-            self._db.executemany(
-                f"INSERT INTO shadow ({', '.join(_SHADOW_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_SHADOW_COLUMNS))})",
-                rows,
-            )
-        return len(rows)
+        return self._insert("shadow", _SHADOW_COLUMNS, [_values(r, _SHADOW_COLUMNS) for r in records])
 
     def insert_feedback(self, items: Iterable[Feedback]) -> int:
-        rows = [_values(f, _FEEDBACK_COLUMNS) for f in items]
+        return self._insert("feedback", _FEEDBACK_COLUMNS, [_values(f, _FEEDBACK_COLUMNS) for f in items])
+
+    def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
         with self._db:
             self._db.executemany(
-                f"INSERT INTO feedback ({', '.join(_FEEDBACK_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_FEEDBACK_COLUMNS))})",
-                rows,
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
             )
         return len(rows)
 
