@@ -79,7 +79,9 @@ def test_the_generalist_answers_and_the_shadow_is_logged_beside_it(tmp_path: Pat
             timeout=60,
         )
         assert posted.status_code == 202, posted.text
-        unauth = httpx.post(f"{live.url}/v1/feedback", json={"response_id": routed.id, "score": 1}, timeout=60)
+        unauth = httpx.post(
+            f"{live.url}/v1/feedback", json={"response_id": routed.id, "score": 1}, timeout=60
+        )
         empty = httpx.post(
             f"{live.url}/v1/feedback",
             json={"response_id": routed.id},
@@ -114,7 +116,9 @@ def test_the_generalist_answers_and_the_shadow_is_logged_beside_it(tmp_path: Pat
 
 def test_feedback_needs_capture(tmp_path: Path) -> None:
     with LiveServer(small_spec()) as live:
-        r = httpx.post(f"{live.url}/v1/feedback", json={"response_id": "chatcmpl-x", "label": "a"}, timeout=60)
+        r = httpx.post(
+            f"{live.url}/v1/feedback", json={"response_id": "chatcmpl-x", "label": "a"}, timeout=60
+        )
     assert r.status_code == 409 and "capture is off" in r.json()["error"]["message"]
 
 
