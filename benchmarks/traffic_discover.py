@@ -4,7 +4,10 @@ task labels) and time (embedding, clustering with k chosen by silhouette), plus 
 Traffic: cadre.synth's four generators (intents, invoices, normalize, out_of_scope), 2,500 requests each,
 interleaved, written to a fresh traffic store with the generator's answers as the generalist's.
 
-    PYTHONPATH=src python benchmarks/traffic_discover.py [--n 10000] [--k-range 2-12] [--json out.json]
+    PYTHONPATH=src python benchmarks/traffic_discover.py [--n 10000] [--k-range 2-12] [--encoder torch-int8/len128]
+        [--threads 2] [--json out.json]
+
+``--encoder``: the form of MiniLM discovery embeds with (as ``cadre traffic tasks --encoder``); default: as is.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--k-range", default="2-12")
+    ap.add_argument("--encoder", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--skip-export", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import torch
 
-    torch.set_num_threads(1)  # on a loaded 2-core machine one thread is often faster
+    torch.set_num_threads(args.threads)
     from cadre.synth import generate, get_generator
     from cadre.traffic import TrafficRecord, TrafficStore, discover_tasks, export_task
 
@@ -52,7 +58,20 @@ def main() -> None:
             )
             truth.append(t)
     lo, hi = (int(x) for x in args.k_range.split("-"))
-    report: dict[str, object] = {"load_average": os.getloadavg(), "requests": len(records)}
+    report: dict[str, object] = {
+        "load_average": os.getloadavg(),
+        "requests": len(records),
+        "encoder": args.encoder or "sentence-transformers fp32",
+        "threads": args.threads,
+    }
+    embedder = None
+    if args.encoder:
+        from cadre.route import EncoderForm, get_route_embedder
+
+        head, _, length = args.encoder.partition("/")
+        runtime, _, precision = head.partition("-")
+        form = EncoderForm(runtime, precision, int(length[3:]) if length else None)
+        embedder = get_route_embedder(form=form)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "traffic.db"
         with TrafficStore(db, create=True) as store:
@@ -69,7 +88,7 @@ def main() -> None:
                 last["t"] = now
 
         t0 = time.perf_counter()
-        result = discover_tasks(db, k_range=(lo, hi), on_progress=progress)
+        result = discover_tasks(db, k_range=(lo, hi), on_progress=progress, embedder=embedder)
         total = time.perf_counter() - t0
         report.update(times)
         report["discover_total_s"] = round(total, 2)
@@ -86,11 +105,12 @@ def main() -> None:
             }
             for t in result.tasks
         ]
-        t0 = time.perf_counter()
-        exported = export_task(db, task=0, out=Path(tmp) / "out")
-        report["export_task0_s"] = round(time.perf_counter() - t0, 2)
-        report["export_counts"] = exported.counts
-        report["export_groups"] = exported.groups
+        if not args.skip_export:
+            t0 = time.perf_counter()
+            exported = export_task(db, task=0, out=Path(tmp) / "out")
+            report["export_task0_s"] = round(time.perf_counter() - t0, 2)
+            report["export_counts"] = exported.counts
+            report["export_groups"] = exported.groups
     report["load_average_after"] = os.getloadavg()
     text = json.dumps(report, indent=2)
     print(text)

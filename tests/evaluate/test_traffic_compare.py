@@ -70,3 +70,69 @@ def test_a_test_file_from_elsewhere_is_a_clear_error(tmp_path: Path) -> None:
         compare_on_traffic(db, other, "spec=smollm2-135m")
     with pytest.raises(DataError, match="traffic export"):
         compare_on_traffic(db, tmp_path / "missing.jsonl", "spec=smollm2-135m")
+
+
+def _shadow_store(tmp: Path) -> Path:
+    from cadre.traffic import Feedback, ShadowRecord
+
+    db = tmp / "s.db"
+    msgs = [{"role": "user", "content": "label this"}]
+    gen = ["refund", "refund", "delivery", "login", "refund", "login"]
+    spec = ["refund", "delivery", "delivery", "login", "refund", "login"]
+    labels = ["Refund", "delivery", "delivery", "login", None, "login"]
+    with TrafficStore(db, create=True) as store:
+        store.insert(
+            [
+                TrafficRecord(f"r{i}", "chat", "auto", "generalist", msgs, g, latency_s=1.0, cost=0.01)
+                for i, g in enumerate(gen)
+            ]
+        )
+        store.insert_shadow(
+            [ShadowRecord(f"r{i}", "intents", s, latency_s=0.1, cost=0.001) for i, s in enumerate(spec)]
+            + [ShadowRecord("r0", "other", "", error="TimeoutError: shadow timed out")]
+        )
+        store.insert_feedback(
+            [Feedback(f"r{i}", label=lab) for i, lab in enumerate(labels) if lab is not None]
+            + [Feedback("r4", score=1.0), Feedback("r5", score=0.0)]
+        )
+    return db
+
+
+def test_shadow_report_reads_the_logged_pairs_and_the_labels(tmp_path: Path) -> None:
+    from cadre.evaluate import shadow_report
+
+    db = _shadow_store(tmp_path)
+    with pytest.raises(DataError, match="intents, other; name one"):
+        shadow_report(db, similarity=False)
+    r = shadow_report(db, "intents", similarity=False)
+    assert (r.source, r.reference, r.n) == ("shadow", "generalist", 6)
+    exact = next(a for a in r.agreement if a.measure == "exact_match")
+    assert exact.specialist == pytest.approx(5 / 6) and exact.generalist is None
+    assert r.specialist_latency_p50_s == pytest.approx(0.1) and r.generalist_latency_p50_s == pytest.approx(
+        1.0
+    )
+    assert r.specialist_cost_per_request == pytest.approx(0.001)
+    assert r.generalist_cost_per_request == pytest.approx(0.01)
+    assert r.labelled == 5 and r.user_score == pytest.approx(0.5) and r.user_scored == 2
+    acc = next(a for a in r.accuracy if a.measure == "label accuracy")
+    assert acc.specialist == pytest.approx(1.0) and acc.generalist == pytest.approx(
+        0.8
+    )  # "Refund" = "refund"
+    assert acc.low <= acc.specialist - acc.generalist <= acc.high
+    with pytest.raises(DataError, match="all 1 shadow answers of 'other'"):
+        shadow_report(db, "other", similarity=False)
+    with pytest.raises(DataError, match="no shadow answers of 'nope'"):
+        shadow_report(db, "nope", similarity=False)
+
+
+def test_compare_reports_accuracy_against_labels(tmp_path: Path) -> None:
+    from cadre.traffic import Feedback
+
+    db, test = _setup(tmp_path, n=3)
+    with TrafficStore(db) as store:
+        store.insert_feedback([Feedback("r0", label=_invoice(0)[1]), Feedback("r1", label='{"number": "x"}')])
+    result = compare_on_traffic(db, test, "spec=smollm2-135m", max_tokens=4, similarity=False)
+    assert result.labelled == 2
+    by = {a.measure: a for a in result.accuracy}
+    assert set(by) == {"label accuracy", "label json_field_match"}
+    assert by["label json_field_match"].generalist == pytest.approx(0.5)  # r0 right, r1's number wrong

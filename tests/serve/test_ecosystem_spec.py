@@ -135,3 +135,37 @@ def test_check_loads_nothing_heavy(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("shadow", "generalist", "message"),
+    [
+        (
+            {"specialist": "nope"},
+            True,
+            r"capture.shadow.0.specialist: no specialist 'nope' \(specialists: a\)",
+        ),
+        ({"specialist": "a"}, False, "shadow mode needs a generalist"),
+        ({"specialist": "a", "scope": "routed"}, True, "has no examples"),
+        ({"specialist": "a", "scope": "generalist", "max_inflight": 2}, True, "max_inflight"),
+        ({"specialist": "a", "scope": "sometimes"}, True, "scope"),
+    ],
+)
+def test_shadow_entries_are_checked(shadow: dict[str, object], generalist: bool, message: str) -> None:
+    data: dict[str, object] = {
+        "specialists": [{"name": "a", "base": "smollm2-135m"}],
+        "server": {"fallback": "error"},
+        "capture": {"shadow": [shadow]},
+    }
+    if generalist:
+        data["generalist"] = {"model": "smollm2-135m"}
+    with pytest.raises(ConfigError, match=message):
+        parse_ecosystem(data)
+    good = {
+        **data,
+        "generalist": {"model": "smollm2-135m"},
+        "capture": {"shadow": [{"specialist": "a", "scope": "generalist"}]},
+    }
+    spec = parse_ecosystem(good)
+    assert spec.capture is not None and spec.capture.shadowed("a") is not None
+    assert spec.capture.shadowed("b") is None

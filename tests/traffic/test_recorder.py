@@ -118,3 +118,42 @@ def test_retention_keeps_the_newest_and_overwrites_what_it_deletes(tmp_path: Pat
         assert [r.prompt for r in store.records()] == [f"request number {i:02d}" for i in range(15, 20)]
     assert b"OLD-MARKER-QZX" not in disk_bytes(db)  # secure_delete: the deleted row's bytes are gone
     assert rec.stats()["pruned"] == 16
+
+
+def test_tool_calls_shadow_answers_and_feedback_are_redacted_too(tmp_path: Path) -> None:
+    from cadre.traffic import Feedback, ShadowRecord
+
+    db = tmp_path / "traffic.db"
+    rec = Recorder(CaptureSpec(store=str(db)), db)
+    rec.start()
+    r = record("send it")
+    r.messages.append(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c0",
+                    "type": "function",
+                    "function": {"name": "mail", "arguments": '{"to": "a@b.io"}'},
+                }
+            ],
+        }
+    )
+    r.tool_calls = [{"id": "c1", "name": "mail", "arguments": '{"to": "jane.doe@example.com"}'}]
+    assert rec.offer(r)
+    assert rec.offer(ShadowRecord(r.request_id, "mailer", "mail jane.doe@example.com"))
+    assert rec.offer(Feedback(r.request_id, label="to jane.doe@example.com", score=1.0))
+    assert rec.flush()
+    rec.close()
+    data = disk_bytes(db)
+    assert b"jane.doe@example.com" not in data and b"a@b.io" not in data
+    with open_store(db) as store:
+        (row,) = store.records()
+        ((_, shadow),) = store.shadow_pairs()
+        fb = store.feedback()[r.request_id]
+    assert row.tool_calls == [{"id": "c1", "name": "mail", "arguments": '{"to": "[EMAIL]"}'}]
+    assert row.messages[-1]["tool_calls"][0]["function"]["arguments"] == '{"to": "[EMAIL]"}'
+    assert row.redactions == {"email": 2}
+    assert (shadow.response, shadow.redactions) == ("mail [EMAIL]", {"email": 1})
+    assert (fb.label, fb.score) == ("to [EMAIL]", 1.0)

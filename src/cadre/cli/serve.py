@@ -58,7 +58,18 @@ def serve_cmd(
         f"cadre serve: {ecosystem} on http://{shown}:{bound}/v1 (auth {'on' if keys.enabled else 'off'}, "
         f"admin {'on' if admin.enabled else 'off'})"
     )
-    serve(ecosystem, host=host, port=bound, api_keys=keys, admin_keys=admin, log_level=log_level, sock=sock)
+    from cadre.evaluate import exact_agreement
+
+    serve(
+        ecosystem,
+        host=host,
+        port=bound,
+        api_keys=keys,
+        admin_keys=admin,
+        log_level=log_level,
+        sock=sock,
+        shadow_agreement=exact_agreement,
+    )
 
 
 def init_cmd(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,6 +22,19 @@ def _log(db: Path, step: str, message: str, **details: object) -> None:
     from cadre.traffic import ACTION_LOG, log_action
 
     log_action(db.parent / ACTION_LOG, step, message, store=str(db), **details)
+
+
+def _encoder(text: str | None) -> Any:
+    """``RUNTIME-PRECISION[/lenN]`` (``torch-int8/len128``) -> the router's embedder in that form, or None."""
+    if not text:
+        return None
+    from cadre.route import EncoderForm, get_route_embedder
+
+    head, _, length = text.partition("/")
+    runtime, sep, precision = head.partition("-")
+    if not sep or (length and not (length.startswith("len") and length[3:].isdigit())):
+        raise ConfigError(f"--encoder {text!r}: write RUNTIME-PRECISION[/lenN], e.g. torch-int8/len128")
+    return get_route_embedder(form=EncoderForm(runtime, precision, int(length[3:]) if length else None))
 
 
 def _k_range(text: str) -> tuple[int, int]:
@@ -43,6 +57,11 @@ def tasks(
         "calinski_harabasz", help="How k is chosen: calinski_harabasz or silhouette (both are reported)."
     ),
     examples: int = typer.Option(3, help="Example requests shown per task."),
+    encoder: str | None = typer.Option(
+        None,
+        help="A faster form of the embedder, as the router takes it: RUNTIME-PRECISION[/lenN], e.g. "
+        "torch-int8/len128 (default: MiniLM as is).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Cluster captured requests into candidate tasks: volume, share of cost, examples, answer consistency."""
@@ -74,6 +93,7 @@ def tasks(
             k_range=_k_range(k_range),
             criterion=criterion,
             n_examples=examples,
+            embedder=_encoder(encoder),
             on_progress=update,
         )
     _log(
@@ -178,33 +198,60 @@ def compare(
     similarity: bool = typer.Option(True, help="Also measure embedding similarity (MiniLM)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison (and every answer) as JSON."),
 ) -> None:
-    """Compare a specialist with the generalist on held-out logged requests: agreement with CIs, cost, latency."""
-    from rich.table import Table
-
+    """Compare a specialist with the generalist on held-out logged requests: agreement with CIs, accuracy against
+    user labels (cadre traffic feedback, POST /v1/feedback), cost, latency."""
     from cadre.evaluate import compare_on_traffic
 
     result = compare_on_traffic(db, data, system, max_tokens=max_tokens, similarity=similarity)
-    _log(
-        db,
-        "compare",
-        f"{result.specialist} vs generalist on {result.n} held-out requests ({result.reference} reference)",
-        agreement={
-            a.measure: [round(a.specialist, 4), round(a.low, 4), round(a.high, 4)] for a in result.agreement
-        },
-    )
+    _log_comparison(db, "compare", result, f"{result.n} held-out requests")
     if as_json:
         print_json(result.to_json())
         return
+    _print_comparison(result, f"{result.n} held-out requests")
+
+
+def _log_comparison(db: Path, step: str, result: Any, what: str) -> None:
+    _log(
+        db,
+        step,
+        f"{result.specialist} vs generalist on {what} ({result.reference} reference)",
+        agreement={
+            a.measure: [round(a.specialist, 4), round(a.low, 4), round(a.high, 4)] for a in result.agreement
+        },
+        accuracy={
+            a.measure: [
+                round(a.specialist, 4),
+                round(a.generalist or 0.0, 4),
+                round(a.low, 4),
+                round(a.high, 4),
+            ]
+            for a in result.accuracy
+        },
+    )
+
+
+def _print_comparison(result: Any, what: str) -> None:
+    """The table ``compare`` and ``shadow`` print: agreement, then accuracy against user labels, cost, latency."""
+    from rich.table import Table
+
     table = Table(
-        title=f"{result.specialist} vs the generalist on {result.n} held-out requests "
-        f"(reference: the {result.reference}'s answers)"
+        title=f"{result.specialist} vs the generalist on {what} (reference: the {result.reference}'s answers)"
     )
     for col in ("measure", result.specialist, "generalist", "95% CI", "reading"):
         table.add_column(col, overflow="fold")
-    for a in result.agreement:
+    for a in [*result.agreement, *result.accuracy]:
         gen = "—" if a.generalist is None else f"{a.generalist:.3f}"
         table.add_row(a.measure, f"{a.specialist:.3f}", gen, f"{a.low:+.3f} to {a.high:+.3f}", a.verdict)
     console.print(table)
+    if result.accuracy:
+        console.print(f"label rows: accuracy against {result.labelled} user labels", highlight=False)
+    if result.user_score is not None:
+        console.print(
+            f"user score of the generalist's answers: {result.user_score:.3f} (n = {result.user_scored})",
+            highlight=False,
+        )
+    for why, n in result.skipped.items():
+        console.print(f"left out: {n} ({why})", highlight=False)
     spec_cost = (
         f"${result.specialist_cost_per_request:.6f}"
         if result.specialist_cost_per_request is not None
@@ -216,6 +263,59 @@ def compare(
         f"${result.generalist_cost_per_request:.6f}",
         highlight=False,
     )
+
+
+@traffic_app.command("shadow")
+def shadow(
+    db: Path = typer.Argument(..., help="The capture store the shadow answers were logged to."),
+    specialist: str | None = typer.Option(
+        None, "--specialist", help="The shadowed specialist (needed when several were shadowed)."
+    ),
+    similarity: bool = typer.Option(True, help="Also measure embedding similarity (MiniLM)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report (and every pair) as JSON."),
+) -> None:
+    """Report a shadowed specialist against the generalist on the live requests both answered: agreement with
+    CIs, accuracy against user labels, cost and latency, as logged."""
+    from cadre.evaluate import shadow_report
+
+    result = shadow_report(db, specialist, similarity=similarity)
+    _log_comparison(db, "shadow", result, f"{result.n} shadowed requests")
+    if as_json:
+        print_json(result.to_json())
+        return
+    _print_comparison(result, f"{result.n} live requests, in shadow")
+    console.print(
+        f"promote it with the evidence: cadre traffic promote ECOSYSTEM --name {result.specialist} --data "
+        f"TRAIN.jsonl --shadow-store {db} --min-agreement 0.9",
+        highlight=False,
+    )
+
+
+@traffic_app.command("feedback")
+def feedback(
+    db: Path = typer.Argument(..., help="The capture store."),
+    file: Path = typer.Argument(
+        ..., help='JSONL: {"response_id": "...", "label": "...", "score": 0..1} per line.'
+    ),
+    ecosystem: Path | None = typer.Option(
+        None, help="Redact labels as this ecosystem's capture.redact says (default: every built-in detector)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Import users' labels and scores (by response id) into the store; compare and shadow report accuracy."""
+    from cadre.serve import load_ecosystem
+    from cadre.traffic import import_feedback
+
+    redaction = None
+    if ecosystem is not None:
+        spec = load_ecosystem(ecosystem)
+        redaction = spec.capture.redact if spec.capture is not None else None
+    n = import_feedback(db, file, redaction=redaction)
+    _log(db, "feedback", f"{n} items from {file}")
+    if as_json:
+        print_json({"store": str(db), "file": str(file), "imported": n})
+        return
+    console.print(f"{n} feedback items from {file} added to {db}", highlight=False)
 
 
 def _admin_key(env: str) -> str | None:
@@ -247,9 +347,23 @@ def promote(
     url: str | None = typer.Option(None, help="The running server to reload, e.g. http://127.0.0.1:8000."),
     admin_key_env: str = typer.Option("CADRE_ADMIN_KEY", help="Environment variable holding the admin key."),
     log: Path | None = typer.Option(None, help="Action log (default: flywheel.log next to the ecosystem)."),
+    shadow_store: Path | None = typer.Option(
+        None, help="The capture store holding the specialist's shadow answers: quote the shadow evidence."
+    ),
+    min_agreement: float | None = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="With --shadow-store: refuse unless the lower bound of the shadow agreement's 95% CI reaches this.",
+    ),
+    measure: str = typer.Option(
+        "exact_match",
+        help="The agreement measure quoted and gated on: exact_match, json_field_match, similarity.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Add a specialist and its route to the ecosystem (router refitted, validated, backed up) and hot-reload."""
+    """Add a specialist and its route to the ecosystem (router refitted, validated, backed up) and hot-reload;
+    a specialist in shadow is moved out of it."""
     from cadre.flywheel import promote as promote_specialist
     from cadre.traffic import open_store
 
@@ -272,10 +386,15 @@ def promote(
         admin_url=url,
         admin_key=_admin_key(admin_key_env),
         log=log,
+        shadow_store=shadow_store,
+        min_agreement=min_agreement,
+        measure=measure,
     )
     if as_json:
         print_json(result.to_json())
         return
+    if result.shadow is not None:
+        console.print(result.shadow.line(), highlight=False)
     for w in result.warnings:
         err_console.print(f"[yellow]warning[/] {w}", highlight=False)
     where = f"; reloaded {result.reloaded}" if result.reloaded else "; reload the server to serve it"

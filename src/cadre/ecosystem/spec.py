@@ -321,7 +321,26 @@ class EcosystemSpec(StrictModel):
             )
         self._check_pipelines()
         self._check_models()
+        self._check_shadow()
         return self
+
+    def _check_shadow(self) -> None:
+        """A shadowed specialist exists, a generalist answers in its place, and a routed one has a route."""
+        if self.capture is None:
+            return
+        for i, shadow in enumerate(self.capture.shadow):
+            where = f"capture.shadow.{i}.specialist"
+            spec = self.specialist(shadow.specialist)
+            if spec is None:
+                names = ", ".join(s.name for s in self.specialists)
+                raise ValueError(f"{where}: no specialist {shadow.specialist!r} (specialists: {names})")
+            if self.generalist is None:
+                raise ValueError(f"{where}: shadow mode needs a generalist to answer; configure one")
+            if shadow.scope == "routed" and not spec.examples and not self.router.path:
+                raise ValueError(
+                    f"{where}: {spec.name!r} has no examples, so the router never chooses it and scope 'routed' "
+                    "would shadow nothing; give it examples or use scope: generalist"
+                )
 
     def _check_models(self) -> None:
         """Every ``models:`` key is a local model the spec loads."""

@@ -53,7 +53,13 @@ from cadre.evaluate.systems import (
     parse_system,
 )
 from cadre.evaluate.task import Item, TaskSpec, load_items, load_task
-from cadre.evaluate.traffic_compare import Agreement, TrafficComparison, compare_on_traffic
+from cadre.evaluate.traffic_compare import (
+    Agreement,
+    TrafficComparison,
+    compare_on_traffic,
+    exact_agreement,
+    shadow_report,
+)
 
 __all__ = [
     "METRICS",
@@ -86,6 +92,7 @@ __all__ = [
     "compare_on_traffic",
     "compare_run",
     "deployment_section",
+    "exact_agreement",
     "finite",
     "get_perturbation",
     "inline_md",
@@ -109,6 +116,7 @@ __all__ = [
     "robustness_rows",
     "run_eval",
     "seconds_plain",
+    "shadow_report",
     "spread",
     "summarize",
     "table1_rows",

@@ -9,6 +9,12 @@ Agreement with the reference is measured three ways: ``exact_match`` (normalised
 MiniLM embeddings). With a teacher, each measure is a paired comparison specialist vs generalist (bootstrap CI
 of the difference, McNemar for 0/1 scores); without one the generalist agrees with itself by construction, so
 the specialist's agreement is reported with its bootstrap CI.
+
+Shadow mode (:func:`shadow_report`) goes through the same measures on the pairs the gateway logged: the
+specialist's shadow answer against the generalist's answer to the same live request, with both latencies and
+costs as logged. Where users gave feedback (``POST /v1/feedback`` or ``cadre traffic feedback FILE``), labels
+are a second reference: accuracy of the specialist and of the generalist against them, paired (bootstrap CI of
+the difference, McNemar), and the mean user score of the generalist's answers.
 """
 
 from __future__ import annotations
@@ -28,9 +34,9 @@ from cadre.evaluate.metrics import build_metric
 from cadre.evaluate.stats import paired_bootstrap, paired_comparison
 from cadre.evaluate.systems import EvalRequest, SystemSpec, build_systems, parse_system
 from cadre.runtime.protocol import ChatMessage, SamplingParams
-from cadre.traffic import TrafficRecord, open_store
+from cadre.traffic import Feedback, TrafficRecord, open_store
 
-__all__ = ["Agreement", "TrafficComparison", "compare_on_traffic"]
+__all__ = ["Agreement", "TrafficComparison", "compare_on_traffic", "exact_agreement", "shadow_report"]
 
 
 @dataclass
@@ -61,6 +67,13 @@ class TrafficComparison:
     generalist_cost_per_request: float
     skipped: dict[str, int] = field(default_factory=dict)
     answers: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    source: str = (
+        "rerun"  # "rerun": the specialist run now on held-out requests; "shadow": its logged answers
+    )
+    accuracy: list[Agreement] = field(default_factory=list)  # against user labels, specialist vs generalist
+    labelled: int = 0  # requests with a user label
+    user_score: float | None = None  # mean feedback score of the generalist's answers
+    user_scored: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +143,7 @@ def compare_on_traffic(
     rows = _rows(Path(test_file))
     with open_store(store) as db:
         logged: dict[str, TrafficRecord] = {r.request_id: r for r in db.iter_records()}
+        feedback = db.feedback()
     items = [(row, logged[row["id"]]) for row in rows if row["id"] in logged]
     skipped = (
         {"not in the store (deleted by retention?)": len(rows) - len(items)} if len(items) < len(rows) else {}
@@ -163,11 +177,45 @@ def compare_on_traffic(
             )
     finally:
         runner.close()
-    refs = [a["reference"] for a in answers]
     teacher = any(a["reference"] != a["generalist"] for a in answers)
+    agreement = _agreements(answers, name=spec.name, teacher=teacher, similarity=similarity, seed=seed)
+    cost = summarize_cost(spec, answers, load_prices())
+    return TrafficComparison(
+        specialist=spec.name,
+        reference="teacher" if teacher else "generalist",
+        n=len(answers),
+        agreement=agreement,
+        specialist_latency_p50_s=statistics.median(a["latency_s"] for a in answers),
+        generalist_latency_p50_s=statistics.median(rec.latency_s for _, rec in items),
+        specialist_cost_per_request=cost.per_request,
+        specialist_cost_note=cost.note or (cost.method or ""),
+        generalist_cost_per_request=sum(rec.cost for _, rec in items) / len(items),
+        skipped=skipped,
+        answers=answers,
+        **_from_feedback(answers, feedback, name=spec.name, seed=seed),
+    )
+
+
+def exact_agreement(answer: str, reference: str) -> float:
+    """1.0 when ``answer`` equals ``reference`` as the ``exact_match`` measure compares them (the live shadow
+    agreement ``cadre serve`` counts on /metrics)."""
+    return build_metric("exact_match").score(answer, reference)
+
+
+def _measures(
+    answers: list[dict[str, Any]],
+    *,
+    similarity: bool,
+    reference: str = "reference",
+    exact_name: str = "exact_match",
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per measure, the specialist's and the generalist's per-item scores against ``answers[i][reference]``
+    (``exact_name``: ``exact_match`` for answers, ``accuracy`` (case, ``_``/``-`` and edge punctuation
+    ignored) for user labels)."""
+    refs = [a[reference] for a in answers]
     measures: dict[str, tuple[list[float], list[float]]] = {}
-    exact = build_metric("exact_match")
-    measures["exact_match"] = (
+    exact = build_metric(exact_name)
+    measures[exact_name] = (
         [exact.score(a["specialist"], r) for a, r in zip(answers, refs, strict=True)],
         [exact.score(a["generalist"], r) for a, r in zip(answers, refs, strict=True)],
     )
@@ -189,20 +237,95 @@ def compare_on_traffic(
             np.sum(spec_v * ref_v, axis=1).astype(float).tolist(),
             np.sum(gen_v * ref_v, axis=1).astype(float).tolist(),
         )
-    agreement = [
-        _agreement(m, s, g, teacher=teacher, name=spec.name, seed=seed) for m, (s, g) in measures.items()
+    return measures
+
+
+def _agreements(
+    answers: list[dict[str, Any]], *, name: str, teacher: bool, similarity: bool, seed: int
+) -> list[Agreement]:
+    measures = _measures(answers, similarity=similarity)
+    return [_agreement(m, s, g, teacher=teacher, name=name, seed=seed) for m, (s, g) in measures.items()]
+
+
+def _from_feedback(
+    answers: list[dict[str, Any]], feedback: dict[str, Feedback], *, name: str, seed: int
+) -> dict[str, Any]:
+    """Accuracy against the users' labels (paired, specialist vs generalist) and their mean score of the
+    generalist's answers, for the answers whose request has feedback."""
+    labelled = [{**a, "label": feedback[a["id"]].label} for a in answers if a["id"] in feedback]
+    labelled = [a for a in labelled if a["label"] is not None]
+    scores = [feedback[a["id"]].score for a in answers if a["id"] in feedback]
+    scored = [s for s in scores if s is not None]
+    accuracy: list[Agreement] = []
+    if labelled:
+        for measure, (spec, gen) in _measures(
+            labelled, similarity=False, reference="label", exact_name="accuracy"
+        ).items():
+            accuracy.append(_agreement(f"label {measure}", spec, gen, teacher=True, name=name, seed=seed))
+    return {
+        "accuracy": accuracy,
+        "labelled": len(labelled),
+        "user_score": sum(scored) / len(scored) if scored else None,
+        "user_scored": len(scored),
+    }
+
+
+def shadow_report(
+    store: str | Path, specialist: str | None = None, *, similarity: bool = True, seed: int = 0
+) -> TrafficComparison:
+    """Agreement of a shadowed specialist with the generalist on the live requests both answered (the pairs
+    the gateway logged), with bootstrap CIs, both latencies and costs as logged, and accuracy against user labels.
+
+    Raises:
+        NotFoundError / StoreError: no usable store.
+        DataError: no shadow answers (of ``specialist``), or several specialists and none named.
+    """
+    with open_store(store) as db:
+        names = db.shadowed_specialists()
+        if specialist is None:
+            if len(names) > 1:
+                raise DataError(
+                    f"{store} holds shadow answers of {', '.join(names)}; name one (--specialist)"
+                )
+            specialist = names[0] if names else None
+        pairs = db.shadow_pairs(specialist) if specialist is not None else []
+        feedback = db.feedback()
+    if specialist is None or not pairs:
+        known = f" (shadowed: {', '.join(names)})" if names else ""
+        raise DataError(
+            f"{store} holds no shadow answers{' of ' + repr(specialist) if specialist else ''}{known}; run a "
+            "specialist in shadow (capture.shadow in ecosystem.yaml) and serve some requests"
+        )
+    ok = [(r, s) for r, s in pairs if s.error is None]
+    failed = len(pairs) - len(ok)
+    if not ok:
+        raise DataError(
+            f"all {failed} shadow answers of {specialist!r} in {store} failed (see the server log)"
+        )
+    answers = [
+        {
+            "id": r.request_id,
+            "reference": r.response,
+            "generalist": r.response,
+            "specialist": s.response,
+            "latency_s": s.latency_s,
+            "prompt_tokens": s.prompt_tokens,
+            "completion_tokens": s.completion_tokens,
+        }
+        for r, s in ok
     ]
-    cost = summarize_cost(spec, answers, load_prices())
     return TrafficComparison(
-        specialist=spec.name,
-        reference="teacher" if teacher else "generalist",
+        specialist=specialist,
+        reference="generalist",
         n=len(answers),
-        agreement=agreement,
-        specialist_latency_p50_s=statistics.median(a["latency_s"] for a in answers),
-        generalist_latency_p50_s=statistics.median(rec.latency_s for _, rec in items),
-        specialist_cost_per_request=cost.per_request,
-        specialist_cost_note=cost.note or (cost.method or ""),
-        generalist_cost_per_request=sum(rec.cost for _, rec in items) / len(items),
-        skipped=skipped,
+        agreement=_agreements(answers, name=specialist, teacher=False, similarity=similarity, seed=seed),
+        specialist_latency_p50_s=statistics.median(s.latency_s for _, s in ok),
+        generalist_latency_p50_s=statistics.median(r.latency_s for r, _ in ok),
+        specialist_cost_per_request=sum(s.cost for _, s in ok) / len(ok),
+        specialist_cost_note="as logged (capture.prices)",
+        generalist_cost_per_request=sum(r.cost for r, _ in ok) / len(ok),
+        skipped={"shadow failed (timeout or error)": failed} if failed else {},
         answers=answers,
+        source="shadow",
+        **_from_feedback(answers, feedback, name=specialist, seed=seed),
     )

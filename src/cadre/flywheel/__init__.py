@@ -11,6 +11,13 @@ through its admin API; ``rollback`` restores the backup. Both append to the flyw
 
 from __future__ import annotations
 
-from cadre.flywheel.promotion import PromoteResult, RollbackResult, promote, rollback
+from cadre.flywheel.promotion import (
+    PromoteResult,
+    RollbackResult,
+    ShadowEvidence,
+    promote,
+    rollback,
+    shadow_evidence,
+)
 
-__all__ = ["PromoteResult", "RollbackResult", "promote", "rollback"]
+__all__ = ["PromoteResult", "RollbackResult", "ShadowEvidence", "promote", "rollback", "shadow_evidence"]

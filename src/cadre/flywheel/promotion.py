@@ -16,13 +16,75 @@ import httpx
 import yaml
 
 from cadre.errors import CadreError, ConfigError, DataError, NotFoundError
+from cadre.evaluate import shadow_report
 from cadre.route import Example, fit_router, save_router
 from cadre.serve import check_ecosystem, load_ecosystem, parse_ecosystem
 from cadre.traffic import ACTION_LOG, log_action
 
-__all__ = ["PromoteResult", "RollbackResult", "promote", "rollback"]
+__all__ = ["PromoteResult", "RollbackResult", "ShadowEvidence", "promote", "rollback", "shadow_evidence"]
 
 BACKUPS = ".flywheel"  # folder next to the ecosystem file: backups of the file (and of a saved router)
+
+
+@dataclass
+class ShadowEvidence:
+    """What shadow mode logged about the specialist before its promotion."""
+
+    store: str
+    measure: str
+    n: int
+    agreement: float
+    low: float  # 95% bootstrap CI of the agreement
+    high: float
+    failed: int  # shadow generations that failed
+    latency_p50_s: float
+    generalist_latency_p50_s: float
+    cost_per_request: float | None
+    generalist_cost_per_request: float
+    min_agreement: float | None  # the gate asked for (on the CI's lower bound), if any
+
+    def line(self) -> str:
+        return (
+            f"shadow: {self.measure} agreement with the generalist {self.agreement:.1%} (95% CI {self.low:.1%} to "
+            f"{self.high:.1%}, n = {self.n}, {self.failed} failed); latency p50 {self.latency_p50_s:.3f} s vs "
+            f"{self.generalist_latency_p50_s:.3f} s"
+        )
+
+
+def shadow_evidence(
+    store: str | Path, specialist: str, *, measure: str = "exact_match", min_agreement: float | None = None
+) -> ShadowEvidence:
+    """The shadow agreement of ``specialist`` in ``store`` on ``measure``; with ``min_agreement``, a gate on the
+    lower bound of its 95% CI (so that a handful of lucky requests do not pass it).
+
+    Raises:
+        DataError: no shadow answers of ``specialist``, an unknown measure, or the gate not met.
+    """
+    report = shadow_report(store, specialist, similarity=measure == "similarity")
+    found = {a.measure: a for a in report.agreement}
+    if measure not in found:
+        raise DataError(f"measure {measure!r} is not available here; use one of {', '.join(found)}")
+    a = found[measure]
+    evidence = ShadowEvidence(
+        store=str(store),
+        measure=measure,
+        n=a.n,
+        agreement=a.specialist,
+        low=a.low,
+        high=a.high,
+        failed=sum(report.skipped.values()),
+        latency_p50_s=report.specialist_latency_p50_s,
+        generalist_latency_p50_s=report.generalist_latency_p50_s,
+        cost_per_request=report.specialist_cost_per_request,
+        generalist_cost_per_request=report.generalist_cost_per_request,
+        min_agreement=min_agreement,
+    )
+    if min_agreement is not None and a.low < min_agreement:
+        raise DataError(
+            f"{specialist!r} is not promoted: {evidence.line()}; the CI's lower bound {a.low:.1%} is below "
+            f"--min-agreement {min_agreement:.1%}. Keep it in shadow for more requests, or retrain it"
+        )
+    return evidence
 
 
 @dataclass
@@ -35,6 +97,7 @@ class PromoteResult:
     reloaded: str | None  # the server reloaded, or None (no admin URL given)
     warnings: list[str]
     log: str
+    shadow: ShadowEvidence | None = None  # the evidence quoted (and gated on), if a shadow store was given
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,8 +179,16 @@ def promote(
     admin_key: str | None = None,
     log: str | Path | None = None,
     seed: int = 0,
+    shadow_store: str | Path | None = None,
+    min_agreement: float | None = None,
+    measure: str = "exact_match",
 ) -> PromoteResult:
     """Add specialist ``name`` (``base`` + ``adapter``) with a route learnt from ``train_file``'s requests.
+
+    A specialist that runs in shadow (``capture.shadow``) is promoted in place: its entry gets the new examples
+    (and ``adapter``, when given) and leaves ``capture.shadow``. With ``shadow_store`` the shadow evidence
+    (:func:`shadow_evidence`) is computed first, quoted in the result and the action log, and with
+    ``min_agreement`` it must pass before anything changes.
 
     ``out_of_scope``: requests the new route must not take (typically the other tasks' captured requests); up to
     ``max_examples`` of them are added to ``router.out_of_scope``, which calibrates the router's gate.
@@ -128,25 +199,42 @@ def promote(
 
     Raises:
         ConfigError: the name is taken, or the new ecosystem does not validate.
-        DataError / NotFoundError: the training file is missing or has too few requests.
+        DataError / NotFoundError: the training file is missing or has too few requests, or the shadow evidence
+            is missing or below ``min_agreement``.
         CadreError: the reload failed (the file was restored).
     """
     eco = Path(ecosystem)
     if admin_url and not admin_key:
         raise ConfigError("reloading needs the server's admin key: set CADRE_ADMIN_KEY (or --admin-key-env)")
+    if min_agreement is not None and shadow_store is None:
+        raise ConfigError(
+            "--min-agreement needs the shadow evidence: give --shadow-store (the capture store)"
+        )
     current = load_ecosystem(eco)
-    if current.specialist(name) is not None:
+    shadowed = current.capture is not None and any(s.specialist == name for s in current.capture.shadow)
+    if current.specialist(name) is not None and not shadowed:
         raise ConfigError(f"specialist {name!r} is already in {eco}; pick another name or roll back first")
+    evidence = (
+        shadow_evidence(shadow_store, name, measure=measure, min_agreement=min_agreement)
+        if shadow_store is not None
+        else None
+    )
     examples = _examples(Path(train_file), max_examples, seed)
     data = yaml.safe_load(eco.read_text(encoding="utf-8")) or {}
-    entry: dict[str, Any] = {"name": name, "base": base, "examples": examples}
+    if shadowed:
+        entry = next(s for s in data["specialists"] if s.get("name") == name)
+        entry["examples"] = examples
+        data["capture"]["shadow"] = [s for s in data["capture"]["shadow"] if s.get("specialist") != name]
+    else:
+        entry = {"name": name, "base": base, "examples": examples}
+        data.setdefault("specialists", []).append(entry)
     if adapter:
         a = Path(adapter).resolve()
         entry["adapter"] = (
             str(a.relative_to(eco.parent.resolve())) if a.is_relative_to(eco.parent.resolve()) else str(a)
         )
-    entry["description"] = description or f"promoted from traffic ({Path(train_file).name})"
-    data.setdefault("specialists", []).append(entry)
+    if description or not shadowed:
+        entry["description"] = description or f"promoted from traffic ({Path(train_file).name})"
     negatives = list(dict.fromkeys(t for t in out_of_scope if t.strip()))
     random.Random(seed).shuffle(negatives)
     if negatives:
@@ -184,17 +272,20 @@ def promote(
                 log_path, "promote", f"FAILED {name}: reload failed, {eco.name} restored", error=str(err)
             )
             raise
+    what = "moved out of shadow" if shadowed else "added"
     line = log_action(
         log_path,
         "promote",
-        f"added specialist {name!r} ({base}{' + ' + entry['adapter'] if adapter else ''}) to {eco.name}",
+        f"{what} specialist {name!r} ({entry['base']}{' + ' + entry['adapter'] if entry.get('adapter') else ''}) "
+        f"in {eco.name}" + (f"; {evidence.line()}" if evidence else ""),
         examples=len(examples),
         out_of_scope=len(negatives[:max_examples]),
         router=how,
         backup=str(backup),
         reloaded=reloaded,
+        shadow=asdict(evidence) if evidence else None,
     )
-    return PromoteResult(str(eco), name, len(examples), str(backup), how, reloaded, warnings, line)
+    return PromoteResult(str(eco), name, len(examples), str(backup), how, reloaded, warnings, line, evidence)
 
 
 def _restore(eco: Path, backup: Path, router_dir: Path | None) -> None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from cadre.route.config import RouterSpec, RulesSpec
     from cadre.route.data import Example, load_examples
+    from cadre.route.encoders import EncoderForm, get_route_embedder
     from cadre.route.evaluation import RouteEvalReport, evaluate_router
     from cadre.route.fit import fit_router
     from cadre.route.io import load_router, save_router
@@ -43,6 +44,7 @@ __all__ = [
     "Cascade",
     "CascadeResult",
     "Embedder",
+    "EncoderForm",
     "Example",
     "Explanation",
     "MeanLogprob",
@@ -59,6 +61,7 @@ __all__ = [
     "calibrate_joint_risk",
     "evaluate_router",
     "fit_router",
+    "get_route_embedder",
     "load_examples",
     "load_router",
     "save_router",
@@ -78,6 +81,8 @@ _LAZY = {
     "RouterSpec": "cadre.route.config",
     "RulesSpec": "cadre.route.config",
     "Example": "cadre.route.data",
+    "EncoderForm": "cadre.route.encoders",
+    "get_route_embedder": "cadre.route.encoders",
     "load_examples": "cadre.route.data",
     "fit_router": "cadre.route.fit",
     "load_router": "cadre.route.io",

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cadre.ecosystem.spec import EcosystemSpec, load_ecosystem
 from cadre.errors import CadreError, ConfigError
 from cadre.serve import admin as admin_routes
-from cadre.serve import chat, completions, embeddings, models, pipeline_routes
+from cadre.serve import chat, completions, embeddings, feedback, models, pipeline_routes
 from cadre.serve.auth import ADMIN_ENV_VAR, ApiKeys
 from cadre.serve.errors import APIError, error_response, install_error_handlers
 from cadre.serve.guard import HostGuard
@@ -174,14 +174,14 @@ def create_app(
     app.state.api_keys = keys
     app.state.admin_keys = admin
     install_error_handlers(app)
-    for module in (chat, completions, models, embeddings, pipeline_routes, admin_routes):
+    for module in (chat, completions, models, embeddings, feedback, pipeline_routes, admin_routes):
         app.include_router(module.router)
     app.add_middleware(_BodyLimit, limit=lambda: gw.current_spec.server.max_request_bytes)
     app.add_middleware(HostGuard, settings=lambda: gw.current_spec.server)
 
     known = [
         (r.path_regex, r.path)
-        for module in (chat, completions, models, embeddings, pipeline_routes, admin_routes)
+        for module in (chat, completions, models, embeddings, feedback, pipeline_routes, admin_routes)
         for r in module.router.routes
         if isinstance(r, APIRoute)
     ]
@@ -225,10 +225,12 @@ def serve(
     admin_keys: ApiKeys | None = None,
     log_level: str = "info",
     sock: socket.socket | None = None,
+    **gateway_kw: Any,
 ) -> None:
     """Run the server until SIGINT/SIGTERM, then drain (see :class:`~cadre.serve.lifecycle.DrainingServer`).
 
     The socket is bound (``sock``, or :func:`~cadre.serve.lifecycle.bind_socket`) before any model loads.
+    ``gateway_kw`` go to :class:`Gateway` (e.g. ``shadow_agreement``).
 
     Raises:
         ConfigError: no key for a non-loopback host, an invalid or taken port, or the admin API without its key.
@@ -238,7 +240,7 @@ def serve(
     keys = api_keys or ApiKeys()
     keys.require_for(host)
     sock = sock or bind_socket(host, port)
-    app = create_app(ecosystem, api_keys=keys, admin_keys=admin_keys)
+    app = create_app(ecosystem, api_keys=keys, admin_keys=admin_keys, **gateway_kw)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = uvicorn.Config(
         app,

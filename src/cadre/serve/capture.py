@@ -47,10 +47,13 @@ class Capture:
         info: CadreInfo,
         completion: Completion,
         started: float,
+        *,
+        force: bool = False,
     ) -> None:
-        """Queue one finished answer (``original``: the chat messages or the completion prompt) if wanted."""
+        """Queue one finished answer (``original``: the chat messages or the completion prompt) if wanted
+        (``force``: whatever ``capture.models`` and sampling say, for an answer a shadow is compared with)."""
         rec = self.recorder
-        if rec is None or not rec.wants(model):
+        if rec is None or not (force or rec.wants(model)):
             return
         try:  # the answer is already on its way: a capture problem must not fail the request
             usage = completion.usage
@@ -71,6 +74,10 @@ class Capture:
                     completion_tokens=usage.completion_tokens,
                     latency_s=time.perf_counter() - started,
                     cost=rec.cost(model, usage.prompt_tokens, usage.completion_tokens),
+                    tool_calls=[
+                        {"id": c.id, "name": c.name, "arguments": c.arguments}
+                        for c in completion.tool_calls or []
+                    ],
                 )
             )
         except Exception:

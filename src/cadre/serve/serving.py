@@ -14,7 +14,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -29,7 +29,14 @@ from cadre.errors import (
 )
 from cadre.route import GENERALIST
 from cadre.runtime.grammars import json_grammar
-from cadre.runtime.protocol import ChatMessage, Completion, SamplingParams, Usage
+from cadre.runtime.protocol import (
+    ChatMessage,
+    Completion,
+    SamplingParams,
+    StreamChunk,
+    Usage,
+    collect_stream,
+)
 from cadre.serve.capture import Capture
 from cadre.serve.errors import APIError, ClientGone
 from cadre.serve.protocol import (
@@ -50,6 +57,7 @@ from cadre.serve.protocol import (
 )
 from cadre.serve.routing import Decision, choose_target, merge_system
 from cadre.serve.served_models import BackendLoader, RouterFactory, ServedModels, Snapshot, Target
+from cadre.serve.shadow import Agreement, ShadowRunner
 from cadre.serve.streaming import (
     StreamResult,
     chat_logprobs,
@@ -89,6 +97,7 @@ class _Work:
     original: Any  # the messages or prompt as the client sent them
     req: Any  # the wire request (sampling settings)
     request_id: str = ""  # the response's id (and the captured record's)
+    shadows: list[Target] = field(default_factory=list)  # specialists that answer it too, in shadow
 
 
 class Gateway:
@@ -101,6 +110,8 @@ class Gateway:
         router_factory: builds the router of a spec; by default ``cadre.route`` (load or fit from examples).
         grounder: ``(KnowledgeRef, messages) -> (messages with passages, citations)``; by default
             :class:`CorpusGrounder` (``cadre.knowledge.ground``).
+        shadow_agreement: ``(shadow answer, generalist answer) -> [0, 1]``, counted on /metrics for each
+            shadow answer (``cadre serve`` passes ``cadre.evaluate``'s exact match); None: not counted.
     """
 
     def __init__(
@@ -112,6 +123,7 @@ class Gateway:
         router_factory: RouterFactory | None = None,
         grounder: Grounder | None = None,
         metrics: Metrics | None = None,
+        shadow_agreement: Agreement | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.admission = Admission(spec.server.queue_size)
@@ -129,6 +141,7 @@ class Gateway:
         self.draining = False
         self._jobs: weakref.WeakSet[Job] = weakref.WeakSet()  # submitted, for abort_in_flight
         self.capture = Capture(self.metrics)  # records answers when the spec's capture: block says so
+        self.shadows = ShadowRunner(self.metrics, agreement=shadow_agreement)
 
     # -- lifecycle and models (see ServedModels) ------------------------------------------------------------
 
@@ -161,6 +174,7 @@ class Gateway:
         deadline = time.perf_counter() + drain_s
         while self.admission.active and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
+        await self.shadows.close()
         await self.served.close(deadline=deadline)
         await asyncio.to_thread(self.capture.close)
 
@@ -366,8 +380,34 @@ class Gateway:
         finally:
             self.admission.release(started)
         self._account(endpoint, target, info, completion.usage, started)
-        self.capture.record(work.request_id, work.kind, work.original, target.name, info, completion, started)
+        self._record(work, target, info, completion, started)
         return completion, target, info
+
+    def _record(
+        self, work: _Work, target: Target, info: CadreInfo, answer: Completion, started: float
+    ) -> None:
+        """Capture the answer; when it is shadowed, capture it in any case and start the shadows."""
+        shadowed = bool(work.shadows) and target.kind == "generalist" and self.capture.recorder is not None
+        self.capture.record(
+            work.request_id, work.kind, work.original, target.name, info, answer, started, force=shadowed
+        )
+        if shadowed and self.capture.recorder is not None:
+
+            async def generate(shadow: Target) -> Completion:
+                payload = work.original
+                if work.kind == "chat":
+                    payload, _ = await self._prepare_chat(shadow, work.original)
+                job = await self._submit(shadow, work.kind, payload, work.req, stream=False)
+                return await self._await_result(job, self._timeout(shadow), None)
+
+            self.shadows.launch(
+                work.shadows,
+                snap=work.snap,
+                request_id=work.request_id,
+                answer=answer.text,
+                recorder=self.capture.recorder,
+                generate=generate,
+            )
 
     async def _await_result(
         self, job: Job, timeout: float, is_disconnected: IsDisconnected | None
@@ -411,7 +451,16 @@ class Gateway:
         """Choose who answers ``messages`` (the request as chat) on the current snapshot."""
         snap = self.snapshot
         decision = await choose_target(snap, req.model, messages, metrics=self.metrics)
-        return _Work(snap, decision, kind, original, req, new_id("chatcmpl" if kind == "chat" else "cmpl"))
+        plan = self.shadows.plan(snap, decision.target, decision.info)
+        return _Work(
+            snap,
+            Decision(plan.target, plan.info),
+            kind,
+            original,
+            req,
+            new_id("chatcmpl" if kind == "chat" else "cmpl"),
+            plan.shadows,
+        )
 
     # -- chat -----------------------------------------------------------------------------------------------
 
@@ -536,12 +585,12 @@ class Gateway:
                 self.metrics.cancelled.inc()
 
         ttft = self.metrics.ttft.labels(target.name)
-        texts: list[str] = []
+        pieces: list[StreamChunk] = []
 
         def done(usage: Usage) -> None:
             self._account(kind, target, info, usage, started)
-            answer = Completion(text="".join(texts), usage=usage)
-            self.capture.record(work.request_id, kind, work.original, target.name, info, answer, started)
+            answer = replace(collect_stream(iter(pieces)), usage=usage)  # text, tool calls, finish reason
+            self._record(work, target, info, answer, started)
 
         body = sse_events(
             kind,
@@ -555,7 +604,7 @@ class Gateway:
             close=close,
             n_top=req.logprobs_wanted(),
             rid=work.request_id,
-            texts=texts,
+            pieces=pieces,
         )
         return StreamResult(body=body, headers=self.headers(info), close=close)
 

@@ -125,7 +125,7 @@ async def sse_events(
     close: Callable[[bool], None],
     n_top: int | None = None,
     rid: str | None = None,
-    texts: list[str] | None = None,
+    pieces: list[StreamChunk] | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body of a streamed job whose first event (``first``) has already arrived.
 
@@ -134,7 +134,7 @@ async def sse_events(
     stream with an OpenAI error event, then ``[DONE]``.
     ``close(finished)`` always runs at the end (cancelling the generation if the client went away).
     ``n_top``: logprobs were asked for, with this many alternatives per token (each chunk carries its token's).
-    ``rid``: the response id (default: a new one); ``texts``: collects the streamed text pieces (for capture).
+    ``rid``: the response id (default: a new one); ``pieces``: collects the streamed chunks (for capture).
     """
     rid, created = rid or new_id("chatcmpl" if kind == "chat" else "cmpl"), int(time.time())
     usage = Usage()
@@ -206,8 +206,8 @@ async def sse_events(
             if (c.text or c.tool_calls) and not seen_token:
                 seen_token = True
                 on_first_token()
-            if c.text and texts is not None:
-                texts.append(c.text)
+            if pieces is not None:
+                pieces.append(c)
             if c.text or c.tool_calls or (c.logprob is not None and n_top is not None):
                 yield chunk(c.text or (None if c.tool_calls else ""), piece=c)
             if c.finish_reason is not None:

@@ -97,6 +97,26 @@ class Metrics:
             registry=r,
         )
         self.reloads = Counter("cadre_reloads", "ecosystem reloads by outcome", ["outcome"], registry=r)
+        self.shadow_requests = Counter(
+            "cadre_shadow_requests",
+            "shadow generations by specialist and outcome (answered, failed, dropped: its max_in_flight "
+            "shadows were busy)",
+            ["specialist", "outcome"],
+            registry=r,
+        )
+        self.shadow_agreement = Counter(
+            "cadre_shadow_agreement",
+            "summed agreement (exact match, 0 or 1) of shadow answers with the generalist's, by specialist; "
+            "divide by cadre_shadow_requests_total{outcome=answered} for the rate",
+            ["specialist"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "cadre_feedback",
+            "feedback items received on POST /v1/feedback, by outcome",
+            ["outcome"],
+            registry=r,
+        )
 
     def watch_capture(self, stats: Callable[[], dict[str, Any]]) -> None:
         """Expose a capture recorder's counts (``cadre.traffic.Recorder.stats``), read at each scrape."""

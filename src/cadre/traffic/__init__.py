@@ -16,10 +16,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from cadre.traffic.actions import ACTION_LOG, log_action, read_actions
-from cadre.traffic.config import PII_TYPES, CaptureSpec, Price, RedactionSpec, RetentionSpec
+from cadre.traffic.config import PII_TYPES, CaptureSpec, Price, RedactionSpec, RetentionSpec, ShadowSpec
+from cadre.traffic.feedback import import_feedback, read_feedback
 from cadre.traffic.recorder import Recorder
 from cadre.traffic.redact import Redactor, iban_valid, luhn_valid
-from cadre.traffic.store import TrafficRecord, TrafficStore, open_store
+from cadre.traffic.store import Feedback, ShadowRecord, TrafficRecord, TrafficStore, open_store
 
 if TYPE_CHECKING:
     from cadre.traffic.discover import Task, TaskReport, discover_tasks
@@ -30,11 +31,14 @@ __all__ = [
     "PII_TYPES",
     "CaptureSpec",
     "ExportResult",
+    "Feedback",
     "Price",
     "Recorder",
     "RedactionSpec",
     "Redactor",
     "RetentionSpec",
+    "ShadowRecord",
+    "ShadowSpec",
     "Task",
     "TaskReport",
     "TrafficRecord",
@@ -42,10 +46,12 @@ __all__ = [
     "discover_tasks",
     "export_task",
     "iban_valid",
+    "import_feedback",
     "log_action",
     "luhn_valid",
     "open_store",
     "read_actions",
+    "read_feedback",
 ]
 
 _LAZY = {

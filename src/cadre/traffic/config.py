@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from cadre.config.base import StrictModel
 
-__all__ = ["PII_TYPES", "CaptureSpec", "PiiType", "Price", "RedactionSpec", "RetentionSpec"]
+__all__ = ["PII_TYPES", "CaptureSpec", "PiiType", "Price", "RedactionSpec", "RetentionSpec", "ShadowSpec"]
 
 PiiType = Literal["email", "iban", "card", "ip", "phone"]
 PII_TYPES: tuple[PiiType, ...] = ("email", "iban", "card", "ip", "phone")
@@ -61,6 +61,25 @@ class RedactionSpec(StrictModel):
         return v
 
 
+class ShadowSpec(StrictModel):
+    """A specialist run in shadow: the generalist still answers; the specialist answers the same request off the
+    request path, and both answers are logged side by side (``cadre traffic shadow`` compares them)."""
+
+    specialist: str = Field(description="a specialist of this ecosystem (its name under specialists:)")
+    scope: Literal["routed", "generalist"] = Field(
+        default="routed",
+        description="routed: the model='auto' requests the router sends to this specialist (the generalist "
+        "answers them instead); generalist: every request the generalist answers",
+    )
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0, description="share of those requests shadowed")
+    max_in_flight: int = Field(
+        default=2,
+        ge=1,
+        description="shadow generations running at once; a request arriving when they are all busy is not "
+        "shadowed (counted as dropped), never waited for",
+    )
+
+
 class CaptureSpec(StrictModel):
     """Record the requests and answers of chosen models (usually the generalist) to a local SQLite file."""
 
@@ -83,6 +102,27 @@ class CaptureSpec(StrictModel):
         default_factory=dict,
         description="per model name: price per million tokens, to record each request's cost (absent: cost 0)",
     )
+
+    shadow: list[ShadowSpec] = Field(
+        default_factory=list,
+        description="specialists run in shadow beside the generalist, their answers logged to the store "
+        "(docs/flywheel.md)",
+    )
+
+    @field_validator("shadow")
+    @classmethod
+    def _shadow(cls, v: list[ShadowSpec]) -> list[ShadowSpec]:
+        names = [s.specialist for s in v]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"specialist {name!r} is shadowed twice; keep one entry")
+        return v
+
+    def shadowed(self, specialist: str) -> ShadowSpec | None:
+        """The shadow entry of ``specialist`` (None when it is not shadowed or capture is off)."""
+        if not self.enabled:
+            return None
+        return next((s for s in self.shadow if s.specialist == specialist), None)
 
     @field_validator("models")
     @classmethod

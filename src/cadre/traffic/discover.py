@@ -36,6 +36,7 @@ __all__ = ["CRITERIA", "Task", "TaskReport", "cluster", "discover_tasks"]
 CRITERIA = ("calinski_harabasz", "silhouette")
 
 _SILHOUETTE_SAMPLE = 2000  # points the silhouette is computed on (it is O(n^2))
+_K_SAMPLE = 3000  # above this many points, k is chosen on a random sample of them, then fitted on all
 
 
 class TextEmbedder(Protocol):
@@ -79,10 +80,15 @@ class TaskReport:
         return out
 
 
-def _kmeans(x: NDArray[np.float32], k: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def _kmeans(
+    x: NDArray[np.float32], k: int, seed: int, init: NDArray[np.float32] | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     from sklearn.cluster import KMeans
 
-    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
+    if init is None:
+        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
+    else:
+        km = KMeans(n_clusters=k, init=init, n_init=1, random_state=seed).fit(x)
     return km.labels_.astype(np.int64), km.cluster_centers_.astype(np.float32)
 
 
@@ -95,7 +101,12 @@ def cluster(
     seed: int = 0,
 ) -> tuple[NDArray[np.int64], int, dict[int, float], dict[int, float]]:
     """Cluster rows ``x``: with ``k`` given, k-means with it; else the k in ``k_range`` with the best ``criterion``.
-    Returns (labels, k, criterion per k tried, silhouette per k tried)."""
+    Returns (labels, k, criterion per k tried, silhouette per k tried).
+
+    Above ``_K_SAMPLE`` rows, every k is tried on a random sample of that many (the criteria are then the
+    sample's), and the chosen k is fitted on all rows starting from the sample's centres: the cost of choosing
+    k stops growing with the traffic.
+    """
     from sklearn.metrics import calinski_harabasz_score, silhouette_score
 
     if criterion not in CRITERIA:
@@ -107,21 +118,27 @@ def cluster(
     candidates = [k] if k is not None else list(range(max(2, lo), min(hi, n - 1) + 1))
     if not candidates or candidates[0] >= n:
         raise DataError(f"{n} requests are too few to cluster; capture more traffic first")
-    best: tuple[float, int, NDArray[np.int64]] | None = None
+    subset = len(candidates) > 1 and n > _K_SAMPLE
+    rows = np.sort(rng.choice(n, size=_K_SAMPLE, replace=False)) if subset else np.arange(n)
+    xs = x[rows]
+    if subset:
+        sample = np.arange(min(len(rows), _SILHOUETTE_SAMPLE))  # rows are a random draw already
+    best: tuple[float, int, NDArray[np.int64], NDArray[np.float32]] | None = None
     scores: dict[int, float] = {}
     silhouettes: dict[int, float] = {}
     for kk in candidates:
-        labels, _ = _kmeans(x, kk, seed)
+        labels, centres = _kmeans(xs, kk, seed)
         split = len(set(labels.tolist())) >= 2 and len(set(labels[sample].tolist())) >= 2
         silhouettes[kk] = (
-            float(silhouette_score(x[sample], labels[sample], metric="cosine")) if split else -1.0
+            float(silhouette_score(xs[sample], labels[sample], metric="cosine")) if split else -1.0
         )
-        ch = float(calinski_harabasz_score(x, labels)) if split else 0.0
+        ch = float(calinski_harabasz_score(xs, labels)) if split else 0.0
         scores[kk] = ch if criterion == "calinski_harabasz" else silhouettes[kk]
         if best is None or scores[kk] > best[0]:
-            best = (scores[kk], kk, labels)
+            best = (scores[kk], kk, labels, centres)
     assert best is not None
-    return best[2], best[1], scores, silhouettes
+    labels = _kmeans(x, best[1], seed, init=best[3])[0] if subset else best[2]
+    return labels, best[1], scores, silhouettes
 
 
 Progress = Callable[[str, int, int], None]

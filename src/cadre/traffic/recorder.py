@@ -19,7 +19,7 @@ from typing import Any
 
 from cadre.traffic.config import CaptureSpec
 from cadre.traffic.redact import Redactor
-from cadre.traffic.store import TrafficRecord, TrafficStore
+from cadre.traffic.store import Feedback, ShadowRecord, TrafficRecord, TrafficStore
 
 __all__ = ["Recorder"]
 
@@ -28,6 +28,9 @@ log = logging.getLogger("cadre.traffic")
 _BATCH = 256
 _PRUNE_EVERY_S = 5.0
 _STOP = object()
+
+Item = TrafficRecord | ShadowRecord | Feedback
+"""What the writer takes: a captured answer, a shadow's answer to one, or a user's feedback on one."""
 
 
 class Recorder:
@@ -83,7 +86,7 @@ class Recorder:
             return 0.0
         return (prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok) / 1e6
 
-    def offer(self, record: TrafficRecord) -> bool:
+    def offer(self, record: Item) -> bool:
         """Queue ``record`` (unredacted) for the writer; False (and counted as dropped) when the queue is full or
         the recorder is not running."""
         if self._thread is None:
@@ -134,14 +137,40 @@ class Recorder:
         with self._lock:
             self.counts[key] += n
 
-    def _redacted(self, record: TrafficRecord) -> TrafficRecord:
+    def _redacted(self, item: Item) -> Item:
         counts: Counter[str] = Counter()
         redactor = self._redactor
-        messages = redactor.redact_messages(record.messages, counts)
-        response = redactor.redact(record.response, counts)
+        out: Item
+        if isinstance(item, TrafficRecord):
+            messages = redactor.redact_messages(item.messages, counts)
+            response = redactor.redact(item.response, counts)
+            calls = [
+                {**c, "arguments": redactor.redact(str(c.get("arguments", "")), counts)}
+                for c in item.tool_calls
+            ]
+            out = replace(
+                item, messages=messages, response=response, tool_calls=calls, redactions=dict(counts)
+            )
+        elif isinstance(item, ShadowRecord):
+            out = replace(item, response=redactor.redact(item.response, counts), redactions=dict(counts))
+        else:
+            label = None if item.label is None else redactor.redact(item.label, counts)
+            out = replace(item, label=label, redactions=dict(counts))
         with self._lock:
             self.redactions.update(counts)
-        return replace(record, messages=messages, response=response, redactions=dict(counts))
+        return out
+
+    def _insert(self, store: TrafficStore, items: list[Item]) -> None:
+        redacted = [self._redacted(i) for i in items]
+        records = [r for r in redacted if isinstance(r, TrafficRecord)]
+        shadows = [r for r in redacted if isinstance(r, ShadowRecord)]
+        feedback = [r for r in redacted if isinstance(r, Feedback)]
+        if records:
+            store.insert(records)
+        if shadows:
+            store.insert_shadow(shadows)
+        if feedback:
+            store.insert_feedback(feedback)
 
     def _write_loop(self) -> None:
         assert self._store is not None
@@ -160,7 +189,7 @@ class Recorder:
             records = [b for b in batch if b is not _STOP]
             try:
                 if records:
-                    store.insert([self._redacted(r) for r in records])
+                    self._insert(store, records)
                     self._count("written", len(records))
                 now = time.monotonic()
                 if (records and now - last_prune >= _PRUNE_EVERY_S) or stop:

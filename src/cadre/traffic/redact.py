@@ -144,11 +144,23 @@ class Redactor:
     def redact_messages(
         self, messages: Iterable[Mapping[str, object]], counts: Counter[str] | None = None
     ) -> list[dict[str, object]]:
-        """Chat messages with every string ``content`` redacted (other fields kept as they are)."""
+        """Chat messages with every string ``content`` and every tool call's ``function.arguments`` redacted
+        (other fields kept as they are)."""
         out = []
         for m in messages:
             msg = dict(m)
             if isinstance(msg.get("content"), str):
                 msg["content"] = self.redact(str(msg["content"]), counts)
+            calls = msg.get("tool_calls")
+            if isinstance(calls, list):
+                msg["tool_calls"] = [self._redact_call(c, counts) for c in calls]
             out.append(msg)
         return out
+
+    def _redact_call(self, call: object, counts: Counter[str] | None) -> object:
+        if not isinstance(call, Mapping) or not isinstance(call.get("function"), Mapping):
+            return call
+        function = dict(call["function"])
+        if isinstance(function.get("arguments"), str):
+            function["arguments"] = self.redact(function["arguments"], counts)
+        return {**call, "function": function}

@@ -2,6 +2,11 @@
 
 Only redacted text is ever given to it (the recorder redacts first). Deleted rows are overwritten on disk
 (``PRAGMA secure_delete``), so retention really removes what it drops.
+
+Tables: ``requests`` (one captured answer each, its tool calls included), ``shadow`` (a shadowed specialist's answer to a captured
+request, joined on ``request_id``), ``feedback`` (a user's label or score for a response id) and ``task_members``
+(the latest ``cadre traffic tasks``). The schema version is SQLite's ``user_version``; an older store is migrated
+forward when it is opened (:data:`_MIGRATIONS`, applied in order).
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from typing import Any
 from cadre.errors import DataError, NotFoundError, StoreError
 from cadre.traffic.config import RetentionSpec
 
-__all__ = ["SCHEMA_VERSION", "TrafficRecord", "TrafficStore", "open_store"]
+__all__ = ["SCHEMA_VERSION", "Feedback", "ShadowRecord", "TrafficRecord", "TrafficStore", "open_store"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _COLUMNS = (
     "request_id",
@@ -38,9 +43,10 @@ _COLUMNS = (
     "latency_s",
     "cost",
     "redactions",
+    "tool_calls",
 )
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id TEXT NOT NULL,
@@ -68,6 +74,54 @@ CREATE TABLE IF NOT EXISTS task_members (
 );
 """
 
+_SHADOW_COLUMNS = (
+    "request_id",
+    "ts",
+    "specialist",
+    "response",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_s",
+    "cost",
+    "error",
+    "redactions",
+)
+_FEEDBACK_COLUMNS = ("request_id", "ts", "label", "score", "source", "redactions")
+
+_SCHEMA_V2 = """
+ALTER TABLE requests ADD COLUMN tool_calls TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE IF NOT EXISTS shadow (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    specialist TEXT NOT NULL,
+    response TEXT NOT NULL,
+    finish_reason TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    latency_s REAL NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    redactions TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS shadow_request ON shadow (request_id);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    label TEXT,
+    score REAL,
+    source TEXT NOT NULL DEFAULT 'api',
+    redactions TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
+CREATE INDEX IF NOT EXISTS requests_request_id ON requests (request_id);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+"""Schema version -> the script that brings the previous version to it (a new store runs them all)."""
+
 
 @dataclass
 class TrafficRecord:
@@ -89,6 +143,7 @@ class TrafficRecord:
     latency_s: float = 0.0
     cost: float = 0.0
     redactions: dict[str, int] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # the answer's calls: id, name, arguments
     id: int | None = None
 
     @property
@@ -111,10 +166,49 @@ class TrafficRecord:
         return asdict(self)
 
 
+@dataclass
+class ShadowRecord:
+    """A shadowed specialist's answer to the captured request ``request_id`` (the generalist's answer)."""
+
+    request_id: str
+    specialist: str
+    response: str
+    ts: float = field(default_factory=time.time)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cost: float = 0.0
+    error: str | None = None  # the shadow failed (timeout, backend error): no answer to compare
+    redactions: dict[str, int] = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass
+class Feedback:
+    """A user's verdict on the answer ``request_id``: a reference ``label`` (the right answer) and/or a
+    ``score`` in [0, 1] (e.g. thumbs up 1, down 0)."""
+
+    request_id: str
+    label: str | None = None
+    score: float | None = None
+    source: str = "api"  # "api" (POST /v1/feedback) or the file it was imported from
+    ts: float = field(default_factory=time.time)
+    redactions: dict[str, int] = field(default_factory=dict)
+    id: int | None = None
+
+
+def _values(obj: Any, columns: tuple[str, ...]) -> tuple[Any, ...]:
+    d = asdict(obj)
+    d["redactions"] = json.dumps(d["redactions"], sort_keys=True)
+    return tuple(d[c] for c in columns)
+
+
 def _row(r: TrafficRecord) -> tuple[Any, ...]:
     d = asdict(r)
     d["messages"] = json.dumps(r.messages, ensure_ascii=False)
     d["redactions"] = json.dumps(r.redactions, sort_keys=True)
+    d["tool_calls"] = json.dumps(r.tool_calls, ensure_ascii=False)
     d["fallback"] = int(r.fallback)
     return tuple(d[c] for c in _COLUMNS)
 
@@ -140,14 +234,14 @@ class TrafficStore:
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.execute("PRAGMA synchronous=NORMAL")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                self._db.executescript(_SCHEMA)
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
                 raise StoreError(
-                    f"{self.path}: traffic store schema {version}, this cadre reads {SCHEMA_VERSION}; "
-                    "capture into a new file"
+                    f"{self.path}: traffic store schema {version} is newer than this cadre's "
+                    f"({SCHEMA_VERSION}); upgrade cadre to read it"
                 )
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                self._db.executescript(_MIGRATIONS[v])
+                self._db.execute(f"PRAGMA user_version={v}")
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path}: not a usable traffic store ({err})") from None
 
@@ -161,13 +255,57 @@ class TrafficStore:
         self.close()
 
     def insert(self, records: Iterable[TrafficRecord]) -> int:
-        rows = [_row(r) for r in records]
+        return self._insert("requests", _COLUMNS, [_row(r) for r in records])
+
+    def insert_shadow(self, records: Iterable[ShadowRecord]) -> int:
+        return self._insert("shadow", _SHADOW_COLUMNS, [_values(r, _SHADOW_COLUMNS) for r in records])
+
+    def insert_feedback(self, items: Iterable[Feedback]) -> int:
+        return self._insert("feedback", _FEEDBACK_COLUMNS, [_values(f, _FEEDBACK_COLUMNS) for f in items])
+
+    def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
         with self._db:
             self._db.executemany(
-                f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                rows,
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
             )
         return len(rows)
+
+    def shadow_pairs(self, specialist: str | None = None) -> list[tuple[TrafficRecord, ShadowRecord]]:
+        """Each shadow answer with the captured answer it shadowed (capture order); failed shadows included
+        (``error`` set), shadows whose request retention dropped left out."""
+        sql = f"SELECT id, {', '.join(_SHADOW_COLUMNS)} FROM shadow"
+        args: list[Any] = []
+        if specialist is not None:
+            sql += " WHERE specialist = ?"
+            args.append(specialist)
+        shadows: dict[str, list[ShadowRecord]] = {}
+        for row in self._db.execute(sql + " ORDER BY id", args):
+            d = dict(zip(("id", *_SHADOW_COLUMNS), row, strict=True))
+            d["redactions"] = json.loads(d["redactions"])
+            rec = ShadowRecord(**d)
+            shadows.setdefault(rec.request_id, []).append(rec)
+        if not shadows:
+            return []
+        return [(r, s) for r in self.iter_records() if r.request_id in shadows for s in shadows[r.request_id]]
+
+    def shadowed_specialists(self) -> list[str]:
+        return [str(r[0]) for r in self._db.execute("SELECT DISTINCT specialist FROM shadow ORDER BY 1")]
+
+    def feedback(self) -> dict[str, Feedback]:
+        """The latest feedback per request id (a later label or score replaces an earlier one; a score-only
+        item keeps an earlier label, and the other way round)."""
+        out: dict[str, Feedback] = {}
+        sql = f"SELECT id, {', '.join(_FEEDBACK_COLUMNS)} FROM feedback ORDER BY id"
+        for row in self._db.execute(sql):
+            d = dict(zip(("id", *_FEEDBACK_COLUMNS), row, strict=True))
+            d["redactions"] = json.loads(d["redactions"])
+            new = Feedback(**d)
+            old = out.get(new.request_id)
+            if old is not None:
+                new.label = new.label if new.label is not None else old.label
+                new.score = new.score if new.score is not None else old.score
+            out[new.request_id] = new
+        return out
 
     def prune(self, retention: RetentionSpec, *, now: float | None = None) -> int:
         """Delete what ``retention`` no longer keeps (too old, or beyond ``max_rows``); returns how many."""
@@ -182,6 +320,11 @@ class TrafficStore:
             ).rowcount
             if deleted:
                 self._db.execute("DELETE FROM task_members WHERE record_id NOT IN (SELECT id FROM requests)")
+                # a shadow answer or a label outlives no longer than the request it belongs to
+                for table in ("shadow", "feedback"):
+                    self._db.execute(
+                        f"DELETE FROM {table} WHERE request_id NOT IN (SELECT request_id FROM requests)"
+                    )
         return deleted
 
     def save_tasks(self, assignment: Iterable[tuple[int, int]]) -> None:
@@ -231,6 +374,7 @@ class TrafficStore:
             try:
                 d["messages"] = json.loads(d["messages"])
                 d["redactions"] = json.loads(d["redactions"])
+                d["tool_calls"] = json.loads(d["tool_calls"])
             except json.JSONDecodeError as err:
                 raise DataError(f"{self.path}: record {d['id']} is damaged ({err})") from None
             d["fallback"] = bool(d["fallback"])
