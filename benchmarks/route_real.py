@@ -41,6 +41,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "frozen-auto/gate-knn": {"ood_score": "knn"},
     "frozen-auto/gate-mahalanobis": {"ood_score": "mahalanobis"},
     "frozen-auto/gate-energy": {"ood_score": "energy"},
+    "frozen-auto/gate-knn+energy": {"ood_score": "knn+energy"},
+    "frozen-auto/gate-knn+mahalanobis+energy": {"ood_score": "knn+mahalanobis+energy"},
     "frozen-auto/gate-auto": {"ood_score": "auto"},
     "finetuned/gate-auto": {"encoder": "finetuned", "finetune_pairs": 1000},
     "auto-encoder/gate-auto": {"encoder": "auto", "finetune_pairs": 1000},

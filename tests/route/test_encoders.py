@@ -102,14 +102,27 @@ def test_truncated_router_round_trips_and_refuses_another_form(
     assert router.spec.embedding_runtime == "torch"
 
 
-@pytest.mark.slow  # times 6 forms x 3 rounds, exports and quantises to ONNX: ~1 min idle, 8 under load 15
+@pytest.mark.slow  # times 6 forms on 8 requests (1 round), cross-fits each; reuses the module's ONNX exports
 def test_latency_budget_picks_the_most_accurate_form_that_fits(
-    train_examples: list[Example], tmp_path: Path
+    train_examples: list[Example], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import functools
+
+    import cadre.route.embedding
+    from cadre.route.spaces import choose_form
+
+    # fewer timed requests than a real fit (100 x 3 rounds): the choice logic and the report are the same
+    monkeypatch.setattr(
+        cadre.route.embedding, "choose_form", functools.partial(choose_form, timing_texts=8, rounds=1)
+    )
     router = fit_router(_small(train_examples), latency_budget_ms=10_000, min_examples_per_route=5)
     lat = router.report["latency"]
     names = [f.name for f in FORMS]
     assert set(lat["forms"]) == set(names) and lat["budget_ms"] == 10_000
+    assert (
+        lat["measured_on"].startswith("8 example texts one at a time")
+        and "median of 1 rounds" in lat["measured_on"]
+    )
     for row in lat["forms"].values():
         assert 0 < row["p50_ms"] <= row["p99_ms"] < 10_000 and 0 <= row["cv_accuracy"] <= 1
     acc = {n: lat["forms"][n]["cv_accuracy"] for n in names}

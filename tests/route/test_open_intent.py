@@ -13,7 +13,7 @@ from cadre.errors import DataError, ModelLoadError
 from cadre.route import GENERALIST, fit_router, load_router, save_router
 from cadre.route.data import Example
 from cadre.route.evaluation import evaluate_router, fpr_at_tpr, open_intent_metrics
-from cadre.route.ood import SCORES, Mahalanobis, OODGate, attainable_alpha, choose_alpha, energy
+from cadre.route.ood import COMBINED, SCORES, Mahalanobis, OODGate, attainable_alpha, choose_alpha, energy
 from cadre.route.protocol import RouteDecision
 
 
@@ -85,8 +85,9 @@ def test_gate_without_out_of_scope_examples(
     rep = router.report
     assert rep["out_of_scope_examples"] == 0
     loro = rep["ood_score_loro_auroc"]
-    assert set(loro) == set(SCORES)
-    assert rep["ood_score"] == max(loro, key=lambda n: (loro[n], -list(SCORES).index(n)))
+    names = [*SCORES, *COMBINED]
+    assert set(loro) == set(names)
+    assert rep["ood_score"] == max(loro, key=lambda n: (loro[n], -names.index(n)))
     ev = evaluate_router(router, test_examples, batch_throughput=False)
     assert ev.ood_auroc is not None and ev.ood_auroc >= 0.85
     assert ev.oos_recall is not None and ev.oos_recall >= 0.4
@@ -94,6 +95,12 @@ def test_gate_without_out_of_scope_examples(
     for score in SCORES:
         forced = fit_router(_in_scope(train_examples), embedder=embedder, ood_score=score)  # type: ignore[arg-type]
         assert forced.report["ood_score"] == score and forced.gate.features == [SCORES[score]]
+    both = fit_router(_in_scope(train_examples), embedder=embedder, ood_score="knn+energy")  # type: ignore[arg-type]
+    assert both.gate.features == ["knn_similarity", "energy"] and both.gate.weights == [1.0, 1.0]
+    # each part standardised by its held-out in-domain mean and spread: the calibration scores are centred
+    assert abs(float(np.mean(both.gate.calib))) < 1e-6
+    ev_both = evaluate_router(both, test_examples, batch_throughput=False)
+    assert ev_both.in_scope_kept is not None and ev_both.in_scope_kept >= 0.85
 
 
 @pytest.mark.parametrize(

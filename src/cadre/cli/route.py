@@ -51,7 +51,9 @@ def fit_cmd(
         None, help='Threshold in your words: "send at most Y to the generalist" (replaces --ood-alpha).'
     ),
     ood_score: str | None = typer.Option(
-        None, help="Gate score without out-of-scope examples: auto (default) | knn | mahalanobis | energy."
+        None,
+        help="Gate score without out-of-scope examples: auto (default) | knn | mahalanobis | energy | a sum "
+        "such as knn+energy.",
     ),
     max_seq_length: int | None = typer.Option(
         None, help="Truncate requests to this many tokens before embedding (default: the model's own)."

@@ -63,11 +63,21 @@ class RouterSpec(StrictModel):
     """Passes over the fine-tuning pairs."""
     finetune_folds: int = Field(default=3, ge=2, le=10)
     """Cross-fitting folds when a fine-tuned encoder is fitted (one fine-tuning per fold, plus the final one)."""
-    ood_score: Literal["auto", "knn", "mahalanobis", "energy"] = "auto"
+    ood_score: Literal[
+        "auto",
+        "knn",
+        "mahalanobis",
+        "energy",
+        "knn+energy",
+        "knn+mahalanobis",
+        "mahalanobis+energy",
+        "knn+mahalanobis+energy",
+    ] = "auto"
     """The gate's in-domain score when there are no out-of-scope examples: ``knn`` (similarity to a route's
     nearest examples), ``mahalanobis`` (shared-covariance distance to a route mean), ``energy`` (logsumexp of
-    the head's logits), or ``auto``: the one that best detects a route held out of training as if it were out
-    of scope (cross-validated on the examples)."""
+    the head's logits), a sum of them (``knn+energy`` ..., each standardised by its held-out in-domain mean and
+    spread), or ``auto``: the one that best detects a route held out of training as if it were out of scope
+    (cross-validated on the examples)."""
     min_in_scope_accuracy: float | None = Field(default=None, gt=0, le=1)
     """Threshold in your words: "keep in-scope accuracy >= X": the gate sends as many requests to the generalist
     as it can while the held-out share of in-scope requests routed to the right specialist stays >= X.

@@ -20,7 +20,6 @@ from cadre.route.crossfit import CrossFit, FoldSpace, cross_fit, fold_ids
 from cadre.route.data import Example, check_examples, routes_of
 from cadre.route.ood import (
     FEATURES,
-    SCORES,
     GateView,
     Mahalanobis,
     OODGate,
@@ -28,6 +27,7 @@ from cadre.route.ood import (
     energy,
     fit_gate,
     route_similarity,
+    score_features,
 )
 from cadre.route.protocol import GENERALIST, Embedder, RouteDecision
 from cadre.route.spaces import (
@@ -497,7 +497,7 @@ def fit_embedding_router(
         in_labels=pred,
         alpha=spec.ood_alpha,
         k=spec.k,
-        score=SCORES[cf.ood_score],
+        score=score_features(cf.ood_score),
         seed=spec.seed,
     )
     threshold: dict[str, Any] = {"target": f"ood_alpha={spec.ood_alpha}", "ood_alpha": gate.alpha}

@@ -7,7 +7,8 @@ Framework for Detecting Out-of-Distribution Samples and Adversarial Attacks"; th
 shrunk, Ledoit & Wolf 2004, because routes have few examples per dimension); and the head's energy,
 ``logsumexp`` of its logits (Liu et al. 2020, "Energy-based Out-of-distribution Detection"). Without
 out-of-scope examples, the gate uses the one that best separates a route held out of training, as if it were
-out of scope, from the other routes' held-out examples (``select_score``); with out-of-scope examples, a
+out of scope, from the other routes' held-out examples (``select_score``), among the three alone and their sums
+(each standardised by its held-out in-domain mean and spread; ``COMBINED``); with out-of-scope examples, a
 logistic regression weighs them all, the route probability and the similarity to those examples.
 The threshold is set without any out-of-scope data: the conformal p-value of a request's score against
 held-out in-domain scores (Bates et al. 2023, "Testing for outliers with conformal p-values") is at most
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "COMBINED",
     "FEATURES",
     "SCORES",
     "GateView",
@@ -37,12 +39,26 @@ __all__ = [
     "fit_gate",
     "route_similarity",
     "route_similarity_matrix",
+    "score_features",
     "select_score",
 ]
 
 FEATURES = ("knn_similarity", "route_probability", "out_of_scope_similarity", "mahalanobis", "energy")
 SCORES = {"knn": "knn_similarity", "mahalanobis": "mahalanobis", "energy": "energy"}
 """The distance-based in-domain scores the gate can use alone (``RouterSpec.ood_score``), by feature name."""
+COMBINED = {
+    "knn+energy": ("knn", "energy"),
+    "knn+mahalanobis": ("knn", "mahalanobis"),
+    "mahalanobis+energy": ("mahalanobis", "energy"),
+    "knn+mahalanobis+energy": ("knn", "mahalanobis", "energy"),
+}
+"""Sums of the scores above, each standardised by its held-out in-domain mean and standard deviation (a request
+must look in-domain by several measures at once); ``select_score`` weighs them against the single scores."""
+
+
+def score_features(name: str) -> list[str]:
+    """The gate features of an ``ood_score`` name (one of ``SCORES`` or ``COMBINED``)."""
+    return [SCORES[part] for part in COMBINED.get(name, (name,))]
 
 
 def route_similarity_matrix(
@@ -164,11 +180,13 @@ def select_score(
     Each route in turn is removed from the ``train`` rows (the head refitted without it, the Mahalanobis means
     and covariance recomputed); its ``test`` rows play "out of scope", the other routes' ``test`` rows
     "in scope". The score's AUROC is averaged over routes (the open-intent protocol simulated on the user's
-    data). Ties go to the first of ``SCORES``.
+    data). The ``COMBINED`` sums standardise each part by the in-scope rows' mean and standard deviation, as the
+    gate does with its calibration scores. Ties go to the first of ``SCORES``, then of ``COMBINED``.
     """
     from cadre.route.evaluation import auroc
 
-    aucs: dict[str, list[float]] = {name: [] for name in SCORES}
+    names = [*SCORES, *COMBINED]
+    aucs: dict[str, list[float]] = {name: [] for name in names}
     for r in range(n_routes):
         keep = train & (y != r)
         lab = y[test] != r
@@ -185,12 +203,14 @@ def select_score(
             "mahalanobis": Mahalanobis.fit(x[keep], yk, n_kept).score(xt),
             "energy": energy(head.logits(xt)),
         }
+        z = {n: (v - v[lab].mean()) / max(float(v[lab].std()), 1e-12) for n, v in scores.items()}
+        scores.update({name: np.sum([z[p] for p in parts], axis=0) for name, parts in COMBINED.items()})
         for name, s in scores.items():
             a = auroc(s, lab)
             if a is not None:
                 aucs[name].append(a)
     result = {name: float(np.mean(v)) if v else 0.5 for name, v in aucs.items()}
-    best = max(result, key=lambda n: (result[n], -list(SCORES).index(n)))
+    best = max(result, key=lambda n: (result[n], -names.index(n)))
     return best, result
 
 
@@ -293,19 +313,26 @@ def fit_gate(
     in_labels: NDArray[np.int64],
     alpha: float | None,
     k: int,
-    score: str = FEATURES[0],
+    score: str | list[str] = FEATURES[0],
     seed: int = 0,
 ) -> OODGate:
     """Fit the gate from held-out (out-of-fold) features of in-domain and, if any, out-of-scope examples.
 
     ``in_labels`` is the predicted (out-of-fold) route of each in-domain example, for per-route p-values;
-    ``score`` the feature used alone when there are no out-of-scope examples.
+    ``score`` the feature used when there are no out-of-scope examples, or several: their sum, each standardised
+    by its mean and standard deviation over ``in_feats``.
 
     A conformal p-value is at least 1/(n+1) for n calibration scores, so with fewer than 1/alpha - 1 in-domain
     examples the gate could never fire. When out-of-scope examples show that a gate is wanted, alpha is then
     raised to that floor (the gate flags what scores below every in-domain example); :func:`attainable_alpha`.
     """
-    gate = OODGate(alpha=alpha, k=k, calib=np.zeros(0), features=[score])
+    parts = [score] if isinstance(score, str) else list(score)
+    gate = OODGate(alpha=alpha, k=k, calib=np.zeros(0), features=parts)
+    if len(parts) > 1:
+        cols = gate._columns(in_feats)
+        gate.weights = [1.0] * len(parts)
+        gate.mean = [float(m) for m in cols.mean(axis=0)]
+        gate.scale = [float(v) for v in np.maximum(cols.std(axis=0), 1e-12)]
     with_oos = out_feats is not None and out_feats.shape[0] >= 2
     alpha = attainable_alpha(alpha, len(in_feats)) if with_oos else alpha
     if out_feats is not None and with_oos:
