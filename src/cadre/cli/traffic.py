@@ -33,7 +33,9 @@ def _encoder(text: str | None) -> Any:
     head, _, length = text.partition("/")
     runtime, sep, precision = head.partition("-")
     if not sep or (length and not (length.startswith("len") and length[3:].isdigit())):
-        raise ConfigError(f"--encoder {text!r}: write RUNTIME-PRECISION[/lenN], e.g. torch-int8/len128")
+        raise ConfigError(
+            f"--encoder {text!r}: write RUNTIME-PRECISION or RUNTIME-PRECISION/lenN, e.g. torch-int8/len128"
+        )
     return get_route_embedder(form=EncoderForm(runtime, precision, int(length[3:]) if length else None))
 
 
@@ -59,7 +61,7 @@ def tasks(
     examples: int = typer.Option(3, help="Example requests shown per task."),
     encoder: str | None = typer.Option(
         None,
-        help="A faster form of the embedder, as the router takes it: RUNTIME-PRECISION[/lenN], e.g. "
+        help="A faster form of the embedder, as the router takes it: RUNTIME-PRECISION, optionally /lenN, e.g. "
         "torch-int8/len128 (default: MiniLM as is).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
