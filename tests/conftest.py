@@ -165,3 +165,14 @@ def pg_dsn() -> Iterator[str]:
         )  # fmt: skip
         time.sleep(0.1)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_store_url(pg_dsn: str) -> Callable[[str], str]:
+    """``pg_store_url(prefix)``: a traffic store on the ``pg_dsn`` server, as the ``postgresql://`` URL
+    ``capture.store`` takes, its tables named ``<prefix>requests``...: one prefix per store keeps tests apart."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(pg_dsn)
+    base = f"postgresql://{info['user']}@{info['host']}:{info['port']}/{info['dbname']}"
+    return lambda prefix: f"{base}?table_prefix={prefix}"

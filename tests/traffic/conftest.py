@@ -21,23 +21,15 @@ def disk_bytes(db: Path) -> bytes:
     return out
 
 
-def pg_url(dsn: str, table_prefix: str) -> str:
-    """The ``postgresql://`` store URL of the server ``dsn`` (libpq key=value form) with its own table prefix."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    info = conninfo_to_dict(dsn)
-    return f"postgresql://{info['user']}@{info['host']}:{info['port']}/{info['dbname']}?table_prefix={table_prefix}"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
     """``make_store(name)``: where a new store named ``name`` goes, on each backend: a SQLite file, or a
     PostgreSQL URL with a table prefix of its own (one throwaway server for the session)."""
     if request.param == "sqlite":
         return lambda name: str(tmp_path / f"{name}.db")
-    dsn = request.getfixturevalue("pg_dsn")
+    url = request.getfixturevalue("pg_store_url")
     tag = uuid.uuid4().hex[:8]
-    return lambda name: pg_url(dsn, f"t{tag}_{name}_")
+    return lambda name: str(url(f"t{tag}_{name}_"))
 
 
 def stored_text(store: str | Path) -> bytes:

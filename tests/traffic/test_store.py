@@ -112,13 +112,29 @@ def test_shadow_pairs_feedback_and_retention(make_store: Callable[[str], str]) -
         assert set(store.feedback()) == set()  # r0's feedback went with it; r9 never had a request
 
 
-def test_a_postgres_store_is_tables_with_a_prefix_of_their_own(pg_dsn: str) -> None:
+def test_tasks_are_saved_replaced_and_pruned_with_their_records(make_store: Callable[[str], str]) -> None:
+    msgs = [{"role": "user", "content": "q"}]
+    with TrafficStore(make_store("t"), create=True) as store:
+        store.insert([TrafficRecord(f"r{i}", "chat", "auto", "generalist", msgs, f"a{i}") for i in range(4)])
+        ids = [r.id for r in store.records()]
+        assert all(isinstance(i, int) for i in ids) and ids == sorted(ids)
+        store.save_tasks([(int(i or 0), n % 2) for n, i in enumerate(ids)])
+        assert store.task_ids() == [0, 1]
+        assert [r.request_id for r in store.task_records(1)] == ["r1", "r3"]
+        store.save_tasks([(int(i or 0), 5) for i in ids])  # a new discovery replaces the old one
+        assert store.task_ids() == [5]
+        assert store.prune(RetentionSpec(max_rows=1, max_age_days=None)) == 3
+        assert [r.request_id for r in store.task_records(5)] == ["r3"]
+        assert [r.request_id for r in store.records(limit=1)] == ["r3"]
+
+
+def test_a_postgres_store_is_tables_with_a_prefix_of_their_own(
+    pg_dsn: str, pg_store_url: Callable[[str], str]
+) -> None:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from .conftest import pg_url
-
-    one, two = pg_url(pg_dsn, "tp_one_"), pg_url(pg_dsn, "tp_two_")
+    one, two = pg_store_url("tp_one_"), pg_store_url("tp_two_")
     with pytest.raises(NotFoundError, match="turn capture on"):
         open_store(one)
     msgs = [{"role": "user", "content": "q"}]
@@ -137,13 +153,13 @@ def test_a_postgres_store_is_tables_with_a_prefix_of_their_own(pg_dsn: str) -> N
     ]
 
 
-def test_a_version_1_postgres_store_is_migrated_and_a_newer_one_refused(pg_dsn: str) -> None:
+def test_a_version_1_postgres_store_is_migrated_and_a_newer_one_refused(
+    pg_dsn: str, pg_store_url: Callable[[str], str]
+) -> None:
     import psycopg
 
     from cadre.traffic.backends import postgres_ddl
     from cadre.traffic.store import _SCHEMA_V1, SCHEMA_VERSION
-
-    from .conftest import pg_url
 
     with psycopg.connect(pg_dsn, autocommit=True) as con:
         for statement in postgres_ddl(_SCHEMA_V1, "tp_old_"):
@@ -154,7 +170,7 @@ def test_a_version_1_postgres_store_is_migrated_and_a_newer_one_refused(pg_dsn: 
         )
         con.execute("CREATE TABLE tp_old_schema_version (version integer NOT NULL)")
         con.execute("INSERT INTO tp_old_schema_version VALUES (1)")
-    url = pg_url(pg_dsn, "tp_old_")
+    url = pg_store_url("tp_old_")
     with open_store(url) as store:
         assert [r.prompt for r in store.records()] == ["hi"]
         assert store.records()[0].tool_calls == []  # the column version 2 added, with its default
