@@ -132,7 +132,7 @@ def _from_url(text: str) -> PostgresLocation:
     dsn = urlunsplit(parts._replace(query=urlencode(rest)))
     label = _label(dsn)
     if prefix != DEFAULT_TABLE_PREFIX:
-        label += f"?table_prefix={prefix}"
+        label += f"{'&' if '?' in label else '?'}table_prefix={prefix}"
     return PostgresLocation(dsn, prefix, label)
 
 
@@ -157,4 +157,5 @@ def _label(dsn: str) -> str:
     user = f"{info['user']}@" if info.get("user") else ""
     host = info.get("host") or info.get("hostaddr") or "localhost"
     port = f":{info['port']}" if info.get("port") else ""
-    return f"postgresql://{user}{host}{port}/{info.get('dbname', '')}"
+    options = f"?options={info['options']}" if info.get("options") else ""  # e.g. -csearch_path=SCHEMA
+    return f"postgresql://{user}{host}{port}/{info.get('dbname', '')}{options}"
