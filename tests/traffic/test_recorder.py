@@ -165,3 +165,27 @@ def test_tool_calls_shadow_answers_and_feedback_are_redacted_too(make_store: Cal
     assert row.redactions == {"email": 2}
     assert (shadow.response, shadow.redactions) == ("mail [EMAIL]", {"email": 1})
     assert (fb.label, fb.score) == ("to [EMAIL]", 1.0)
+
+
+def test_the_writer_reconnects_when_postgresql_drops_its_connection(
+    pg_dsn: str, pg_store_url: Callable[[str], str]
+) -> None:
+    import psycopg
+
+    db = pg_store_url("reconnect_").replace("?", "?application_name=cadre_reconnect_test&")
+    rec = Recorder(CaptureSpec(store=db), db)
+    rec.start()
+    assert rec.offer(record("before")) and rec.flush()
+    with psycopg.connect(pg_dsn, autocommit=True) as con:  # what a server restart does to the writer
+        (killed,) = con.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'cadre_reconnect_test'"
+        ).fetchone() or (0,)
+    assert killed == 1
+    assert rec.offer(record("lost with the connection")) and rec.flush()
+    assert rec.stats()["failed"] == 1
+    assert rec.offer(record("after")) and rec.flush()
+    rec.close()
+    with open_store(db) as store:
+        assert [r.prompt for r in store.records()] == ["before", "after"]
+    assert rec.stats()["written"] == 2

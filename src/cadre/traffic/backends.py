@@ -61,6 +61,11 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def broken(self) -> bool:
+        """The connection was lost (a server restart): reopen the store to go on."""
+        ...
+
 
 def _newer(name: str, found: int, version: int) -> StoreError:
     return StoreError(
@@ -119,6 +124,10 @@ class SqliteBackend:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def broken(self) -> bool:
+        return False
 
 
 _PG_TYPES = (
@@ -218,8 +227,12 @@ class PostgresBackend:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def broken(self) -> bool:
+        return bool(self._db.broken or self._db.closed)
 
-def connect(location: StoreLocation, *, create: bool) -> SqliteBackend | PostgresBackend:
+
+def connect(location: StoreLocation, *, create: bool) -> Backend:
     """The backend of ``location`` (connected; not migrated yet)."""
     if isinstance(location, PostgresLocation):
         return PostgresBackend(location, create=create)

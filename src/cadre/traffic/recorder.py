@@ -193,6 +193,10 @@ class Recorder:
             stop = any(b is _STOP for b in batch)
             records = [b for b in batch if b is not _STOP]
             try:
+                if records and store.broken:  # the PostgreSQL server restarted: reconnect
+                    log.warning("capture: the connection to %s was lost; reconnecting", self.name)
+                    store.close()
+                    store = self._store = TrafficStore(self.location, create=True)
                 if records:
                     self._insert(store, records)
                     self._count("written", len(records))

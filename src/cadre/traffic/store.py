@@ -250,6 +250,11 @@ class TrafficStore:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def broken(self) -> bool:
+        """The connection to a PostgreSQL server was lost (never for SQLite): open the store again."""
+        return self._db.broken
+
     def __enter__(self) -> TrafficStore:
         return self
 
