@@ -58,6 +58,11 @@ class Recorder:
         self._store: TrafficStore | None = None
 
     @property
+    def path(self) -> Path | None:
+        """The SQLite file written to (None for a PostgreSQL store)."""
+        return self.location if isinstance(self.location, Path) else None
+
+    @property
     def spec(self) -> CaptureSpec:
         return self._spec
 
