@@ -72,10 +72,9 @@ def test_a_test_file_from_elsewhere_is_a_clear_error(tmp_path: Path) -> None:
         compare_on_traffic(db, tmp_path / "missing.jsonl", "spec=smollm2-135m")
 
 
-def _shadow_store(tmp: Path) -> Path:
+def _shadow_store(db: str | Path) -> str | Path:
     from cadre.traffic import Feedback, ShadowRecord
 
-    db = tmp / "s.db"
     msgs = [{"role": "user", "content": "label this"}]
     gen = ["refund", "refund", "delivery", "login", "refund", "login"]
     spec = ["refund", "delivery", "delivery", "login", "refund", "login"]
@@ -98,10 +97,18 @@ def _shadow_store(tmp: Path) -> Path:
     return db
 
 
-def test_shadow_report_reads_the_logged_pairs_and_the_labels(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_shadow_report_reads_the_logged_pairs_and_the_labels(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     from cadre.evaluate import shadow_report
 
-    db = _shadow_store(tmp_path)
+    where = (
+        tmp_path / "s.db"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_store_url")("compare_shadow_")
+    )
+    db = _shadow_store(where)
     with pytest.raises(DataError, match="intents, other; name one"):
         shadow_report(db, similarity=False)
     r = shadow_report(db, "intents", similarity=False)

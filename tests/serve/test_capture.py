@@ -3,6 +3,7 @@ the SQLite file read back, byte by byte, for anything unredacted."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -84,3 +85,24 @@ def test_capture_is_off_without_the_block(tmp_path: Path) -> None:
         )
         assert live.gateway.capture.recorder is None
         assert "cadre_capture" not in httpx.get(f"{live.url}/metrics").text
+
+
+def test_capture_to_postgresql_through_the_gateway(pg_store_url: Callable[[str], str]) -> None:
+    """capture.store a postgresql:// URL: an answer and a feedback label reach PostgreSQL, redacted."""
+    url = pg_store_url("serve_capture_")
+    with LiveServer(small_spec(capture={"store": url})) as live:
+        client = openai.OpenAI(base_url=f"{live.url}/v1", api_key="-", max_retries=0, timeout=120)
+        chat = client.chat.completions.create(
+            model="generalist", messages=[{"role": "user", "content": f"mail {EMAIL}"}], max_tokens=1
+        )
+        r = httpx.post(
+            f"{live.url}/v1/feedback", json={"response_id": chat.id, "label": f"to {EMAIL}"}, timeout=60
+        )
+        assert r.status_code == 202
+        assert live.gateway.capture.recorder.flush()
+        assert live.gateway.capture.recorder.stats()["written"] == 2
+    with open_store(url) as store:
+        (row,) = store.records()
+        fb = store.feedback()[chat.id]
+    assert (row.request_id, row.prompt, row.redactions) == (chat.id, "mail [EMAIL]", {"email": 1})
+    assert (fb.label, fb.source) == ("to [EMAIL]", "api")

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cadre.traffic import CaptureSpec, Recorder, TrafficRecord, TrafficStore, open_store
 from cadre.traffic.config import RetentionSpec
+from cadre.traffic.location import is_postgres
 
-from .conftest import disk_bytes
+from .conftest import disk_bytes, stored_text
 from .pii_cases import PII
 
 
@@ -31,18 +33,19 @@ def record(
     return r
 
 
-def test_nothing_unredacted_reaches_disk(tmp_path: Path) -> None:
-    db = tmp_path / "traffic.db"
-    rec = Recorder(CaptureSpec(store=str(db)), db)
+def test_nothing_unredacted_reaches_disk(make_store: Callable[[str], str]) -> None:
+    db = make_store("traffic")
+    rec = Recorder(CaptureSpec(store=db), db)
     rec.start()
     for kind, value in PII:
         # in the request and in the answer, as plain text and inside JSON
         assert rec.offer(record(f"my {kind} is {value}", response=f'{{"{kind}": "{value}"}}'))
     assert rec.flush()
-    # the running writer's WAL and the file, then again after the checkpoint at close
+    # SQLite: the running writer's WAL and the file, then again after the checkpoint at close; PostgreSQL: every
+    # text column of every table, while running and after close
     for stage in ("running", "closed"):
-        data = disk_bytes(db)
-        assert data, stage
+        data = stored_text(db)
+        assert b"[EMAIL]" in data, stage  # the scan sees the stored text
         for _, value in PII:
             assert value.encode() not in data, (stage, value)
         if stage == "running":
@@ -59,7 +62,9 @@ def test_nothing_unredacted_reaches_disk(tmp_path: Path) -> None:
     assert sum(stats["redactions"].values()) == 2 * len(PII)
 
 
-def test_a_full_queue_drops_and_counts_never_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_queue_drops_and_counts_never_waits(
+    make_store: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     release = threading.Event()
     real_insert = TrafficStore.insert
 
@@ -68,7 +73,8 @@ def test_a_full_queue_drops_and_counts_never_waits(tmp_path: Path, monkeypatch: 
         return real_insert(self, records)  # type: ignore[arg-type]
 
     monkeypatch.setattr(TrafficStore, "insert", slow_insert)
-    rec = Recorder(CaptureSpec(queue_size=4), tmp_path / "t.db")
+    db = make_store("t")
+    rec = Recorder(CaptureSpec(queue_size=4), db)
     rec.start()
     assert rec.offer(record("first"))  # taken by the writer, which then blocks in insert
     deadline = time.monotonic() + 5
@@ -84,7 +90,7 @@ def test_a_full_queue_drops_and_counts_never_waits(tmp_path: Path, monkeypatch: 
     assert rec.stats()["dropped"] == 100
     release.set()
     rec.close()
-    with open_store(tmp_path / "t.db") as store:
+    with open_store(db) as store:
         assert store.count() == 5
 
 
@@ -105,8 +111,8 @@ def test_cost_from_prices(tmp_path: Path) -> None:
     assert rec.cost("support", 1000, 1000) == 0.0
 
 
-def test_retention_keeps_the_newest_and_overwrites_what_it_deletes(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
+def test_retention_keeps_the_newest_and_overwrites_what_it_deletes(make_store: Callable[[str], str]) -> None:
+    db = make_store("t")
     spec = CaptureSpec(retention=RetentionSpec(max_rows=5, max_age_days=1))
     rec = Recorder(spec, db)
     rec.start()
@@ -116,15 +122,17 @@ def test_retention_keeps_the_newest_and_overwrites_what_it_deletes(tmp_path: Pat
     rec.close()
     with open_store(db) as store:
         assert [r.prompt for r in store.records()] == [f"request number {i:02d}" for i in range(15, 20)]
-    assert b"OLD-MARKER-QZX" not in disk_bytes(db)  # secure_delete: the deleted row's bytes are gone
+    if not is_postgres(db):
+        assert b"OLD-MARKER-QZX" not in disk_bytes(db)  # secure_delete: the deleted row's bytes are gone
+    assert b"OLD-MARKER-QZX" not in stored_text(db)  # PostgreSQL: deleted (VACUUM reclaims the space)
     assert rec.stats()["pruned"] == 16
 
 
-def test_tool_calls_shadow_answers_and_feedback_are_redacted_too(tmp_path: Path) -> None:
+def test_tool_calls_shadow_answers_and_feedback_are_redacted_too(make_store: Callable[[str], str]) -> None:
     from cadre.traffic import Feedback, ShadowRecord
 
-    db = tmp_path / "traffic.db"
-    rec = Recorder(CaptureSpec(store=str(db)), db)
+    db = make_store("traffic")
+    rec = Recorder(CaptureSpec(store=db), db)
     rec.start()
     r = record("send it")
     r.messages.append(
@@ -146,7 +154,7 @@ def test_tool_calls_shadow_answers_and_feedback_are_redacted_too(tmp_path: Path)
     assert rec.offer(Feedback(r.request_id, label="to jane.doe@example.com", score=1.0))
     assert rec.flush()
     rec.close()
-    data = disk_bytes(db)
+    data = stored_text(db)
     assert b"jane.doe@example.com" not in data and b"a@b.io" not in data
     with open_store(db) as store:
         (row,) = store.records()
@@ -157,3 +165,27 @@ def test_tool_calls_shadow_answers_and_feedback_are_redacted_too(tmp_path: Path)
     assert row.redactions == {"email": 2}
     assert (shadow.response, shadow.redactions) == ("mail [EMAIL]", {"email": 1})
     assert (fb.label, fb.score) == ("to [EMAIL]", 1.0)
+
+
+def test_the_writer_reconnects_when_postgresql_drops_its_connection(
+    pg_dsn: str, pg_store_url: Callable[[str], str]
+) -> None:
+    import psycopg
+
+    db = pg_store_url("reconnect_").replace("?", "?application_name=cadre_reconnect_test&")
+    rec = Recorder(CaptureSpec(store=db), db)
+    rec.start()
+    assert rec.offer(record("before")) and rec.flush()
+    with psycopg.connect(pg_dsn, autocommit=True) as con:  # what a server restart does to the writer
+        (killed,) = con.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'cadre_reconnect_test'"
+        ).fetchone() or (0,)
+    assert killed == 1
+    assert rec.offer(record("lost with the connection")) and rec.flush()
+    assert rec.stats()["failed"] == 1
+    assert rec.offer(record("after")) and rec.flush()
+    rec.close()
+    with open_store(db) as store:
+        assert [r.prompt for r in store.records()] == ["before", "after"]
+    assert rec.stats()["written"] == 2

@@ -17,11 +17,23 @@ traffic_app = typer.Typer(
 )
 
 
-def _log(db: Path, step: str, message: str, **details: object) -> None:
+def _log(db: str, step: str, message: str, **details: object) -> None:
     """Append to the action log next to the store (docs/flywheel.md)."""
-    from cadre.traffic import ACTION_LOG, log_action
+    from cadre.traffic import describe_store, log_action, store_action_log
 
-    log_action(db.parent / ACTION_LOG, step, message, store=str(db), **details)
+    log_action(store_action_log(db), step, message, store=describe_store(db), **details)
+
+
+_STORE_HELP = (
+    "The capture store (capture.store in ecosystem.yaml): a SQLite file, a postgresql:// URL or env:NAME."
+)
+
+
+def _shown(db: str) -> str:
+    """The store as it may be printed: as given, unless it is a connection string (it may hold a password)."""
+    from cadre.traffic import describe_store
+
+    return db if db.startswith("env:") else describe_store(db)
 
 
 def _encoder(text: str | None) -> Any:
@@ -49,7 +61,7 @@ def _k_range(text: str) -> tuple[int, int]:
 
 @traffic_app.command("tasks")
 def tasks(
-    db: Path = typer.Argument(..., help="The capture store (capture.store in ecosystem.yaml)."),
+    db: str = typer.Argument(..., help=_STORE_HELP),
     model: list[str] | None = typer.Option(
         None, "--model", help="Requests answered by this model (repeatable; default: generalist; '*': all)."
     ),
@@ -126,12 +138,12 @@ def tasks(
             "\n".join(" ".join(e.split())[:120] for e in t.examples),
         )
     console.print(table)
-    console.print(f"export one: cadre traffic export {db} --task N --out DIR", highlight=False)
+    console.print(f"export one: cadre traffic export {_shown(db)} --task N --out DIR", highlight=False)
 
 
 @traffic_app.command("export")
 def export(
-    db: Path = typer.Argument(..., help="The capture store."),
+    db: str = typer.Argument(..., help=_STORE_HELP),
     task: int = typer.Option(..., "--task", help="Task number from `cadre traffic tasks`."),
     out: Path = typer.Option(..., "--out", help="Folder for train/validation/test.jsonl."),
     split: str = typer.Option("0.8,0.1,0.1", help="Train, validation, test shares."),
@@ -186,7 +198,10 @@ def export(
 
 @traffic_app.command("compare")
 def compare(
-    db: Path = typer.Argument(..., help="The capture store the test requests were exported from."),
+    db: str = typer.Argument(
+        ...,
+        help="The capture store the test requests were exported from (a file, a postgresql:// URL or env:NAME).",
+    ),
     data: Path = typer.Option(
         ..., "--data", help="The held-out requests: test.jsonl from `cadre traffic export`."
     ),
@@ -212,7 +227,7 @@ def compare(
     _print_comparison(result, f"{result.n} held-out requests")
 
 
-def _log_comparison(db: Path, step: str, result: Any, what: str) -> None:
+def _log_comparison(db: str, step: str, result: Any, what: str) -> None:
     _log(
         db,
         step,
@@ -269,7 +284,10 @@ def _print_comparison(result: Any, what: str) -> None:
 
 @traffic_app.command("shadow")
 def shadow(
-    db: Path = typer.Argument(..., help="The capture store the shadow answers were logged to."),
+    db: str = typer.Argument(
+        ...,
+        help="The capture store the shadow answers were logged to (a file, a postgresql:// URL or env:NAME).",
+    ),
     specialist: str | None = typer.Option(
         None, "--specialist", help="The shadowed specialist (needed when several were shadowed)."
     ),
@@ -288,14 +306,14 @@ def shadow(
     _print_comparison(result, f"{result.n} live requests, in shadow")
     console.print(
         f"promote it with the evidence: cadre traffic promote ECOSYSTEM --name {result.specialist} --data "
-        f"TRAIN.jsonl --shadow-store {db} --min-agreement 0.9",
+        f"TRAIN.jsonl --shadow-store {_shown(db)} --min-agreement 0.9",
         highlight=False,
     )
 
 
 @traffic_app.command("feedback")
 def feedback(
-    db: Path = typer.Argument(..., help="The capture store."),
+    db: str = typer.Argument(..., help=_STORE_HELP),
     file: Path = typer.Argument(
         ..., help='JSONL: {"response_id": "...", "label": "...", "score": 0..1} per line.'
     ),
@@ -315,9 +333,9 @@ def feedback(
     n = import_feedback(db, file, redaction=redaction)
     _log(db, "feedback", f"{n} items from {file}")
     if as_json:
-        print_json({"store": str(db), "file": str(file), "imported": n})
+        print_json({"store": _shown(db), "file": str(file), "imported": n})
         return
-    console.print(f"{n} feedback items from {file} added to {db}", highlight=False)
+    console.print(f"{n} feedback items from {file} added to {_shown(db)}", highlight=False)
 
 
 def _admin_key(env: str) -> str | None:
@@ -338,10 +356,11 @@ def promote(
     max_examples: int = typer.Option(
         64, help="Most requests kept as the route's examples (and as negatives)."
     ),
-    store: Path | None = typer.Option(
+    store: str | None = typer.Option(
         None,
         "--store",
-        help="The capture store: the other tasks' requests become the router's out-of-scope examples.",
+        help="The capture store (a file, a postgresql:// URL or env:NAME): the other tasks' requests become the "
+        "router's out-of-scope examples.",
     ),
     task: int | None = typer.Option(
         None, "--task", help="With --store: the task being promoted (the others are negatives)."
@@ -349,8 +368,10 @@ def promote(
     url: str | None = typer.Option(None, help="The running server to reload, e.g. http://127.0.0.1:8000."),
     admin_key_env: str = typer.Option("CADRE_ADMIN_KEY", help="Environment variable holding the admin key."),
     log: Path | None = typer.Option(None, help="Action log (default: flywheel.log next to the ecosystem)."),
-    shadow_store: Path | None = typer.Option(
-        None, help="The capture store holding the specialist's shadow answers: quote the shadow evidence."
+    shadow_store: str | None = typer.Option(
+        None,
+        help="The capture store holding the specialist's shadow answers (a file, a postgresql:// URL or env:NAME): "
+        "quote the shadow evidence.",
     ),
     min_agreement: float | None = typer.Option(
         None,

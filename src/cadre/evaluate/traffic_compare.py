@@ -35,6 +35,7 @@ from cadre.evaluate.stats import paired_bootstrap, paired_comparison
 from cadre.evaluate.systems import EvalRequest, SystemSpec, build_systems, parse_system
 from cadre.runtime.protocol import ChatMessage, SamplingParams
 from cadre.traffic import Feedback, TrafficRecord, open_store
+from cadre.traffic.location import describe_store
 
 __all__ = ["Agreement", "TrafficComparison", "compare_on_traffic", "exact_agreement", "shadow_report"]
 
@@ -150,7 +151,7 @@ def compare_on_traffic(
     )
     if not items:
         raise DataError(
-            f"none of the {len(rows)} requests of {test_file} is in {store}; export from this store"
+            f"none of the {len(rows)} requests of {test_file} is in {describe_store(store)}; export from this store"
         )
     spec = parse_system(system)
     systems, errors = build_systems([spec])
@@ -285,7 +286,7 @@ def shadow_report(
         if specialist is None:
             if len(names) > 1:
                 raise DataError(
-                    f"{store} holds shadow answers of {', '.join(names)}; name one (--specialist)"
+                    f"{describe_store(store)} holds shadow answers of {', '.join(names)}; name one (--specialist)"
                 )
             specialist = names[0] if names else None
         pairs = db.shadow_pairs(specialist) if specialist is not None else []
@@ -293,14 +294,14 @@ def shadow_report(
     if specialist is None or not pairs:
         known = f" (shadowed: {', '.join(names)})" if names else ""
         raise DataError(
-            f"{store} holds no shadow answers{' of ' + repr(specialist) if specialist else ''}{known}; run a "
+            f"{describe_store(store)} holds no shadow answers{' of ' + repr(specialist) if specialist else ''}{known}; run a "
             "specialist in shadow (capture.shadow in ecosystem.yaml) and serve some requests"
         )
     ok = [(r, s) for r, s in pairs if s.error is None]
     failed = len(pairs) - len(ok)
     if not ok:
         raise DataError(
-            f"all {failed} shadow answers of {specialist!r} in {store} failed (see the server log)"
+            f"all {failed} shadow answers of {specialist!r} in {describe_store(store)} failed (see the server log)"
         )
     answers = [
         {

@@ -19,7 +19,7 @@ from cadre.errors import CadreError, ConfigError, DataError, NotFoundError
 from cadre.evaluate import shadow_report
 from cadre.route import Example, fit_router, save_router
 from cadre.serve import check_ecosystem, load_ecosystem, parse_ecosystem
-from cadre.traffic import ACTION_LOG, log_action
+from cadre.traffic import ACTION_LOG, describe_store, log_action
 
 __all__ = ["PromoteResult", "RollbackResult", "ShadowEvidence", "promote", "rollback", "shadow_evidence"]
 
@@ -66,7 +66,7 @@ def shadow_evidence(
         raise DataError(f"measure {measure!r} is not available here; use one of {', '.join(found)}")
     a = found[measure]
     evidence = ShadowEvidence(
-        store=str(store),
+        store=describe_store(store),
         measure=measure,
         n=a.n,
         agreement=a.specialist,

@@ -13,6 +13,7 @@ from cadre.runtime.protocol import Completion
 from cadre.serve.protocol import CadreInfo
 from cadre.serve.telemetry import Metrics
 from cadre.traffic import Recorder, TrafficRecord
+from cadre.traffic.location import is_postgres
 
 __all__ = ["Capture"]
 
@@ -33,10 +34,10 @@ class Capture:
         if self.recorder is not None:
             self.recorder.update(cap or self.recorder.spec.model_copy(update={"enabled": False}))
         elif cap is not None and cap.enabled:
-            self.recorder = Recorder(cap, spec.resolve(cap.store))
+            self.recorder = Recorder(cap, cap.store if is_postgres(cap.store) else spec.resolve(cap.store))
             self.recorder.start()
             self._metrics.watch_capture(self.recorder.stats)
-            log.info("capture on: answers of %s to %s", ", ".join(cap.models), self.recorder.path)
+            log.info("capture on: answers of %s to %s", ", ".join(cap.models), self.recorder.name)
 
     def record(
         self,

@@ -1,4 +1,5 @@
-"""cadre.traffic: the flywheel's data side. Capture the generalist's traffic (redacted, in SQLite), find the tasks
+"""cadre.traffic: the flywheel's data side. Capture the generalist's traffic (redacted, in SQLite or
+PostgreSQL), find the tasks
 in it, and export one task as a training set for a specialist.
 
 Public API (the heavy parts load on first use)::
@@ -15,9 +16,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cadre.traffic.actions import ACTION_LOG, log_action, read_actions
+from cadre.traffic.actions import ACTION_LOG, log_action, read_actions, store_action_log
 from cadre.traffic.config import PII_TYPES, CaptureSpec, Price, RedactionSpec, RetentionSpec, ShadowSpec
 from cadre.traffic.feedback import import_feedback, read_feedback
+from cadre.traffic.location import PostgresLocation, describe_store
 from cadre.traffic.recorder import Recorder
 from cadre.traffic.redact import Redactor, iban_valid, luhn_valid
 from cadre.traffic.store import Feedback, ShadowRecord, TrafficRecord, TrafficStore, open_store
@@ -32,6 +34,7 @@ __all__ = [
     "CaptureSpec",
     "ExportResult",
     "Feedback",
+    "PostgresLocation",
     "Price",
     "Recorder",
     "RedactionSpec",
@@ -43,6 +46,7 @@ __all__ = [
     "TaskReport",
     "TrafficRecord",
     "TrafficStore",
+    "describe_store",
     "discover_tasks",
     "export_task",
     "iban_valid",
@@ -52,6 +56,7 @@ __all__ = [
     "open_store",
     "read_actions",
     "read_feedback",
+    "store_action_log",
 ]
 
 _LAZY = {

@@ -8,10 +8,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ACTION_LOG", "log_action", "read_actions"]
+from cadre.traffic.location import is_postgres
+
+__all__ = ["ACTION_LOG", "log_action", "read_actions", "store_action_log"]
 
 ACTION_LOG = "flywheel.log"
 """The default file name, next to the traffic store or the ecosystem file."""
+
+
+def store_action_log(store: str | Path) -> Path:
+    """Where the steps on ``store`` are logged: next to a SQLite file; in the current directory for a PostgreSQL
+    store (it has no folder)."""
+    return Path(ACTION_LOG) if is_postgres(store) else Path(store).parent / ACTION_LOG
 
 
 def log_action(path: str | Path, step: str, message: str, **details: Any) -> str:

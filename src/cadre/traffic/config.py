@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from cadre.config.base import StrictModel
+from cadre.errors import ConfigError
+from cadre.traffic.location import check_env_name, check_url, is_postgres
 
 __all__ = ["PII_TYPES", "CaptureSpec", "PiiType", "Price", "RedactionSpec", "RetentionSpec", "ShadowSpec"]
 
@@ -81,10 +83,16 @@ class ShadowSpec(StrictModel):
 
 
 class CaptureSpec(StrictModel):
-    """Record the requests and answers of chosen models (usually the generalist) to a local SQLite file."""
+    """Record the requests and answers of chosen models (usually the generalist) to a local SQLite file, or to
+    PostgreSQL tables when the ecosystem already runs one."""
 
     enabled: bool = Field(default=True, description="false keeps the block but records nothing")
-    store: str = Field(default="traffic.db", description="SQLite file (relative to the ecosystem file)")
+    store: str = Field(
+        default="traffic.db",
+        description="SQLite file (relative to the ecosystem file), or PostgreSQL: a postgresql:// URL (optionally "
+        "?table_prefix=NAME, default traffic_) or env:NAME to read the URL from an environment variable, e.g. "
+        "env:CADRE_PG_DSN (docs/flywheel.md)",
+    )
     models: list[str] = Field(
         default_factory=lambda: ["generalist"],
         description="record answers given by these models (a specialist's name, 'generalist', or '*' for all)",
@@ -108,6 +116,23 @@ class CaptureSpec(StrictModel):
         description="specialists run in shadow beside the generalist, their answers logged to the store "
         "(docs/flywheel.md)",
     )
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError(
+                "name a SQLite file (traffic.db) or a PostgreSQL URL (postgresql://USER@HOST/DB)"
+            )
+        if is_postgres(v):
+            try:
+                if v.startswith("env:"):
+                    check_env_name(v[4:])
+                else:
+                    check_url(v)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        return v
 
     @field_validator("shadow")
     @classmethod

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from cadre.errors import ConfigError, DataError
+from cadre.traffic.location import describe_store
 from cadre.traffic.store import TrafficRecord, open_store
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def discover_tasks(
         if len(records) < 4:
             who = ", ".join(models) or "any model"
             raise DataError(
-                f"{store}: {len(records)} captured answers by {who}; capture more traffic first (or pick other "
+                f"{describe_store(store)}: {len(records)} captured answers by {who}; capture more traffic first (or pick other "
                 "models with --model)"
             )
         if embedder is None:
@@ -256,7 +257,7 @@ def discover_tasks(
         if save:
             db.save_tasks((int(r.id or 0), t) for r, t in zip(records, new_labels, strict=True))
     return TaskReport(
-        store=str(store),
+        store=describe_store(store),
         records=len(records),
         models=list(models),
         k=chosen,

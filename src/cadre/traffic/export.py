@@ -22,6 +22,7 @@ import numpy as np
 
 from cadre.errors import ConfigError, DataError, NotFoundError
 from cadre.traffic.discover import TextEmbedder
+from cadre.traffic.location import describe_store
 from cadre.traffic.store import TrafficRecord, open_store
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ def export_task(
         if task not in tasks:
             known = ", ".join(map(str, tasks)) or "none yet"
             raise NotFoundError(
-                f"task {task} is not in {store} (tasks: {known}); run `cadre traffic tasks` first"
+                f"task {task} is not in {describe_store(store)} (tasks: {known}); run `cadre traffic tasks` first"
             )
         records = db.task_records(task)
     skipped: dict[str, int] = {}

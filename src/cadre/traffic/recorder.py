@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cadre.traffic.config import CaptureSpec
+from cadre.traffic.location import PostgresLocation, StoreLocation, parse_location
 from cadre.traffic.redact import Redactor
 from cadre.traffic.store import Feedback, ShadowRecord, TrafficRecord, TrafficStore
 
@@ -34,14 +35,18 @@ Item = TrafficRecord | ShadowRecord | Feedback
 
 
 class Recorder:
-    """Captures records to the store at ``path`` under ``spec``; :meth:`start` it, :meth:`close` it.
+    """Captures records to the store at ``path`` (a SQLite file or a PostgreSQL store, see
+    :mod:`cadre.traffic.location`) under ``spec``; :meth:`start` it, :meth:`close` it.
 
     Counts (``stats()``): ``written``, ``dropped`` (queue full), ``sampled_out``, ``failed`` (write errors),
     ``pruned`` (retention), and ``redactions`` per kind.
     """
 
-    def __init__(self, spec: CaptureSpec, path: str | Path, *, seed: int | None = None) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, spec: CaptureSpec, path: str | Path | PostgresLocation, *, seed: int | None = None
+    ) -> None:
+        self.location: StoreLocation = parse_location(path)
+        self.name = str(self.location)  # where, as it may be logged (no password)
         self._spec = spec
         self._redactor = Redactor(spec.redact)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=spec.queue_size)
@@ -53,12 +58,17 @@ class Recorder:
         self._store: TrafficStore | None = None
 
     @property
+    def path(self) -> Path | None:
+        """The SQLite file written to (None for a PostgreSQL store)."""
+        return self.location if isinstance(self.location, Path) else None
+
+    @property
     def spec(self) -> CaptureSpec:
         return self._spec
 
     def start(self) -> None:
         """Open (or create) the store, so that a bad path fails at start-up, and start the writer thread."""
-        self._store = TrafficStore(self.path, create=True)
+        self._store = TrafficStore(self.location, create=True)
         self._thread = threading.Thread(target=self._write_loop, name="cadre-capture", daemon=True)
         self._thread.start()
 
@@ -188,6 +198,10 @@ class Recorder:
             stop = any(b is _STOP for b in batch)
             records = [b for b in batch if b is not _STOP]
             try:
+                if records and store.broken:  # the PostgreSQL server restarted: reconnect
+                    log.warning("capture: the connection to %s was lost; reconnecting", self.name)
+                    store.close()
+                    store = self._store = TrafficStore(self.location, create=True)
                 if records:
                     self._insert(store, records)
                     self._count("written", len(records))
@@ -196,7 +210,7 @@ class Recorder:
                     self._count("pruned", store.prune(self._spec.retention))
                     last_prune = now
             except Exception:  # a write error must not kill capture for the rest of the server's life
-                log.exception("capture: writing %d records to %s failed", len(records), self.path)
+                log.exception("capture: writing %d records to %s failed", len(records), self.name)
                 self._count("failed", len(records))
             finally:
                 for _ in batch:

@@ -1,26 +1,31 @@
-"""The traffic store: one SQLite file (stdlib ``sqlite3``, WAL journal) of captured requests and answers.
+"""The traffic store: captured requests and answers, in one SQLite file (stdlib ``sqlite3``, WAL journal) or in
+PostgreSQL tables (``capture.store: postgresql://...``; :mod:`cadre.traffic.location`).
 
-Only redacted text is ever given to it (the recorder redacts first). Deleted rows are overwritten on disk
-(``PRAGMA secure_delete``), so retention really removes what it drops.
+Only redacted text is ever given to it (the recorder redacts first). In SQLite deleted rows are overwritten on disk
+(``PRAGMA secure_delete``), so retention really removes what it drops; PostgreSQL has no equivalent: retention
+deletes the rows and ``VACUUM`` reclaims their space (docs/flywheel.md).
 
 Tables: ``requests`` (one captured answer each, its tool calls included), ``shadow`` (a shadowed specialist's answer to a captured
 request, joined on ``request_id``), ``feedback`` (a user's label or score for a response id) and ``task_members``
-(the latest ``cadre traffic tasks``). The schema version is SQLite's ``user_version``; an older store is migrated
-forward when it is opened (:data:`_MIGRATIONS`, applied in order).
+(the latest ``cadre traffic tasks``). The schema version is SQLite's ``user_version`` (PostgreSQL:
+``<prefix>schema_version``); an older store is migrated forward when it is opened (:data:`_MIGRATIONS`, applied
+in order). The SQL and the record mapping below are the same for both databases; :mod:`cadre.traffic.backends`
+connects, translates the dialect and keeps the version.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cadre.errors import DataError, NotFoundError, StoreError
+from cadre.errors import DataError
+from cadre.traffic.backends import connect
 from cadre.traffic.config import RetentionSpec
+from cadre.traffic.location import PostgresLocation, parse_location
 
 __all__ = ["SCHEMA_VERSION", "Feedback", "ShadowRecord", "TrafficRecord", "TrafficStore", "open_store"]
 
@@ -219,34 +224,36 @@ class TrafficStore:
     One connection per instance; use one instance per thread.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = False) -> None:
-        self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise NotFoundError(
-                f"traffic store {str(self.path)!r} does not exist; turn capture on in ecosystem.yaml (capture: "
-                "{store: traffic.db}) and serve some requests first"
-            )
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | Path | PostgresLocation, *, create: bool = False) -> None:
+        """``path``: a SQLite file, or a PostgreSQL store (a ``postgresql://`` URL, ``env:NAME``; see
+        :mod:`cadre.traffic.location`).
+
+        Raises:
+            NotFoundError: no store there (and ``create`` is False).
+            StoreError: not a usable traffic store, a newer schema, or a server that cannot be reached.
+            ConfigError: a malformed PostgreSQL URL, or an ``env:`` variable that is unset.
+        """
+        self.location = parse_location(path)
+        self._db = connect(self.location, create=create)
+        self.name = self._db.name
         try:
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: traffic store schema {version} is newer than this cadre's "
-                    f"({SCHEMA_VERSION}); upgrade cadre to read it"
-                )
-            for v in range(version + 1, SCHEMA_VERSION + 1):
-                self._db.executescript(_MIGRATIONS[v])
-                self._db.execute(f"PRAGMA user_version={v}")
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{self.path}: not a usable traffic store ({err})") from None
+            self._db.migrate(_MIGRATIONS, SCHEMA_VERSION, create=create)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None for a PostgreSQL store)."""
+        return self.location if isinstance(self.location, Path) else None
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def broken(self) -> bool:
+        """The connection to a PostgreSQL server was lost (never for SQLite): open the store again."""
+        return self._db.broken
 
     def __enter__(self) -> TrafficStore:
         return self
@@ -264,7 +271,7 @@ class TrafficStore:
         return self._insert("feedback", _FEEDBACK_COLUMNS, [_values(f, _FEEDBACK_COLUMNS) for f in items])
 
     def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
-        with self._db:
+        with self._db.transaction():
             self._db.executemany(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
             )
@@ -310,7 +317,7 @@ class TrafficStore:
     def prune(self, retention: RetentionSpec, *, now: float | None = None) -> int:
         """Delete what ``retention`` no longer keeps (too old, or beyond ``max_rows``); returns how many."""
         deleted = 0
-        with self._db:
+        with self._db.transaction():
             if retention.max_age_days is not None:
                 cutoff = (now if now is not None else time.time()) - retention.max_age_days * 86400
                 deleted += self._db.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
@@ -329,7 +336,7 @@ class TrafficStore:
 
     def save_tasks(self, assignment: Iterable[tuple[int, int]]) -> None:
         """Replace the task of each record (``(record id, task)`` pairs) with the latest discovery's."""
-        with self._db:
+        with self._db.transaction():
             self._db.execute("DELETE FROM task_members")
             self._db.executemany("INSERT INTO task_members (record_id, task) VALUES (?, ?)", list(assignment))
 
@@ -376,16 +383,18 @@ class TrafficStore:
                 d["redactions"] = json.loads(d["redactions"])
                 d["tool_calls"] = json.loads(d["tool_calls"])
             except json.JSONDecodeError as err:
-                raise DataError(f"{self.path}: record {d['id']} is damaged ({err})") from None
+                raise DataError(f"{self.name}: record {d['id']} is damaged ({err})") from None
             d["fallback"] = bool(d["fallback"])
             yield TrafficRecord(**d)
 
 
-def open_store(path: str | Path) -> TrafficStore:
-    """Open an existing traffic store for reading.
+def open_store(path: str | Path | PostgresLocation) -> TrafficStore:
+    """Open an existing traffic store for reading: a SQLite file, or a PostgreSQL store (``postgresql://...``,
+    ``env:NAME``).
 
     Raises:
-        NotFoundError: no file there.
-        StoreError: the file is not a traffic store of this version.
+        NotFoundError: no store there.
+        StoreError: not a traffic store of this version, or a server that cannot be reached.
+        ConfigError: a malformed PostgreSQL URL, or an ``env:`` variable that is unset.
     """
     return TrafficStore(path)

@@ -1,0 +1,239 @@
+"""The two databases a traffic store can live in, behind one small protocol.
+
+:class:`~cadre.traffic.store.TrafficStore` writes its SQL once, in SQLite's dialect (``?`` placeholders, the
+plain table names); a backend only connects, translates that text for its server, runs the numbered migrations
+and keeps the schema version. SQLite keeps the version in ``PRAGMA user_version`` and overwrites deleted rows
+(``secure_delete``). PostgreSQL keeps it in ``<prefix>schema_version``; it has no ``secure_delete``: a deleted
+row's bytes stay in the table's pages until ``VACUUM`` reuses them (docs/flywheel.md).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol
+
+from cadre.errors import NotFoundError, StoreError
+from cadre.traffic.location import PostgresLocation, StoreLocation
+
+__all__ = ["TABLES", "Backend", "PostgresBackend", "SqliteBackend", "connect", "postgres_ddl", "postgres_sql"]
+
+TABLES = ("requests", "shadow", "feedback", "task_members")
+"""Every table of the store (the migrations' names; a PostgreSQL store prefixes them)."""
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Backend(Protocol):
+    """One open connection to a store's database."""
+
+    name: str  # where the store is, as it may be printed (no password)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """Run one statement written in SQLite's dialect."""
+        ...
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Statements inside commit together, or not at all."""
+        ...
+
+    def migrate(self, migrations: dict[int, str], version: int, *, create: bool) -> None:
+        """Bring the schema to ``version`` by the scripts of ``migrations`` (version -> script from the one
+        before); a new store runs them all.
+
+        Raises:
+            NotFoundError: no store there and ``create`` is False.
+            StoreError: the store's schema is newer than ``version``.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+    @property
+    def broken(self) -> bool:
+        """The connection was lost (a server restart): reopen the store to go on."""
+        ...
+
+
+def _newer(name: str, found: int, version: int) -> StoreError:
+    return StoreError(
+        f"{name}: traffic store schema {found} is newer than this cadre's ({version}); upgrade cadre to read it"
+    )
+
+
+def _absent(name: str) -> NotFoundError:
+    return NotFoundError(
+        f"traffic store {name!r} does not exist; turn capture on in ecosystem.yaml (capture: "
+        "{store: traffic.db}) and serve some requests first"
+    )
+
+
+class SqliteBackend:
+    """One SQLite file (stdlib ``sqlite3``, WAL journal, ``secure_delete`` on)."""
+
+    def __init__(self, path: Path, *, create: bool) -> None:
+        self.path = path
+        self.name = str(path)
+        if not create and not path.is_file():
+            raise _absent(self.name)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.name}: not a usable traffic store ({err})") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            raise StoreError(f"{self.name}: not a usable traffic store ({err})") from None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self._db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self._db.executemany(sql, rows)
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return self._db
+
+    def migrate(self, migrations: dict[int, str], version: int, *, create: bool) -> None:
+        try:
+            found = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if found > version:
+                raise _newer(self.name, found, version)
+            for v in range(found + 1, version + 1):
+                self._db.executescript(migrations[v])
+                self._db.execute(f"PRAGMA user_version={v}")
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.name}: not a usable traffic store ({err})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def broken(self) -> bool:
+        return False
+
+
+_PG_TYPES = (
+    ("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    ("record_id INTEGER PRIMARY KEY", "record_id BIGINT PRIMARY KEY"),
+    (" REAL", " DOUBLE PRECISION"),  # SQLite's REAL is 8 bytes; PostgreSQL's would be 4 (timestamps lost)
+)
+
+
+def _names_pattern() -> re.Pattern[str]:
+    # a table name, or an index named after its table (requests_ts): column names never start with one
+    return re.compile(r"\b(?:" + "|".join(TABLES) + r")(?:_\w+)?\b")
+
+
+_NAMES = _names_pattern()
+
+
+def postgres_sql(text: str, prefix: str) -> str:
+    """``text`` (SQLite's dialect) for PostgreSQL: prefixed table and index names, ``%s`` placeholders."""
+    return _NAMES.sub(lambda m: prefix + m.group(0), text).replace("?", "%s")
+
+
+def postgres_ddl(script: str, prefix: str) -> list[str]:
+    """A migration script (SQLite's dialect) as PostgreSQL statements."""
+    for sqlite_type, pg_type in _PG_TYPES:
+        script = script.replace(sqlite_type, pg_type)
+    return [s.strip() for s in postgres_sql(script, prefix).split(";") if s.strip()]
+
+
+class PostgresBackend:
+    """Tables ``<prefix>requests``... in a PostgreSQL database, through psycopg 3 (autocommit, with explicit
+    transactions for writes and migrations)."""
+
+    def __init__(self, location: PostgresLocation, *, create: bool) -> None:
+        self.location = location
+        self.name = location.label
+        self.prefix = location.table_prefix
+        self._version_table = f"{self.prefix}schema_version"
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError(
+                f"the traffic store {self.name} is in PostgreSQL, which needs psycopg: pip install 'psycopg[binary]'"
+            ) from None
+        self._errors: type[Exception] = psycopg.Error
+        try:
+            self._db = psycopg.connect(location.dsn, autocommit=True)
+        except psycopg.Error as err:
+            raise StoreError(
+                f"cannot connect to the traffic store {self.name} ({err.__class__.__name__}: "
+                f"{location.scrub(str(err).strip())}); check that the server runs and the URL in capture.store "
+                "(or the environment variable it names): host, port, database, user (the password can come from "
+                "PGPASSWORD or ~/.pgpass)"
+            ) from None
+
+    def sql(self, text: str) -> str:
+        return postgres_sql(text, self.prefix)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self._db.execute(self.sql(sql), params)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._db.cursor() as cur:
+            cur.executemany(self.sql(sql), rows)
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return self._db.transaction()
+
+    def migrate(self, migrations: dict[int, str], version: int, *, create: bool) -> None:
+        vt = self._version_table
+        try:
+            with self._db.transaction():
+                # two processes opening a new store at once must not both create it
+                self._db.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cadre.traffic.{self.prefix}",)
+                )
+                exists = self._db.execute("SELECT to_regclass(%s)", (vt,)).fetchone()
+                if exists is None or exists[0] is None:
+                    if not create:
+                        raise _absent(self.name)
+                    self._db.execute(f"CREATE TABLE {vt} (version integer NOT NULL)")
+                    self._db.execute(f"INSERT INTO {vt} (version) VALUES (0)")
+                row = self._db.execute(f"SELECT version FROM {vt}").fetchone()
+                found = int(row[0]) if row else 0
+                if found > version:
+                    raise _newer(self.name, found, version)
+                for v in range(found + 1, version + 1):
+                    for statement in postgres_ddl(migrations[v], self.prefix):
+                        self._db.execute(statement)
+                    self._db.execute(f"UPDATE {vt} SET version = %s", (v,))
+        except self._errors as err:
+            raise StoreError(
+                f"{self.name}: cannot prepare the traffic store's tables {self.prefix}* "
+                f"({self.location.scrub(str(err).strip())})"
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def broken(self) -> bool:
+        return bool(self._db.broken or self._db.closed)
+
+
+def connect(location: StoreLocation, *, create: bool) -> Backend:
+    """The backend of ``location`` (connected; not migrated yet)."""
+    if isinstance(location, PostgresLocation):
+        return PostgresBackend(location, create=create)
+    return SqliteBackend(location, create=create)
