@@ -27,6 +27,9 @@ import psutil
 NOISE = re.compile(r"(Warning|warning:|warn\(|llama_|ggml_|load_tensors|print_info|gguf_init|UserWarning)")
 
 
+STEP = re.compile(r"^→ (\S+)", re.M)
+
+
 def _tree_rss(proc: psutil.Process) -> tuple[int, int]:
     """(sum of RSS over the process and its children, the largest single RSS), bytes."""
     total = largest = 0
@@ -57,9 +60,13 @@ def run_once(out: Path, fast: bool, extra: list[str], *, keep: bool = False) -> 
         child = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ})
         ps = psutil.Process(child.pid)
         peak_tree = peak_one = 0
+        by_step: dict[str, int] = {}  # the tree's peak while each step ran (the last "→ step" line printed)
         while child.poll() is None:
             tree, one = _tree_rss(ps)
             peak_tree, peak_one = max(peak_tree, tree), max(peak_one, one)
+            started = STEP.findall(log.read_text(errors="replace"))
+            step = started[-1] if started else "start"
+            by_step[step] = max(by_step.get(step, 0), tree)
             time.sleep(0.2)
     wall = time.perf_counter() - t0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -74,6 +81,7 @@ def run_once(out: Path, fast: bool, extra: list[str], *, keep: bool = False) -> 
         "wall_s": wall,
         "peak_rss_tree_gb": peak_tree / 1e9,
         "peak_rss_process_gb": peak_one / 1e9,
+        "peak_rss_tree_gb_by_step": {k: round(v / 1e9, 2) for k, v in by_step.items()},
         "steps_s": steps,
         "noise_lines": noise[:20],
         "log_lines": len(text.splitlines()),

@@ -83,6 +83,11 @@ def demo(
         None, "--price-per-hour", help="USD/hour of this machine for the cost columns (default: cost model)."
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for training and inference."),
+    micro_batch: int | None = typer.Option(
+        None,
+        "--micro-batch",
+        help="Training examples per forward pass (the batch of 8 accumulated): 2 halves peak memory, slower.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Generate data, train a specialist per task, fit the router, evaluate against a generalist, report."""
@@ -95,6 +100,7 @@ def demo(
         "remote_api_key_env": api_key_env,
         "price_per_hour": price_per_hour,
         "threads": threads,
+        "micro_batch_size": micro_batch,
     }
     if budget is not None:
         overrides["train_budget"] = budget

@@ -164,7 +164,9 @@ def _run(r: StepRunner, generalist: str, price_per_hour: float) -> tuple[list[Pa
     if run_dir.exists():  # records of other specialists or settings: start again (a few items)
         shutil.rmtree(run_dir)
     options = {"n_threads": cfg.threads} if cfg.threads else None
-    result = evaluate_composed(r.out / "data", systems, run_dir, backend_options=options)
+    result = evaluate_composed(
+        r.out / "data", systems, run_dir, backend_options=options, latency_probe=cfg.latency_probe
+    )
     p, g = result["systems"]["pipeline"], result["systems"]["generalist"]
     note = (
         f"{result['n']} items: pipeline {percent(p['metric'], unit='%')} vs generalist "
@@ -175,7 +177,12 @@ def _run(r: StepRunner, generalist: str, price_per_hour: float) -> tuple[list[Pa
 
 
 def evaluate_composed(
-    data_dir: Path, systems: list[Any], run_dir: Path, *, backend_options: dict[str, Any] | None = None
+    data_dir: Path,
+    systems: list[Any],
+    run_dir: Path,
+    *,
+    backend_options: dict[str, Any] | None = None,
+    latency_probe: int | None = None,
 ) -> dict[str, Any]:
     """Run ``systems`` (``generalist`` and ``pipeline``) on ``data_dir/composed`` with ``cadre.evaluate`` and
     write the figures the report shows to ``run_dir/composed.json``."""
@@ -183,7 +190,13 @@ def evaluate_composed(
         update={"step_target_field": "step_references"}
     )
     summary = run_eval(
-        spec, systems, run_dir, baseline="generalist", progress=True, backend_options=backend_options
+        spec,
+        systems,
+        run_dir,
+        baseline="generalist",
+        progress=True,
+        backend_options=backend_options,
+        latency_probe=latency_probe,
     )
     result = _result(summary, read_run_records(run_dir), spec.build_metric())
     (run_dir / _RESULT).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from cadre.config import StrictModel, parse_spec
 
@@ -37,6 +37,13 @@ class DemoConfig(StrictModel):
     max_length: int = Field(448, ge=64, description="training tokens per example")
     learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(8, ge=1)
+    micro_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="examples per forward pass, the rest of the batch accumulated (default: the whole batch): "
+        "the same gradients, less activation memory — on 2 cores, 2 instead of 8 took the --fast run's peak RSS "
+        "from 7.2 GB to 3.3 GB (the invoices' long examples) but halved training tokens/s on the short tasks",
+    )
     lora_rank: int = Field(16, ge=1)
     generalist: str | None = Field(
         None, description="the local generalist (default: the largest bundled model: gemma3-270m, else base)"
@@ -71,6 +78,16 @@ class DemoConfig(StrictModel):
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for training and inference")
 
+    @model_validator(mode="after")
+    def _micro_batch(self) -> DemoConfig:
+        if self.micro_batch_size is not None and self.batch_size % min(
+            self.micro_batch_size, self.batch_size
+        ):
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of micro_batch_size {self.micro_batch_size}"
+            )
+        return self
+
     @field_validator("train_budget")
     @classmethod
     def _budget(cls, v: str) -> str:
@@ -86,14 +103,14 @@ class DemoConfig(StrictModel):
             base: dict[str, object] = {
                 "fast": True,
                 "sizes": TaskSizes(
-                    train=160, validation=16, test=12, out_of_scope_train=60, out_of_scope_test=16
+                    train=160, validation=16, test=8, out_of_scope_train=60, out_of_scope_test=16
                 ),
                 "train_budget": "4k tokens",  # a few optimizer steps on any machine (a 20s budget can plan 1)
-                "shots": 2,
+                "shots": 1,
                 "perturbations": ["numbers"],
-                "robustness_items": 6,
-                "latency_probe": 2,
-                "composed_items": 2,
+                "robustness_items": 4,
+                "latency_probe": 1,
+                "composed_items": 1,
             }
         else:
             base = {"fast": False}

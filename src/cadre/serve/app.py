@@ -247,5 +247,8 @@ def serve(
         log_level=log_level,
         timeout_graceful_shutdown=5,  # the drain happened before uvicorn's own shutdown starts
         limit_concurrency=None,
+        # longer than httpx's (so openai's) pooled-connection expiry of 5 s: the client drops an idle connection
+        # first, instead of reusing one the server is closing at that moment (a connection reset)
+        timeout_keep_alive=30,
     )
     DrainingServer(config, app.state.gateway).run(sockets=[sock])
