@@ -5,7 +5,7 @@ Traffic: cadre.synth's four generators (intents, invoices, normalize, out_of_sco
 interleaved, written to a fresh traffic store with the generator's answers as the generalist's.
 
     PYTHONPATH=src python benchmarks/traffic_discover.py [--n 10000] [--k-range 2-12] [--encoder torch-int8/len128]
-        [--threads 2] [--json out.json]
+        [--threads 2] [--criterion prediction_strength] [--json out.json]
 
 ``--encoder``: the form of MiniLM discovery embeds with (as ``cadre traffic tasks --encoder``); default: as is.
 """
@@ -28,6 +28,9 @@ def main() -> None:
     ap.add_argument("--k-range", default="2-12")
     ap.add_argument("--encoder", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--criterion", default="calinski_harabasz", help="how k is chosen (cadre traffic tasks --criterion)"
+    )
     ap.add_argument("--skip-export", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -63,6 +66,7 @@ def main() -> None:
         "requests": len(records),
         "encoder": args.encoder or "sentence-transformers fp32",
         "threads": args.threads,
+        "criterion": args.criterion,
     }
     embedder = None
     if args.encoder:
@@ -88,7 +92,9 @@ def main() -> None:
                 last["t"] = now
 
         t0 = time.perf_counter()
-        result = discover_tasks(db, k_range=(lo, hi), on_progress=progress, embedder=embedder)
+        result = discover_tasks(
+            db, k_range=(lo, hi), criterion=args.criterion, on_progress=progress, embedder=embedder
+        )
         total = time.perf_counter() - t0
         report.update(times)
         report["discover_total_s"] = round(total, 2)

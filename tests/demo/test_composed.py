@@ -76,7 +76,7 @@ def test_docs_show_the_support_pipeline_as_the_demo_writes_it() -> None:
 
 def test_the_support_pipeline_against_the_generalist(tmp_path: Path) -> None:
     cfg = DemoConfig.preset(fast=True, out=tmp_path)
-    assert cfg.composed_items == 2 and DemoConfig.preset(fast=False).composed_items == 8
+    assert cfg.composed_items == 1 and DemoConfig.preset(fast=False).composed_items == 8
     path = write_ecosystem(tmp_path, cfg, trained=[], generalist="gemma3-270m", routed=False)
     assert "&id" not in path.read_text()  # no YAML anchors in a file people read
     eco = load_ecosystem(path)

@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from cadre.errors import ConfigError, DataError
 from cadre.traffic import discover_tasks, open_store
-from cadre.traffic.discover import cluster
+from cadre.traffic.discover import PS_THRESHOLD, cluster, prediction_strength
 
 from .conftest import CachedEmbedder
 from .traffic_data import mixed_traffic, write_store
@@ -57,6 +57,21 @@ def test_cluster_on_separable_points_and_a_fixed_k() -> None:
         assert k == 5 and max(scores, key=scores.__getitem__) == 5
     assert adjusted_rand_score(np.repeat(np.arange(5), 20), labels) == 1.0
     assert cluster(x, k=3)[1] == 3
+
+
+def test_prediction_strength_finds_tasks_inside_groups_of_tasks() -> None:
+    # two far-apart groups of two tasks each (e.g. long documents vs short questions): the dispersion criteria
+    # stop at the groups; the largest k whose clusters reproduce on held-out halves is the four tasks
+    rng = np.random.default_rng(0)
+    far, near = 10 * np.eye(2, 16), 1.5 * np.eye(2, 16, k=2)
+    centres = [f + n for f in far for n in near]
+    x = np.concatenate([c + 0.3 * rng.standard_normal((60, 16)) for c in centres]).astype(np.float32)
+    truth = np.repeat(np.arange(4), 60)
+    assert cluster(x, k_range=(2, 8), criterion="calinski_harabasz")[1] == 2
+    labels, k, scores, _ = cluster(x, k_range=(2, 8), criterion="prediction_strength")
+    assert k == 4 and adjusted_rand_score(truth, labels) == 1.0
+    assert min(scores[2], scores[4]) >= PS_THRESHOLD > max(scores[kk] for kk in range(5, 9))
+    assert prediction_strength(x, 4, seed=1) >= PS_THRESHOLD  # not a property of one seed
 
 
 def test_clear_errors(tmp_path: Path, embedder: CachedEmbedder) -> None:

@@ -65,10 +65,12 @@ def tasks(
     model: list[str] | None = typer.Option(
         None, "--model", help="Requests answered by this model (repeatable; default: generalist; '*': all)."
     ),
-    k: int | None = typer.Option(None, "-k", "--k", help="Number of tasks (default: chosen by silhouette)."),
+    k: int | None = typer.Option(None, "-k", "--k", help="Number of tasks (default: chosen by --criterion)."),
     k_range: str = typer.Option("2-20", help="Range of k tried when -k is not given."),
     criterion: str = typer.Option(
-        "calinski_harabasz", help="How k is chosen: calinski_harabasz or silhouette (both are reported)."
+        "calinski_harabasz",
+        help="How k is chosen: calinski_harabasz, silhouette (both always reported) or prediction_strength "
+        "(the largest k whose clusters reproduce on held-out halves; for a few hundred requests or more).",
     ),
     examples: int = typer.Option(3, help="Example requests shown per task."),
     encoder: str | None = typer.Option(

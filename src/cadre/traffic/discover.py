@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = ["CRITERIA", "Task", "TaskReport", "cluster", "discover_tasks"]
 
-CRITERIA = ("calinski_harabasz", "silhouette")
+CRITERIA = ("prediction_strength", "calinski_harabasz", "silhouette")
+PS_THRESHOLD = (
+    0.8  # Tibshirani & Walther 2005 (JCGS 14:511), "Cluster validation by prediction strength": 0.8-0.9
+)
+_PS_REPEATS = 2
 
 _SILHOUETTE_SAMPLE = 2000  # points the silhouette is computed on (it is O(n^2))
 _K_SAMPLE = 3000  # above this many points, k is chosen on a random sample of them, then fitted on all
@@ -82,12 +86,12 @@ class TaskReport:
 
 
 def _kmeans(
-    x: NDArray[np.float32], k: int, seed: int, init: NDArray[np.float32] | None = None
+    x: NDArray[np.float32], k: int, seed: int, init: NDArray[np.float32] | None = None, *, n_init: int = 4
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     from sklearn.cluster import KMeans
 
     if init is None:
-        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
     else:
         km = KMeans(n_clusters=k, init=init, n_init=1, random_state=seed).fit(x)
     return km.labels_.astype(np.int64), km.cluster_centers_.astype(np.float32)
@@ -124,22 +128,54 @@ def cluster(
     xs = x[rows]
     if subset:
         sample = np.arange(min(len(rows), _SILHOUETTE_SAMPLE))  # rows are a random draw already
-    best: tuple[float, int, NDArray[np.int64], NDArray[np.float32]] | None = None
+    fits: dict[int, tuple[NDArray[np.int64], NDArray[np.float32]]] = {}
     scores: dict[int, float] = {}
     silhouettes: dict[int, float] = {}
     for kk in candidates:
-        labels, centres = _kmeans(xs, kk, seed)
+        labels, centres = fits[kk] = _kmeans(xs, kk, seed)
         split = len(set(labels.tolist())) >= 2 and len(set(labels[sample].tolist())) >= 2
         silhouettes[kk] = (
             float(silhouette_score(xs[sample], labels[sample], metric="cosine")) if split else -1.0
         )
-        ch = float(calinski_harabasz_score(xs, labels)) if split else 0.0
-        scores[kk] = ch if criterion == "calinski_harabasz" else silhouettes[kk]
-        if best is None or scores[kk] > best[0]:
-            best = (scores[kk], kk, labels, centres)
-    assert best is not None
-    labels = _kmeans(x, best[1], seed, init=best[3])[0] if subset else best[2]
-    return labels, best[1], scores, silhouettes
+        if criterion == "calinski_harabasz":
+            scores[kk] = float(calinski_harabasz_score(xs, labels)) if split else 0.0
+        elif criterion == "silhouette":
+            scores[kk] = silhouettes[kk]
+        else:
+            scores[kk] = prediction_strength(xs, kk, seed=seed) if split else 0.0
+    chosen = max(candidates, key=lambda kk: scores[kk])
+    if criterion == "prediction_strength":  # the largest k whose clusters reproduce on unseen halves
+        chosen = max((kk for kk in candidates if scores[kk] >= PS_THRESHOLD), default=chosen)
+    labels, centres = fits[chosen]
+    if subset:
+        labels = _kmeans(x, chosen, seed, init=centres)[0]
+    return labels, chosen, scores, silhouettes
+
+
+def prediction_strength(x: NDArray[np.float32], k: int, *, seed: int, repeats: int = _PS_REPEATS) -> float:
+    """How well k clusters found on one half of ``x`` predict those found on the other half (Tibshirani &
+    Walther 2005): for each cluster of the test half, the share of its pairs the training half's centres put
+    together; the worst cluster counts. Mean over ``repeats`` random halvings; 0 when a half is too small."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for rep in range(repeats):
+        order = rng.permutation(len(x))
+        train, test = x[order[: len(x) // 2]], x[order[len(x) // 2 :]]
+        if min(len(train), len(test)) <= k:
+            return 0.0
+        _, centres = _kmeans(train, k, seed + rep)
+        test_labels, _ = _kmeans(test, k, seed + rep + 1)
+        predicted = np.argmin(((test[:, None, :] - centres[None, :, :]) ** 2).sum(-1), axis=1)
+        worst = 1.0
+        for c in range(k):
+            members = predicted[test_labels == c]
+            n = len(members)
+            if n < 2:
+                continue
+            counts = np.bincount(members, minlength=k)
+            worst = min(worst, float((counts * (counts - 1)).sum()) / (n * (n - 1)))
+        values.append(worst)
+    return float(np.mean(values))
 
 
 Progress = Callable[[str, int, int], None]
