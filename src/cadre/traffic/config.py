@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from cadre.config.base import StrictModel
 from cadre.errors import ConfigError
-from cadre.traffic.location import check_env_name, check_url, is_postgres
+from cadre.traffic.location import check_store
 
 __all__ = ["PII_TYPES", "CaptureSpec", "PiiType", "Price", "RedactionSpec", "RetentionSpec", "ShadowSpec"]
 
@@ -124,14 +124,10 @@ class CaptureSpec(StrictModel):
             raise ValueError(
                 "name a SQLite file (traffic.db) or a PostgreSQL URL (postgresql://USER@HOST/DB)"
             )
-        if is_postgres(v):
-            try:
-                if v.startswith("env:"):
-                    check_env_name(v[4:])
-                else:
-                    check_url(v)
-            except ConfigError as err:
-                raise ValueError(str(err)) from None
+        try:
+            check_store(v)
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
         return v
 
     @field_validator("shadow")

@@ -156,6 +156,8 @@ def prediction_strength(x: NDArray[np.float32], k: int, *, seed: int, repeats: i
     """How well k clusters found on one half of ``x`` predict those found on the other half (Tibshirani &
     Walther 2005): for each cluster of the test half, the share of its pairs the training half's centres put
     together; the worst cluster counts. Mean over ``repeats`` random halvings; 0 when a half is too small."""
+    from sklearn.metrics import pairwise_distances_argmin
+
     rng = np.random.default_rng(seed)
     values = []
     for rep in range(repeats):
@@ -165,7 +167,7 @@ def prediction_strength(x: NDArray[np.float32], k: int, *, seed: int, repeats: i
             return 0.0
         _, centres = _kmeans(train, k, seed + rep)
         test_labels, _ = _kmeans(test, k, seed + rep + 1)
-        predicted = np.argmin(((test[:, None, :] - centres[None, :, :]) ** 2).sum(-1), axis=1)
+        predicted = pairwise_distances_argmin(test, centres)
         worst = 1.0
         for c in range(k):
             members = predicted[test_labels == c]

@@ -96,13 +96,17 @@ def check_env_name(name: str) -> None:
         raise ConfigError(f"traffic store 'env:{name}': name an environment variable, e.g. env:CADRE_PG_DSN")
 
 
-def check_url(text: str) -> None:
-    """Validate a ``postgresql://`` store URL without connecting (its table prefix included).
+def check_store(text: str) -> None:
+    """Validate a store's text without connecting or reading the environment: a ``postgresql://`` URL (its table
+    prefix included) or ``env:NAME``; a file path passes.
 
     Raises:
-        ConfigError: a malformed URL or table prefix.
+        ConfigError: a malformed URL, table prefix or variable name.
     """
-    _from_url(text)
+    if text.startswith(_ENV):
+        check_env_name(text[len(_ENV) :])
+    elif text.startswith(_SCHEMES):
+        _from_url(text)
 
 
 def describe_store(store: str | Path | PostgresLocation) -> str:
