@@ -83,10 +83,11 @@ def demo(
         None, "--price-per-hour", help="USD/hour of this machine for the cost columns (default: cost model)."
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for training and inference."),
-    micro_batch: int | None = typer.Option(
+    pass_tokens: int | None = typer.Option(
         None,
-        "--micro-batch",
-        help="Training examples per forward pass (the batch of 8 accumulated): 2 halves peak memory, slower.",
+        "--pass-tokens",
+        help="Most padded training tokens per forward pass (default 1024; more is faster on long examples "
+        "and takes more memory).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -100,10 +101,11 @@ def demo(
         "remote_api_key_env": api_key_env,
         "price_per_hour": price_per_hour,
         "threads": threads,
-        "micro_batch_size": micro_batch,
     }
     if budget is not None:
         overrides["train_budget"] = budget
+    if pass_tokens is not None:
+        overrides["pass_tokens"] = pass_tokens
     cfg = DemoConfig.preset(fast=fast, **overrides)
     if as_json:  # stdout carries only the JSON: progress output of the steps goes to stderr
         with contextlib.redirect_stdout(sys.stderr):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from cadre.config import StrictModel, parse_spec
 
@@ -37,12 +37,12 @@ class DemoConfig(StrictModel):
     max_length: int = Field(448, ge=64, description="training tokens per example")
     learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(8, ge=1)
-    micro_batch_size: int | None = Field(
-        None,
-        ge=1,
-        description="examples per forward pass, the rest of the batch accumulated (default: the whole batch): "
-        "the same gradients, less activation memory — on 2 cores, 2 instead of 8 took the --fast run's peak RSS "
-        "from 7.2 GB to 3.3 GB (the invoices' long examples) but halved training tokens/s on the short tasks",
+    pass_tokens: int | None = Field(
+        1024,
+        ge=16,
+        description="most padded training tokens per forward pass (longer micro-batches run as several passes "
+        "with the same gradients): bounds the training child's memory on the invoices' long examples "
+        "(null: the whole batch in one pass)",
     )
     lora_rank: int = Field(16, ge=1)
     generalist: str | None = Field(
@@ -77,16 +77,6 @@ class DemoConfig(StrictModel):
         None, ge=0, description="USD/hour of this machine (default: the cost model's figure for it)"
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for training and inference")
-
-    @model_validator(mode="after")
-    def _micro_batch(self) -> DemoConfig:
-        if self.micro_batch_size is not None and self.batch_size % min(
-            self.micro_batch_size, self.batch_size
-        ):
-            raise ValueError(
-                f"batch_size {self.batch_size} is not a multiple of micro_batch_size {self.micro_batch_size}"
-            )
-        return self
 
     @field_validator("train_budget")
     @classmethod

@@ -110,8 +110,6 @@ def _train_step(r: StepRunner, task: str) -> StepRecord:
         "rank": cfg.lora_rank,
         "seed": cfg.seed,
     }
-    if cfg.micro_batch_size is not None:  # only then: earlier runs' fingerprints stay valid
-        settings["micro_batch"] = cfg.micro_batch_size
 
     def run() -> tuple[list[Path], dict[str, Any], str]:
         if r.manifest.get("data") is None or r.manifest.steps["data"].status != "done":
@@ -152,7 +150,7 @@ def _train_step(r: StepRunner, task: str) -> StepRecord:
                 "max_length": cfg.max_length,
                 "learning_rate": cfg.learning_rate,
                 "batch_size": cfg.batch_size,
-                "micro_batch_size": min(cfg.micro_batch_size or cfg.batch_size, cfg.batch_size),
+                "pass_tokens": cfg.pass_tokens,  # memory only: not in the fingerprint
                 "lora": {"rank": cfg.lora_rank, "alpha": 2.0 * cfg.lora_rank},
                 "budget": cfg.train_budget,
                 "early_stopping_patience": None,

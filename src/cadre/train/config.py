@@ -126,6 +126,12 @@ class TrainConfig(StrictModel):
     )
     batch_size: int = Field(8, ge=1, description="examples per optimizer step (micro_batch × accumulation)")
     micro_batch_size: int | None = Field(None, ge=1, description="examples per forward pass (default: batch)")
+    pass_tokens: int | None = Field(
+        None,
+        ge=16,
+        description="most padded tokens (rows x longest row) per forward pass: a longer micro-batch runs as "
+        "several passes, with the same gradients and less activation memory (default: no limit)",
+    )
 
     # --- how long
     epochs: float | None = Field(None, gt=0, description="passes over the data (default 3 without a budget)")

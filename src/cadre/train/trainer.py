@@ -350,6 +350,7 @@ def _run(
                 weight = cluster.world  # DDP averages over the processes; x world makes it the global sum
                 if not mine:  # fewer examples than processes: a zero-weight pass keeps the reduction in step
                     mine, weight = [list(group[0][:1])], 0
+                mine = [p for mb in mine for p in D.memory_passes(mb, lengths, config.pass_tokens)]
                 step_loss, step_slots, step_shared = 0.0, 0, 0
                 for k, mb in enumerate(mine):
                     batch = collate(
