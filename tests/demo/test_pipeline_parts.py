@@ -213,19 +213,23 @@ def test_ecosystem_file_validates_with_the_serve_spec(tmp_path: Path) -> None:
 
 
 def test_training_runs_in_a_child_process_and_its_errors_come_back_typed(tmp_path: Path) -> None:
-    from cadre.demo.training import train_in_child
+    from cadre.demo.training import TrainingChild
     from cadre.errors import DataError
     from cadre.train import TrainConfig
 
     data = tmp_path / "train.jsonl"
     data.write_text('{"messages": "not a conversation"}\n', encoding="utf-8")
     cfg = TrainConfig.model_validate({"base": "smollm2-135m", "data": data, "out": tmp_path / "spec"})
-    with pytest.raises(DataError, match=r"train\.jsonl"):  # raised in the child, re-raised here as its class
-        train_in_child(
-            cfg.model_dump(mode="json"),
-            resume=False,
-            export_to=tmp_path / "spec.gguf",
-            label="train-x",
-            console=Console(quiet=True),
-        )
-    assert not list(tmp_path.glob(".train-x.*"))  # the request and result files are cleaned up
+    with TrainingChild(Console(quiet=True)) as child:
+        pids = []
+        for label in ("train-x", "train-y"):  # one child serves one request after another
+            with pytest.raises(
+                DataError, match=r"train\.jsonl"
+            ):  # raised in the child, re-raised as its class
+                child.train(
+                    cfg.model_dump(mode="json"), resume=False, export_to=tmp_path / "s.gguf", label=label
+                )
+            pids.append(child.pid)
+        assert pids[0] is not None and pids[0] == pids[1]
+    assert child.pid is None  # the block's end stopped it
+    assert not list(tmp_path.glob(".train-*"))  # the request and result files are cleaned up

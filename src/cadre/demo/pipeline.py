@@ -24,7 +24,7 @@ from rich.console import Console
 from cadre.demo.config import DemoConfig
 from cadre.demo.manifest import StepRecord
 from cadre.demo.steps import SkipStep, StepRunner, step_done
-from cadre.demo.training import train_in_child
+from cadre.demo.training import TrainingChild
 from cadre.errors import CadreError
 
 __all__ = ["DemoResult", "run_demo"]
@@ -97,7 +97,7 @@ def _synth_version() -> str:
     return h.hexdigest()[:12]
 
 
-def _train_step(r: StepRunner, task: str) -> StepRecord:
+def _train_step(r: StepRunner, task: str, trainer: TrainingChild) -> StepRecord:
     cfg = r.cfg
     peft_dir = r.out / "specialists" / task
     gguf = r.out / "specialists" / f"{task}.gguf"
@@ -159,13 +159,8 @@ def _train_step(r: StepRunner, task: str) -> StepRecord:
                 "save_every": 25,
             }
         )
-        # in a child process: training's memory (torch, activations) is returned when it exits
-        result = train_in_child(
-            tc.model_dump(mode="json"),
-            resume=resume,
-            export_to=gguf,
-            label=f"train-{task}",
-            console=r.console,
+        result = trainer.train(
+            tc.model_dump(mode="json"), resume=resume, export_to=gguf, label=f"train-{task}"
         )
         metrics = result["metrics"]
         tps = metrics.get("tokens_per_second")
@@ -341,8 +336,10 @@ def _run_demo(cfg: DemoConfig, *, console: Console | None = None) -> DemoResult:
 
     _hardware_step(r, price_per_hour(cfg))
     _data_step(r)
-    for task in cfg.tasks:
-        _train_step(r, task)
+    # one child process trains them all: training's memory (torch, activations) is returned when it exits
+    with TrainingChild(con) as trainer:
+        for task in cfg.tasks:
+            _train_step(r, task, trainer)
     _router_step(r)
     evaluate_step(r, generalist=generalist, price_per_hour=price_per_hour(cfg))
     _ecosystem_step(r, generalist)
