@@ -38,7 +38,7 @@ class DemoConfig(StrictModel):
     learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(8, ge=1)
     pass_tokens: int | None = Field(
-        1024,
+        768,
         ge=16,
         description="most padded training tokens per forward pass (longer micro-batches run as several passes "
         "with the same gradients): bounds the training child's memory on the invoices' long examples "
