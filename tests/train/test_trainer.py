@@ -11,7 +11,7 @@ from cadre.errors import ConfigError, NotFoundError
 from cadre.train import TrainConfig, train
 from cadre.train import data as D
 from cadre.train.budget import StepPlanner, steps_for_tokens
-from cadre.train.loop_parts import LabelledTokenLoss, cpu_supports_bf16, lr_at
+from cadre.train.loop_parts import LabelledTokenLoss, cpu_supports_bf16, lr_at, memory_passes, pass_tokens
 
 from .conftest import write_jsonl
 
@@ -261,12 +261,20 @@ def test_shared_prefix_gives_the_same_loss_and_gradients(tiny_base: Path, tokeni
     assert torch.allclose(g0, g1, atol=1e-5 * float(g0.abs().max()))
 
 
-def test_memory_passes_split_only_what_exceeds_the_token_cap() -> None:
-    lengths = [10, 20, 30, 40, 100]
-    assert D.memory_passes([0, 1, 2, 3], lengths, None) == [[0, 1, 2, 3]]
-    assert D.memory_passes([0, 1, 2, 3], lengths, 160) == [[0, 1, 2, 3]]  # 4 rows x 40 tokens
-    assert D.memory_passes([0, 1, 2, 3], lengths, 100) == [[0, 1, 2], [3]]  # 3 x 30, then 40
-    assert D.memory_passes([0, 4, 1], lengths, 50) == [[0], [4], [1]]  # a row over the cap runs alone
+def test_memory_passes_count_the_tokens_a_pass_computes() -> None:
+    def row(prefix: int, n: int) -> D.TokenizedExample:  # a shared 10-token prefix, then n tokens of its own
+        return D.TokenizedExample(
+            list(range(prefix)) + [100 + n] * n, [D.IGNORE_INDEX] * prefix + [1] * n, "m"
+        )
+
+    ex = [row(10, 10), row(10, 20), row(10, 30), row(10, 40), row(10, 90)]  # lengths 20, 30, 40, 50, 100
+    assert memory_passes([0, 1, 2, 3], ex, None, share_prefix=True) == [[0, 1, 2, 3]]
+    # the shared prefix stops one token before the first labelled one (its hidden state predicts that token)
+    assert pass_tokens(ex[:4], share_prefix=True) == 9 + 4 * (50 - 9)
+    assert pass_tokens(ex[:4], share_prefix=False) == 4 * 50
+    assert memory_passes([0, 1, 2, 3], ex, 173, share_prefix=True) == [[0, 1, 2, 3]]
+    assert memory_passes([0, 1, 2, 3], ex, 173, share_prefix=False) == [[0, 1, 2], [3]]  # 3 x 40, then 50
+    assert memory_passes([0, 4, 1], ex, 60, share_prefix=True) == [[0], [4], [1]]  # a row over the cap: alone
 
 
 def test_pass_tokens_gives_the_same_steps_as_one_pass(

@@ -38,11 +38,11 @@ class DemoConfig(StrictModel):
     learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(8, ge=1)
     pass_tokens: int | None = Field(
-        768,
+        512,
         ge=16,
-        description="most padded training tokens per forward pass (longer micro-batches run as several passes "
-        "with the same gradients): bounds the training child's memory on the invoices' long examples "
-        "(null: the whole batch in one pass)",
+        description="most tokens a training forward pass computes (larger micro-batches run as several passes "
+        "with the same gradients): bounds the training child's memory on the invoices' long examples, while "
+        "the short tasks' batches, whose shared prompt is computed once, stay whole (null: no limit)",
     )
     lora_rank: int = Field(16, ge=1)
     generalist: str | None = Field(

@@ -129,8 +129,9 @@ class TrainConfig(StrictModel):
     pass_tokens: int | None = Field(
         None,
         ge=16,
-        description="most padded tokens (rows x longest row) per forward pass: a longer micro-batch runs as "
-        "several passes, with the same gradients and less activation memory (default: no limit)",
+        description="most tokens one forward pass computes (the shared prompt prefix once, then rows x the "
+        "longest row's rest): a larger micro-batch runs as several passes, with the same gradients and less "
+        "activation memory (default: no limit)",
     )
 
     # --- how long

@@ -429,25 +429,3 @@ def epoch_batches(lengths: Sequence[int], micro_batch: int, seed: int, epoch: in
 
 def steps_per_epoch(n_examples: int, micro_batch: int, accumulation: int) -> int:
     return math.ceil(math.ceil(n_examples / micro_batch) / accumulation)
-
-
-def memory_passes(
-    micro_batch: Sequence[int], lengths: Sequence[int], max_tokens: int | None
-) -> list[list[int]]:
-    """``micro_batch`` cut, in order, into forward passes of at most ``max_tokens`` padded tokens each.
-
-    A pass's padded size is its rows times its longest row; a row longer than ``max_tokens`` is a pass alone.
-    """
-    if max_tokens is None:
-        return [list(micro_batch)]
-    passes: list[list[int]] = []
-    current: list[int] = []
-    width = 0
-    for i in micro_batch:
-        if current and (len(current) + 1) * max(width, lengths[i]) > max_tokens:
-            passes.append(current)
-            current, width = [], 0
-        current.append(i)
-        width = max(width, lengths[i])
-    passes.append(current)
-    return passes

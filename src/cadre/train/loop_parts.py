@@ -19,6 +19,8 @@ __all__ = [
     "cpu_supports_bf16",
     "generate_answers",
     "lr_at",
+    "memory_passes",
+    "pass_tokens",
     "pick_bf16",
     "pick_device",
     "shared_prefix",
@@ -105,6 +107,35 @@ def shared_prefix(examples: Sequence[D.TokenizedExample]) -> int:
     while p < n and all(e.input_ids[p] == first[p] for e in examples[1:]):
         p += 1
     return p if p >= MIN_SHARED_PREFIX else 0
+
+
+def pass_tokens(examples: Sequence[D.TokenizedExample], *, share_prefix: bool) -> int:
+    """Tokens one forward pass over ``examples`` computes: the shared prefix once, every row's rest padded."""
+    p = shared_prefix(examples) if share_prefix else 0
+    return p + len(examples) * (max(len(e) for e in examples) - p)
+
+
+def memory_passes(
+    micro_batch: Sequence[int],
+    examples: Sequence[D.TokenizedExample],
+    max_tokens: int | None,
+    *,
+    share_prefix: bool,
+) -> list[list[int]]:
+    """``micro_batch`` (indices into ``examples``) cut, in order, into passes of at most ``max_tokens`` computed
+    tokens (:func:`pass_tokens`); a row over the limit is a pass alone."""
+    if max_tokens is None:
+        return [list(micro_batch)]
+    passes: list[list[int]] = []
+    current: list[int] = []
+    for i in micro_batch:
+        rows = [examples[j] for j in (*current, i)]
+        if current and pass_tokens(rows, share_prefix=share_prefix) > max_tokens:
+            passes.append(current)
+            current = []
+        current.append(i)
+    passes.append(current)
+    return passes
 
 
 def collate(

@@ -43,6 +43,7 @@ from cadre.train.loop_parts import (
     collate,
     generate_answers,
     lr_at,
+    memory_passes,
     pick_bf16,
     pick_device,
 )
@@ -350,7 +351,13 @@ def _run(
                 weight = cluster.world  # DDP averages over the processes; x world makes it the global sum
                 if not mine:  # fewer examples than processes: a zero-weight pass keeps the reduction in step
                     mine, weight = [list(group[0][:1])], 0
-                mine = [p for mb in mine for p in D.memory_passes(mb, lengths, config.pass_tokens)]
+                mine = [
+                    p
+                    for mb in mine
+                    for p in memory_passes(
+                        mb, prep.train, config.pass_tokens, share_prefix=config.share_prefix
+                    )
+                ]
                 step_loss, step_slots, step_shared = 0.0, 0, 0
                 for k, mb in enumerate(mine):
                     batch = collate(
