@@ -86,7 +86,7 @@ def demo(
     pass_tokens: int | None = typer.Option(
         None,
         "--pass-tokens",
-        help="Most padded training tokens per forward pass (default 512; more can be faster on long examples "
+        help="Most tokens a training forward pass computes (default 512; more can be faster on long examples "
         "and takes more memory).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
