@@ -169,3 +169,5 @@ def test_a_merged_and_an_unmerged_specialist_report_their_tax(
     for model in ("smollm2-135m", "smollm2-135m+dates"):
         assert _metric(metrics, "cadre_prompt_lookup_tokens_total", model=model, kind="drafted") is not None
         assert _metric(metrics, "cadre_prompt_lookup_drafts_total", model=model) is not None
+        assert (_metric(metrics, "cadre_prompt_tokens_total", model=model, kind="computed") or 0) > 0
+        assert _metric(metrics, "cadre_prompt_tokens_total", model=model, kind="reused") is not None

@@ -11,6 +11,8 @@ adapter at load time and runs one sequence at a time):
   context's adapter set with ``llama_set_adapters_lora`` between groups; which request is admitted and which
   group goes next is :mod:`cadre.runtime.scheduling`'s policy (longest wait first, so no adapter starves);
 - greedy requests draft tokens by prompt lookup (:mod:`cadre.runtime.lookup`) and verify them in the same step;
+- a request whose prompt starts like a running request's of the same adapter takes that request's KV cells for
+  the shared tokens and prefills only the rest (:mod:`cadre.runtime.prefix`);
 - callers (any thread) submit requests and read tokens from a queue, so streaming and concurrency come free.
 """
 
@@ -43,6 +45,7 @@ from cadre.runtime.generation import (
 )
 from cadre.runtime.gguf_adapters import check_adapter_fits
 from cadre.runtime.lookup import DraftPolicy, LookupSettings, LookupStats, NgramIndex, lookup_settings
+from cadre.runtime.prefix import PrefixStats, longest_shared_prefix
 from cadre.runtime.protocol import (
     ChatMessage,
     ChatRequest,
@@ -132,6 +135,10 @@ class _Seq:
     last: int = -1
     generated: int = 0
     reserve: int = 0
+    charge: int = 0  # KV cells counted against the cache: the reservation less the cells it shares
+    source: _Seq | None = None  # the running request whose first ``shared`` prompt cells it takes (or took)
+    shared: int = 0
+    copied: bool = False
     cancelled: bool = False
     stop: StopMatcher | None = None
     decoder: Any = None
@@ -165,6 +172,7 @@ class LlamaCppBackend:
         n_batch: int = 512,
         chat_template: str | None = None,
         prompt_lookup: bool | LookupSettings = True,
+        prefix_sharing: bool = True,
     ) -> None:
         if n_ctx < 16:
             raise ConfigError(f"n_ctx must be >= 16, got {n_ctx}")
@@ -190,6 +198,8 @@ class LlamaCppBackend:
         # Prompt-lookup drafting for greedy requests (adapters may override it); see cadre.runtime.lookup.
         self.prompt_lookup = lookup_settings(prompt_lookup)
         self.lookup_stats = LookupStats()
+        self.prefix_sharing = prefix_sharing
+        self.prefix_stats = PrefixStats()
         self._draft_policy = DraftPolicy()
         self._switch_s = 0.0  # measured extra time of a decode right after an adapter switch
         lib = self._lib = _lib()
@@ -213,7 +223,8 @@ class LlamaCppBackend:
         cparams.n_seq_max = n_parallel
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads
-        cparams.kv_unified = True
+        cparams.kv_unified = True  # a prefix copy then adds a sequence id to a cell instead of copying it
+        cparams.swa_full = True  # sliding-window layers keep every cell, so a shared prefix stays whole
         cparams.no_perf = True
         ctx = lib.llama_init_from_model(model, cparams)
         if not ctx:
@@ -506,7 +517,6 @@ class LlamaCppBackend:
         waiting: list[_Seq] = []  # arrival order
         running: list[_Seq] = []
         free_slots = list(range(self.n_parallel - 1, -1, -1))
-        kv_used = 0
         current: Hashable = None  # the group on the context now, and the steps it keeps it
         burst_left = 0
         try:
@@ -525,6 +535,7 @@ class LlamaCppBackend:
                     pass
                 # 2. admit while a slot and KV room are free: the oldest request of the adapter with the fewest
                 #    running sequences first (cadre.runtime.scheduling), so no specialist is crowded out
+                kv_used = sum(s.charge for s in running)
                 while waiting and free_slots:
                     counts: dict[Hashable, int] = {}
                     for seq in running:
@@ -535,13 +546,19 @@ class LlamaCppBackend:
                         waiting.pop(i)
                         self._finish(seq, "stop", None)
                         continue
-                    if kv_used + seq.reserve > self.kv_size:
+                    self._find_prefix(seq, running)
+                    ready = seq.source is not None and seq.source.n_prefilled >= seq.shared
+                    seq.charge = seq.reserve - (seq.shared if ready else 0)
+                    if kv_used + seq.charge > self.kv_size:
+                        seq.source, seq.shared = None, 0
                         break
                     waiting.pop(i)
                     seq.slot = free_slots.pop()
                     seq.sampler = self._make_sampler(seq.params)
                     seq.index = self._lookup_index(seq)
-                    kv_used += seq.reserve
+                    if ready:
+                        self._copy_prefix(seq)
+                    kv_used += seq.charge
                     running.append(seq)
                 if not running:
                     continue
@@ -559,8 +576,9 @@ class LlamaCppBackend:
                 for seq, reason in finished:
                     running.remove(seq)
                     free_slots.append(seq.slot)
-                    kv_used -= seq.reserve
                     self._lib.llama_memory_seq_rm(self._mem, seq.slot, -1, -1)
+                    seq.slot = -1
+                    _pass_on_prefix(seq, running)
                     self._finish(seq, reason, None)
                 if not running:
                     # Idle: empty the KV cache so the next request lands on the same cells as in a fresh
@@ -571,6 +589,25 @@ class LlamaCppBackend:
             self._engine_error = err
             log.exception("llama.cpp engine failed")
             self._fail_all([*waiting, *running], BackendError(f"llama.cpp engine failed: {err}"))
+
+    def _find_prefix(self, seq: _Seq, running: Sequence[_Seq]) -> None:
+        """Point ``seq`` at the running request of its adapter whose prompt shares most of its own."""
+        seq.source, seq.shared, seq.copied = None, 0, False
+        if not self.prefix_sharing:
+            return
+        peers = [s for s in running if s.group == seq.group and not s.cancelled]
+        i, n = longest_shared_prefix(seq.tokens, [s.tokens for s in peers])
+        if i >= 0:
+            seq.source, seq.shared = peers[i], n
+
+    def _copy_prefix(self, seq: _Seq) -> None:
+        """Give ``seq`` its source's cells for the shared prompt tokens; it prefills from there."""
+        assert seq.source is not None
+        self._lib.llama_memory_seq_cp(self._mem, seq.source.slot, seq.slot, 0, seq.shared)
+        seq.n_prefilled = seq.n_past = seq.shared
+        seq.charge = seq.reserve - seq.shared
+        seq.copied = True
+        self.prefix_stats.reused += seq.shared
 
     def _burst_len(self) -> int:
         """Steps a newly switched-to group keeps the context (1 unless switching costs more than a step)."""
@@ -686,10 +723,19 @@ class LlamaCppBackend:
         n_plain = min(n_plain, self.n_batch)
         n_decode = n_out  # a decode-only step's tokens: one per decoding sequence, plus the drafts below
         key = group[0].group
+        computed = {id(s): s.n_prefilled for s in group}  # prompt cells in the cache before this step
         for seq in group:
             if seq.cancelled:
                 continue
             if seq.n_prefilled < len(seq.tokens):
+                if seq.source is not None and not seq.copied:
+                    done = computed.get(id(seq.source))
+                    if done is not None and done >= seq.shared:
+                        self._copy_prefix(seq)
+                    elif done is None or seq.source.cancelled:
+                        seq.source, seq.shared = None, 0  # its source went away: prefill it all
+                    else:
+                        continue  # the source has not computed the shared tokens yet
                 room = self.n_batch - n
                 if room <= 0:
                     continue
@@ -698,6 +744,7 @@ class LlamaCppBackend:
                 for j, tok in enumerate(chunk):
                     put(seq, tok, seq.n_past + j, last and j == len(chunk) - 1)
                 seq.n_prefilled += len(chunk)
+                self.prefix_stats.computed += len(chunk)
                 seq.n_past += len(chunk)
                 if last:
                     sample_at.append((seq, n - 1, []))
@@ -810,6 +857,23 @@ class LlamaCppBackend:
         return TokenLogprob(
             token=raw.decode("utf-8", errors="replace"), logprob=float(logits[token]) - lse, raw=raw, top=top
         )
+
+
+def _pass_on_prefix(gone: _Seq, running: Sequence[_Seq]) -> None:
+    """``gone`` left the cache: the cells it shared stay with the request that took most of them, which now
+    counts them; the others take theirs from that one (its cells cover their shorter prefixes)."""
+    takers = [s for s in running if s.source is gone]
+    if not takers:
+        return
+    heir = max(takers, key=lambda s: s.shared if s.copied else -1)
+    for s in takers:
+        if not s.copied:
+            s.source, s.shared = None, 0  # a pending share whose cells never came: it prefills it all
+        elif s is heir:
+            s.charge += s.shared
+            s.source, s.shared = None, 0
+        else:
+            s.source = heir
 
 
 class _Stream:

@@ -148,18 +148,21 @@ class ServedModels:
                 log.info("specialist %r: %s; prompt lookup %s", target.name, target.facts.describe(), lookup)
 
     def _engine_stats(self) -> dict[str, Any]:
-        """Prompt-lookup counters per loaded model and the adapter tax per specialist, read at each scrape."""
-        lookup = {}
+        """Prompt-lookup and prefix-sharing counters per loaded model and the adapter tax per specialist, read
+        at each scrape."""
+        lookup, prefix = {}, {}
         for key, worker in list(self.workers.items()):
-            stats = getattr(worker.backend, "lookup_stats", None)
-            if stats is not None:
-                lookup[self._worker_labels.get(key, key)] = stats
+            label = self._worker_labels.get(key, key)
+            if (stats := getattr(worker.backend, "lookup_stats", None)) is not None:
+                lookup[label] = stats
+            if (shared := getattr(worker.backend, "prefix_stats", None)) is not None:
+                prefix[label] = shared
         taxes = {}
         if self._snap is not None:
             for t in self._snap.targets.values():
                 if t.facts is not None and t.facts.paid_tax is not None:
                     taxes[t.name] = (t.facts.paid_tax, t.facts.merged)
-        return {"lookup": lookup, "adapter_tax": taxes}
+        return {"lookup": lookup, "prefix": prefix, "adapter_tax": taxes}
 
     async def close(self, *, deadline: float) -> None:
         """Release every model, letting each finish its jobs until ``deadline`` (``time.perf_counter``)."""

@@ -123,8 +123,9 @@ class Metrics:
         self.registry.register(_CaptureCollector(stats))
 
     def watch_engines(self, stats: Callable[[], dict[str, Any]]) -> None:
-        """Expose the engines' prompt-lookup counters and each specialist's adapter tax, read at each scrape
-        (``stats`` returns ``{"lookup": {model: LookupStats}, "adapter_tax": {specialist: (tax, merged)}}``)."""
+        """Expose the engines' prompt-lookup and prefix-sharing counters and each specialist's adapter tax, read
+        at each scrape (``stats`` returns ``{"lookup": {model: LookupStats}, "prefix": {model: PrefixStats},
+        "adapter_tax": {specialist: (tax, merged)}}``)."""
         self.registry.register(_EngineCollector(stats))
 
     def render(self) -> bytes:
@@ -162,7 +163,8 @@ class _CaptureCollector(Collector):
 
 class _EngineCollector(Collector):
     """``cadre_prompt_lookup_tokens_total{model,kind}`` (drafted, accepted), ``cadre_prompt_lookup_drafts_total
-    {model}`` and ``cadre_adapter_tax{specialist,merged}``. Labels are the loaded models and the spec's
+    {model}``, ``cadre_prompt_tokens_total{model,kind}`` (computed, reused) and
+    ``cadre_adapter_tax{specialist,merged}``. Labels are the loaded models and the spec's
     specialists: bounded by the ecosystem file, never by requests."""
 
     def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
@@ -184,6 +186,16 @@ class _EngineCollector(Collector):
             drafts.add_metric([model], st.drafts)
         yield tokens
         yield drafts
+        prompt = CounterMetricFamily(
+            "cadre_prompt_tokens",
+            "prompt tokens per loaded model: computed by a prefill, or reused from the cached cells of a running "
+            "request with the same prompt start",
+            labels=["model", "kind"],
+        )
+        for model, st in sorted(s.get("prefix", {}).items()):
+            prompt.add_metric([model, "computed"], st.computed)
+            prompt.add_metric([model, "reused"], st.reused)
+        yield prompt
         tax = GaugeMetricFamily(
             "cadre_adapter_tax",
             "decode slowdown a specialist pays for its adapter (base ÷ with adapter, measured per shape; "
