@@ -4,7 +4,7 @@ Every request of a few-shot evaluation repeats the same system prompt and exempl
 admitted while another holds that prompt start takes its KV cells and prefills only its own question. For each
 task (``cadre.synth`` data: the first ``--shots`` training records as user/assistant exemplars, then a test
 record's question, greedy, the demo's ``max_tokens``), the same prompts run at ``--concurrency`` through two
-engines over the generalist (Gemma-3-270M Q8_0, bundled), sharing on and off, alternating per repeat. The peer
+engines over the generalist (Gemma-3-270M Q4_K_M, bundled), sharing on and off, alternating per repeat. The peer
 is the engine without sharing (session 6's cadre): llama.cpp's server caches a slot's own previous prompt, not
 another slot's.
 

@@ -164,19 +164,21 @@ def plot_roofline(
             zorder=4 + i,
             alpha=0.9,
         )
-        # labels run to the right of their point, one line further out per batch size: on a flat roof the
-        # points share a height, and labels at one offset ran into each other (B=8 over B=64)
+        # one line further out per batch size: on a flat roof the points share a height, and labels at one
+        # offset ran into each other (B=8 over B=64); the first label above runs to the left, clear of the other
+        # workload's first marker just right of it (B=1 over B=1)
         above = i % 2 == 0
         for j, p in enumerate(w.points):
             line = (i // 2) * len(w.points) + j
+            left = above and j == 0
             ax.annotate(
                 f"B={p.batch}: {p.seconds_per_token * 1e3:.3g} ms/token",
                 (p.arithmetic_intensity, p.attained_flops),
                 textcoords="offset points",
-                xytext=(6, 8 + 12 * line if above else -16 - 12 * line),
+                xytext=(-6 if left else 6, 8 + 12 * line if above else -16 - 12 * line),
                 fontsize=8.5,
                 color=c,
-                ha="left",
+                ha="right" if left else "left",
                 fontweight="bold",
             )
     ax.set_xlabel("arithmetic intensity (FLOP per byte moved)", fontsize=11)
