@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _runtime_common import cores, machine_note, median
-
-MAX_TOKENS = {"invoices": 96, "normalize": 24, "intents": 12}
+from _runtime_common import DEMO_MAX_TOKENS, answer_all, cores, machine_note, median
 
 
 def prompts(task: str, n: int) -> list[list[dict[str, str]]]:
@@ -31,18 +27,6 @@ def prompts(task: str, n: int) -> list[list[dict[str, str]]]:
 
     recs = generate(get_generator(task), split="test", n=n, seed=0)
     return [[m for m in r["messages"] if m["role"] != "assistant"] for r in recs]
-
-
-def answer_all(
-    backend: Any, msgs: list[Any], adapter: str | None, tokens: int, conc: int
-) -> tuple[float, list[str]]:
-    from cadre.runtime import SamplingParams
-
-    p = SamplingParams(max_tokens=tokens, stop=("\n\n",))
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(conc) as pool:
-        texts = list(pool.map(lambda m: backend.chat(m, p, adapter=adapter).text, msgs))
-    return time.perf_counter() - t0, texts
 
 
 def main() -> None:
@@ -75,7 +59,7 @@ def main() -> None:
     for task in tasks:
         msgs = prompts(task, args.prompts)
         adapter = task if task in adapters else None
-        tokens = MAX_TOKENS.get(task, 64)
+        tokens = DEMO_MAX_TOKENS.get(task, 64)
         answer_all(on, msgs[:1], adapter, 4, 1)  # warm-up both
         answer_all(off, msgs[:1], adapter, 4, 1)
         t_on: list[float] = []

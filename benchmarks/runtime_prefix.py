@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from _runtime_common import cores, machine_note, median
-
-MAX_TOKENS = {"invoices": 96, "normalize": 24, "intents": 12}
+from _runtime_common import DEMO_MAX_TOKENS, answer_all, cores, machine_note, median
 
 
 def prompts(task: str, n: int, shots: int) -> list[list[dict[str, str]]]:
@@ -36,16 +32,6 @@ def prompts(task: str, n: int, shots: int) -> list[list[dict[str, str]]]:
     system = [m for m in tests[0]["messages"] if m["role"] == "system"]
     turns = [m for r in exemplars for m in r["messages"] if m["role"] != "system"]
     return [system + turns + [m for m in r["messages"] if m["role"] == "user"] for r in tests]
-
-
-def answer_all(backend: Any, msgs: list[Any], tokens: int, conc: int) -> tuple[float, list[str]]:
-    from cadre.runtime import SamplingParams
-
-    p = SamplingParams(max_tokens=tokens, stop=("\n\n",))
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(conc) as pool:
-        texts = list(pool.map(lambda m: backend.chat(m, p).text, msgs))
-    return time.perf_counter() - t0, texts
 
 
 def main() -> None:
@@ -72,15 +58,15 @@ def main() -> None:
     result: dict[str, Any] = {}
     for task in args.tasks.split(","):
         msgs = prompts(task, args.prompts, args.shots)
-        tokens = MAX_TOKENS.get(task, 64)
-        answer_all(on, msgs[:1], 4, 1)  # warm-up both
-        answer_all(off, msgs[:1], 4, 1)
+        tokens = DEMO_MAX_TOKENS.get(task, 64)
+        answer_all(on, msgs[:1], None, 4, 1)  # warm-up both
+        answer_all(off, msgs[:1], None, 4, 1)
         walls: dict[str, list[float]] = {"off": [], "on": []}
         same = 0
         before = (on.prefix_stats.computed, on.prefix_stats.reused)
         for _ in range(args.repeats):
-            t_off, plain = answer_all(off, msgs, tokens, args.concurrency)
-            t_on, shared = answer_all(on, msgs, tokens, args.concurrency)
+            t_off, plain = answer_all(off, msgs, None, tokens, args.concurrency)
+            t_on, shared = answer_all(on, msgs, None, tokens, args.concurrency)
             walls["off"].append(t_off)
             walls["on"].append(t_on)
             same += sum(a == b for a, b in zip(plain, shared, strict=True))
