@@ -88,7 +88,7 @@ class DemoConfig(StrictModel):
 
     @classmethod
     def preset(cls, *, fast: bool, **overrides: object) -> DemoConfig:
-        """The full demo (~15 min on 2 cores) or the fast one (~3 min; used by the end-to-end test)."""
+        """The full demo (~16 min on 2 cores) or the fast one (~2 min; used by the end-to-end test)."""
         if fast:
             base: dict[str, object] = {
                 "fast": True,
