@@ -60,7 +60,7 @@ def assert_agree(batched: list[Completion], alone: list[Completion]) -> None:
     """Same answers as one request at a time, up to the engine's batching noise.
 
     The bundled model is Q4_1: a token computed in another batch shape differs by up to ~0.16 nats (measured
-    with and without sharing), enough to flip a near-tie later in an answer. Cells of the wrong tokens or
+    between shared, plain concurrent and one-at-a-time decoding), enough to flip a near-tie later in an answer. Cells of the wrong tokens or
     positions move the log-probabilities by whole nats, and llama.cpp refuses a batch whose
     positions do not follow a sequence's cells."""
     for b, a in zip(batched, alone, strict=True):

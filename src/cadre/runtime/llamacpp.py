@@ -138,7 +138,6 @@ class _Seq:
     charge: int = 0  # KV cells counted against the cache: the reservation less the cells it shares
     source: _Seq | None = None  # the running request whose first ``shared`` prompt cells it takes (or took)
     shared: int = 0
-    copied: bool = False
     cancelled: bool = False
     stop: StopMatcher | None = None
     decoder: Any = None
@@ -146,6 +145,11 @@ class _Seq:
     waiting_since: float = (
         0.0  # arrival, then the last step that decoded it (the scheduler serves the oldest)
     )
+
+    @property
+    def awaits_prefix(self) -> bool:
+        """It will take its source's cells once the source has computed them (it prefills nothing before)."""
+        return self.source is not None and self.n_prefilled < self.shared
 
     @property
     def group(self) -> int:
@@ -592,7 +596,7 @@ class LlamaCppBackend:
 
     def _find_prefix(self, seq: _Seq, running: Sequence[_Seq]) -> None:
         """Point ``seq`` at the running request of its adapter whose prompt shares most of its own."""
-        seq.source, seq.shared, seq.copied = None, 0, False
+        seq.source, seq.shared = None, 0
         if not self.prefix_sharing:
             return
         peers = [s for s in running if s.group == seq.group and not s.cancelled]
@@ -606,7 +610,6 @@ class LlamaCppBackend:
         self._lib.llama_memory_seq_cp(self._mem, seq.source.slot, seq.slot, 0, seq.shared)
         seq.n_prefilled = seq.n_past = seq.shared
         seq.charge = seq.reserve - seq.shared
-        seq.copied = True
         self.prefix_stats.reused += seq.shared
 
     def _burst_len(self) -> int:
@@ -728,7 +731,8 @@ class LlamaCppBackend:
             if seq.cancelled:
                 continue
             if seq.n_prefilled < len(seq.tokens):
-                if seq.source is not None and not seq.copied:
+                if seq.awaits_prefix:
+                    assert seq.source is not None
                     done = computed.get(id(seq.source))
                     if done is not None and done >= seq.shared:
                         self._copy_prefix(seq)
@@ -865,9 +869,9 @@ def _pass_on_prefix(gone: _Seq, running: Sequence[_Seq]) -> None:
     takers = [s for s in running if s.source is gone]
     if not takers:
         return
-    heir = max(takers, key=lambda s: s.shared if s.copied else -1)
+    heir = max(takers, key=lambda s: -1 if s.awaits_prefix else s.shared)
     for s in takers:
-        if not s.copied:
+        if s.awaits_prefix:
             s.source, s.shared = None, 0  # a pending share whose cells never came: it prefills it all
         elif s is heir:
             s.charge += s.shared
